@@ -1,0 +1,108 @@
+//! The admin HTTP API.
+//!
+//! | route | handler |
+//! |---|---|
+//! | `POST /v1/workspaces/{ws}/auth-profiles` | [`profiles::create`] |
+//! | `GET /v1/workspaces/{ws}/auth-profiles` | [`profiles::list`] (`q`, `type`, `limit`, `cursor`) |
+//! | `GET·PATCH·DELETE /v1/workspaces/{ws}/auth-profiles/{id}` | [`profiles::show`], [`profiles::update`], [`profiles::delete`] |
+//! | `GET /v1/workspaces/{ws}/auth-profiles/{id}/usage` | [`profiles::usage`] |
+//! | `PUT·DELETE /v1/workspaces/{ws}/references/{kind}/{ref_id}` | [`profiles::put_reference`], [`profiles::delete_reference`] |
+//! | `GET /healthz`, `/readyz`, `/metrics` | [`health`] |
+//!
+//! Every `/v1` route needs `Authorization: Bearer <admin token>`; errors are
+//! `{"error", "message"}` JSON; another workspace's profile is a 404.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod profiles;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, put};
+use axum::{Router, extract::FromRequest};
+
+use crate::config::AdminToken;
+use crate::metrics::Metrics;
+use crate::profile::ProfileStore;
+pub use error::ApiError;
+pub use health::Readiness;
+
+/// Request bodies larger than this are refused with 413.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: ProfileStore,
+    pub metrics: Metrics,
+    pub admin_token: AdminToken,
+    pub readiness: Readiness,
+}
+
+pub fn router(state: ApiState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/workspaces/{ws}/auth-profiles", get(profiles::list).post(profiles::create))
+        .route(
+            "/v1/workspaces/{ws}/auth-profiles/{id}",
+            get(profiles::show).patch(profiles::update).delete(profiles::delete),
+        )
+        .route("/v1/workspaces/{ws}/auth-profiles/{id}/usage", get(profiles::usage))
+        .route(
+            "/v1/workspaces/{ws}/references/{kind}/{ref_id}",
+            put(profiles::put_reference).delete(profiles::delete_reference),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin_token));
+    with_common_layers(Router::new().merge(v1), state)
+}
+
+/// Only health, readiness and metrics: what a worker-only process serves.
+pub fn ops_router(state: ApiState) -> Router {
+    with_common_layers(Router::new(), state)
+}
+
+fn with_common_layers(routes: Router<ApiState>, state: ApiState) -> Router {
+    routes
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Counts requests by route template (never the concrete path: ids would make
+/// the label set unbounded) and status class.
+async fn record_metrics(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = format!("{}xx", response.status().as_u16() / 100);
+    state.metrics.http_requests.with_label_values(&[&route, &method, &status]).inc();
+    state.metrics.http_duration.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `Json` whose rejections use our error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}

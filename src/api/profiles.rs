@@ -1,0 +1,139 @@
+//! Handlers for profiles, their usage, and the references that make up usage.
+
+use std::collections::HashMap;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{ApiError, ApiJson, ApiState};
+use crate::profile::{Actor, FieldErrors, ListQuery, NewProfile, ProfilePatch, ReferenceKind, parse_auth_type};
+
+/// Ids are UUIDs; anything else cannot name a profile, so it is a 404 like any unknown id.
+fn profile_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| ApiError::not_found("profile"))
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path(ws): Path<String>,
+    ApiJson(input): ApiJson<NewProfile>,
+) -> Result<Response, ApiError> {
+    let profile = state.store.create(&actor, &ws, input).await?;
+    state.metrics.profile_changes.with_label_values(&["created"]).inc();
+    tracing::info!(workspace_id = %ws, profile_id = %profile.id, actor = %actor.0, "profile created");
+    Ok((StatusCode::CREATED, Json(profile.view())).into_response())
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    Path(ws): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let mut errors = FieldErrors::default();
+    let mut query = ListQuery { limit: 50, ..Default::default() };
+    for (key, value) in params {
+        match key.as_str() {
+            "q" => query.q = Some(value),
+            "type" if value.is_empty() => {}
+            "type" => query.auth_type = parse_auth_type(&value).map_err(|e| errors.0.extend(e.0)).ok(),
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=200).contains(&n) => query.limit = n,
+                _ => errors.add("limit", "must be an integer from 1 to 200"),
+            },
+            "cursor" if value.is_empty() => {}
+            "cursor" => query.cursor = Some(value),
+            other => errors.add(other, "is not a known parameter (q, type, limit, cursor)"),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let page = state.store.list(&ws, &query).await?;
+    Ok(Json(page).into_response())
+}
+
+pub async fn show(State(state): State<ApiState>, Path((ws, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let profile = state.store.get(&ws, profile_id(&id)?).await?;
+    Ok(Json(profile.view()).into_response())
+}
+
+pub async fn update(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path((ws, id)): Path<(String, String)>,
+    ApiJson(patch): ApiJson<ProfilePatch>,
+) -> Result<Response, ApiError> {
+    let profile = state.store.update(&actor, &ws, profile_id(&id)?, patch).await?;
+    state.metrics.profile_changes.with_label_values(&["updated"]).inc();
+    tracing::info!(workspace_id = %ws, profile_id = %profile.id, version = profile.version, actor = %actor.0, "profile updated");
+    Ok(Json(profile.view()).into_response())
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = profile_id(&id)?;
+    state.store.delete(&actor, &ws, id).await?;
+    state.metrics.profile_changes.with_label_values(&["deleted"]).inc();
+    tracing::info!(workspace_id = %ws, profile_id = %id, actor = %actor.0, "profile deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn usage(
+    State(state): State<ApiState>,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let usage = state.store.usage(&ws, profile_id(&id)?).await?;
+    Ok(Json(usage).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceBody {
+    profile_id: String,
+    name: String,
+}
+
+fn reference_kind(raw: &str) -> Result<ReferenceKind, ApiError> {
+    ReferenceKind::parse(raw).ok_or_else(|| {
+        ApiError::invalid(FieldErrors::single(
+            "kind",
+            "must be one of pre_call_action, during_call_action, post_call_action, flow_node",
+        ))
+    })
+}
+
+pub async fn put_reference(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path((ws, kind, ref_id)): Path<(String, String, String)>,
+    ApiJson(body): ApiJson<ReferenceBody>,
+) -> Result<Response, ApiError> {
+    let kind = reference_kind(&kind)?;
+    let profile_id = Uuid::try_parse(&body.profile_id)
+        .map_err(|_| ApiError::invalid(FieldErrors::single("profile_id", "must be a profile id (UUID)")))?;
+    let (reference, created) = state.store.put_reference(&actor, &ws, kind, &ref_id, profile_id, &body.name).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(reference)).into_response())
+}
+
+pub async fn delete_reference(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path((ws, kind, ref_id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let kind = reference_kind(&kind)?;
+    state.store.delete_reference(&actor, &ws, kind, &ref_id).await.map_err(|e| match e {
+        crate::profile::StoreError::NotFound => ApiError::not_found("reference"),
+        other => other.into(),
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,117 @@
+//! `authrelay run`: builds every part from a [`Config`] and runs them until
+//! the shutdown token is cancelled.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState, Readiness};
+use crate::config::Config;
+use crate::db::Database;
+use crate::metrics::Metrics;
+use crate::profile::ProfileStore;
+
+/// Which parts of the service this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub worker: bool,
+    pub api: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { worker: true, api: true };
+}
+
+impl FromStr for Roles {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut roles = Roles { worker: false, api: false };
+        for role in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            match role {
+                "worker" => roles.worker = true,
+                "api" => roles.api = true,
+                other => return Err(format!("unknown role `{other}` (roles: worker, api)")),
+            }
+        }
+        if !roles.worker && !roles.api {
+            return Err("name at least one role: worker, api".into());
+        }
+        Ok(roles)
+    }
+}
+
+pub struct App {
+    config: Config,
+    roles: Roles,
+    pool: Pool,
+    store: ProfileStore,
+    metrics: Metrics,
+    readiness: Readiness,
+    listener: TcpListener,
+}
+
+impl App {
+    /// Prepares the database (create, migrate), checks that every stored secret
+    /// can be opened by the key ring, and binds the HTTP listener (port 0 picks one).
+    pub async fn build(config: Config, roles: Roles) -> anyhow::Result<Self> {
+        let (_db, pool) = Database::prepare(&config.database).await?;
+        let store = ProfileStore::new(pool.clone(), config.key_ring.clone());
+        ensure_keys_cover_store(&store).await?;
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on AUTHRELAY_HTTP_ADDR={}", config.http_addr))?;
+        let readiness = Readiness::new(pool.clone());
+        Ok(Self { config, roles, pool, store, metrics: Metrics::new(), readiness, listener })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn store(&self) -> &ProfileStore {
+        &self.store
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let state = ApiState {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            admin_token: self.config.admin_token.clone(),
+            readiness: self.readiness.clone(),
+        };
+        let addr = self.http_addr();
+        // Without the api role the port still serves health and metrics, so a
+        // worker-only process can be probed and scraped.
+        let router = if self.roles.api { api::router(state) } else { api::ops_router(state) };
+        tracing::info!(%addr, roles = ?self.roles, "authrelay is running");
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("HTTP server failed")?;
+        tracing::info!("authrelay stopped");
+        Ok(())
+    }
+}
+
+/// Refuses to start when a stored secret was sealed under a key the ring lacks:
+/// every job using it would fail, and the fix is a configuration change.
+pub async fn ensure_keys_cover_store(store: &ProfileStore) -> anyhow::Result<()> {
+    let missing = store.missing_key_ids().await?;
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "stored secrets are sealed with master key(s) {} missing from AUTHRELAY_MASTER_KEYS; add them back after the current key (then `authrelay keys rotate` can retire them)",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! authrelay runs the HTTP actions of a voice-AI call platform with stored,
+//! encrypted credentials (Auth Profiles).
+//!
+//! # Layout
+//! - [`config`]: typed configuration from `AUTHRELAY_*` variables, read once.
+//! - [`telemetry`]: the tracing subscriber (text or JSON).
+//! - [`db`]: PostgreSQL pool, create-database-if-missing, migrations.
+//! - [`crypto`]: the master key ring; AES-256-GCM sealing bound to its slot.
+//! - [`profile`]: Auth Profiles: types, validation, masking, and their store.
+//! - [`api`]: the admin HTTP API (axum), health and metrics endpoints.
+//! - [`metrics`]: Prometheus metrics with bounded labels.
+//! - [`app`]: wires the parts of `authrelay run` together.
+//! - [`cli`]: the `authrelay` commands, each a thin call into the library.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod metrics;
+pub mod profile;
+pub mod telemetry;

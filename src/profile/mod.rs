@@ -1,0 +1,218 @@
+//! Auth profiles: named, versioned credentials of a workspace.
+//!
+//! `auth_config` holds the four credential types and their rules,
+//! `validation` the field errors, `store` the PostgreSQL side (CRUD, search,
+//! references and usage, outbox and audit rows written in one transaction).
+
+pub mod auth_config;
+pub mod store;
+pub mod validation;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use auth_config::{AuthConfig, AuthType};
+pub use store::{ProfileStore, StoreError};
+pub use validation::{FieldError, FieldErrors, has_control_chars};
+
+/// A profile with its credentials decrypted.
+#[derive(Debug, Clone)]
+pub struct AuthProfile {
+    pub id: Uuid,
+    pub workspace_id: String,
+    pub name: String,
+    pub config: AuthConfig,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A profile as every reader sees it: secrets masked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileView {
+    pub id: Uuid,
+    pub workspace_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub auth_type: AuthType,
+    pub config: Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AuthProfile {
+    pub fn view(&self) -> ProfileView {
+        ProfileView {
+            id: self.id,
+            workspace_id: self.workspace_id.clone(),
+            name: self.name.clone(),
+            auth_type: self.config.auth_type(),
+            config: self.config.masked(),
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Input of a create, as sent by the API or the CLI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProfile {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub auth_type: String,
+    #[serde(default)]
+    pub config: Value,
+}
+
+/// Input of a partial update; omitted parts are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub auth_type: Option<String>,
+    pub config: Option<Value>,
+}
+
+/// Who made a change, for the audit log: the admin token's label, or "cli".
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn cli() -> Self {
+        Self("cli".into())
+    }
+}
+
+pub const MAX_NAME_CHARS: usize = 200;
+
+pub fn validate_name(name: &str) -> Result<String, FieldErrors> {
+    let trimmed = name.trim();
+    let count = trimmed.chars().count();
+    if count == 0 || count > MAX_NAME_CHARS {
+        return Err(FieldErrors::single("name", format!("must be 1 to {MAX_NAME_CHARS} characters")));
+    }
+    if has_control_chars(trimmed) {
+        return Err(FieldErrors::single("name", "must not contain control characters or line breaks"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+pub fn parse_auth_type(raw: &str) -> Result<AuthType, FieldErrors> {
+    AuthType::parse(raw)
+        .ok_or_else(|| FieldErrors::single("type", "must be one of bearer, api_key, basic, oauth2_client_credentials"))
+}
+
+/// Workspace ids come from the platform; we only refuse what cannot be one.
+pub fn validate_workspace_id(ws: &str) -> Result<(), FieldErrors> {
+    if ws.is_empty() || ws.len() > 128 || has_control_chars(ws) || ws.contains('/') {
+        return Err(FieldErrors::single(
+            "workspace_id",
+            "must be 1 to 128 characters, without `/` or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// What may reference a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceKind {
+    PreCallAction,
+    DuringCallAction,
+    PostCallAction,
+    FlowNode,
+}
+
+impl ReferenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PreCallAction => "pre_call_action",
+            Self::DuringCallAction => "during_call_action",
+            Self::PostCallAction => "post_call_action",
+            Self::FlowNode => "flow_node",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::PreCallAction, Self::DuringCallAction, Self::PostCallAction, Self::FlowNode]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageItem {
+    pub id: String,
+    pub name: String,
+}
+
+/// Which actions and flow nodes use a profile, grouped as the contract shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub in_use: bool,
+    pub pre_call_actions: Vec<UsageItem>,
+    pub during_call_actions: Vec<UsageItem>,
+    pub post_call_actions: Vec<UsageItem>,
+    pub flow_nodes: Vec<UsageItem>,
+}
+
+impl Usage {
+    pub fn push(&mut self, kind: ReferenceKind, item: UsageItem) {
+        self.in_use = true;
+        match kind {
+            ReferenceKind::PreCallAction => self.pre_call_actions.push(item),
+            ReferenceKind::DuringCallAction => self.during_call_actions.push(item),
+            ReferenceKind::PostCallAction => self.post_call_actions.push(item),
+            ReferenceKind::FlowNode => self.flow_nodes.push(item),
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.pre_call_actions.len()
+            + self.during_call_actions.len()
+            + self.post_call_actions.len()
+            + self.flow_nodes.len()
+    }
+}
+
+/// One reference as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reference {
+    pub workspace_id: String,
+    pub kind: ReferenceKind,
+    pub ref_id: String,
+    pub name: String,
+    pub profile_id: Uuid,
+}
+
+/// List/search parameters.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub auth_type: Option<AuthType>,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub items: Vec<ProfileView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The body of a profile event (contract section 7).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProfileEvent {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub workspace_id: String,
+    pub profile_id: Uuid,
+    pub version: i64,
+    pub occurred_at: DateTime<Utc>,
+}

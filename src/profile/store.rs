@@ -1,0 +1,627 @@
+//! PostgreSQL storage of profiles. Every write runs in one transaction that
+//! also inserts the outbox event (contract section 7) and an audit row, so an
+//! event exists exactly when its change committed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use deadpool_postgres::{GenericClient, Pool, Transaction};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Value, json};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use super::{
+    Actor, AuthConfig, AuthProfile, FieldErrors, ListQuery, NewProfile, Page, ProfileEvent, ProfilePatch, Reference,
+    ReferenceKind, Usage, UsageItem, parse_auth_type, validate_name, validate_workspace_id,
+};
+use crate::crypto::{CryptoError, KeyRing, Sealed, SecretSlot};
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("profile not found")]
+    NotFound,
+    #[error("a profile named `{0}` already exists in this workspace")]
+    NameTaken(String),
+    #[error("the profile is used by {} action(s) or flow node(s)", .0.total())]
+    InUse(Usage),
+    #[error("invalid profile: {0}")]
+    Invalid(#[from] FieldErrors),
+    #[error("profile {profile_id} cannot be used: {reason}")]
+    Unusable { profile_id: Uuid, reason: String },
+    #[error("{0}")]
+    Db(#[from] DbError),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(DbError::Postgres(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::Db(DbError::Pool(e))
+    }
+}
+
+/// Counts reported by `keys rotate`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RotationReport {
+    pub profiles: u64,
+    pub secrets: u64,
+}
+
+#[derive(Clone)]
+pub struct ProfileStore {
+    pool: Pool,
+    keys: Arc<KeyRing>,
+}
+
+const PROFILE_COLUMNS: &str = "id, workspace_id, name, auth_type, config, version, created_at, updated_at";
+
+impl ProfileStore {
+    pub fn new(pool: Pool, keys: Arc<KeyRing>) -> Self {
+        Self { pool, keys }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        input: NewProfile,
+    ) -> Result<AuthProfile, StoreError> {
+        validate_workspace_id(workspace_id)?;
+        let mut errors = FieldErrors::default();
+        let name = validate_name(&input.name).map_err(|e| errors.0.extend(e.0)).ok();
+        let auth_type = parse_auth_type(&input.auth_type).map_err(|e| errors.0.extend(e.0)).ok();
+        let config = auth_type
+            .and_then(|t| AuthConfig::parse(t, &input.config, None, "config").map_err(|e| errors.0.extend(e.0)).ok());
+        let (Some(name), Some(config)) = (name, config) else {
+            return Err(StoreError::Invalid(errors));
+        };
+
+        let id = Uuid::now_v7();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO auth_profiles (id, workspace_id, name, auth_type, config) VALUES ($1, $2, $3, $4, $5)
+                     RETURNING {PROFILE_COLUMNS}"
+                ),
+                &[&id, &workspace_id, &name, &config.auth_type().as_str(), &config.public()],
+            )
+            .await
+            .map_err(|e| name_conflict(e, &name))?;
+        self.write_secrets(&tx, workspace_id, id, &config).await?;
+        let profile = profile_from_row(&row, config)?;
+        record_change(
+            &tx,
+            actor,
+            "profile.created",
+            &profile,
+            json!({"name": profile.name, "type": profile.config.auth_type()}),
+        )
+        .await?;
+        tx.commit().await.map_err(|e| name_conflict(e, &name))?;
+        Ok(profile)
+    }
+
+    /// One profile, decrypted. Another workspace's profile is `NotFound`.
+    pub async fn get(&self, workspace_id: &str, id: Uuid) -> Result<AuthProfile, StoreError> {
+        let client = self.pool.get().await?;
+        self.load(&client, workspace_id, id, false).await
+    }
+
+    pub async fn list(&self, workspace_id: &str, query: &ListQuery) -> Result<Page, StoreError> {
+        let limit = i64::from(query.limit.clamp(1, 200));
+        let pattern = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(like_pattern);
+        let auth_type = query.auth_type.map(|t| t.as_str());
+        let (after_key, after_id) = match &query.cursor {
+            Some(c) => {
+                let (k, i) = decode_cursor(c)
+                    .ok_or_else(|| FieldErrors::single("cursor", "is not a cursor this API returned"))?;
+                (Some(k), Some(i))
+            }
+            None => (None, None),
+        };
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {PROFILE_COLUMNS}, lower(name) AS sort_key FROM auth_profiles
+                     WHERE workspace_id = $1
+                       AND ($2::text IS NULL OR name ILIKE $2 ESCAPE '\\')
+                       AND ($3::text IS NULL OR auth_type = $3)
+                       AND ($4::text IS NULL OR (lower(name), id) > ($4::text, $5::uuid))
+                     ORDER BY lower(name), id
+                     LIMIT $6"
+                ),
+                &[&workspace_id, &pattern, &auth_type, &after_key, &after_id, &(limit + 1)],
+            )
+            .await?;
+        let has_more = rows.len() as i64 > limit;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.get("id")).collect();
+        let mut secrets = self.secrets_of(&client, &ids).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.get("id");
+            let config = self.open_config(row, secrets.remove(&id).unwrap_or_default())?;
+            items.push(profile_from_row(row, config)?.view());
+        }
+        let next_cursor =
+            if has_more { rows.last().map(|r| encode_cursor(r.get("sort_key"), r.get("id"))) } else { None };
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        id: Uuid,
+        patch: ProfilePatch,
+    ) -> Result<AuthProfile, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let current = self.load(&tx, workspace_id, id, true).await?;
+
+        let mut errors = FieldErrors::default();
+        let name = match &patch.name {
+            Some(n) => validate_name(n).map_err(|e| errors.0.extend(e.0)).ok(),
+            None => Some(current.name.clone()),
+        };
+        let auth_type = match &patch.auth_type {
+            Some(t) => parse_auth_type(t).map_err(|e| errors.0.extend(e.0)).ok(),
+            None => Some(current.config.auth_type()),
+        };
+        let config = auth_type.and_then(|t| {
+            let input = patch.config.clone().unwrap_or(Value::Null);
+            if t != current.config.auth_type() && patch.config.is_none() {
+                errors.add("config", format!("is required when changing the type to {t}"));
+                return None;
+            }
+            AuthConfig::parse(t, &input, Some(&current.config), "config").map_err(|e| errors.0.extend(e.0)).ok()
+        });
+        let (Some(name), Some(config)) = (name, config) else {
+            return Err(StoreError::Invalid(errors));
+        };
+
+        let mut changed = config.changed_fields(&current.config);
+        if config.auth_type() != current.config.auth_type() {
+            changed = vec!["type".into(), "config".into()];
+        }
+        if name != current.name {
+            changed.insert(0, "name".into());
+        }
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE auth_profiles SET name = $3, auth_type = $4, config = $5, version = version + 1, updated_at = now()
+                     WHERE workspace_id = $1 AND id = $2 RETURNING {PROFILE_COLUMNS}"
+                ),
+                &[&workspace_id, &id, &name, &config.auth_type().as_str(), &config.public()],
+            )
+            .await
+            .map_err(|e| name_conflict(e, &name))?;
+        tx.execute("DELETE FROM auth_profile_secrets WHERE profile_id = $1", &[&id]).await?;
+        self.write_secrets(&tx, workspace_id, id, &config).await?;
+        let profile = profile_from_row(&row, config)?;
+        record_change(&tx, actor, "profile.updated", &profile, json!({ "changed": changed })).await?;
+        tx.commit().await.map_err(|e| name_conflict(e, &name))?;
+        Ok(profile)
+    }
+
+    /// Deletes an unreferenced profile. The foreign key of the references table
+    /// makes PostgreSQL refuse a referenced one, even under concurrent writes.
+    pub async fn delete(&self, actor: &Actor, workspace_id: &str, id: Uuid) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                &format!("DELETE FROM auth_profiles WHERE workspace_id = $1 AND id = $2 RETURNING {PROFILE_COLUMNS}"),
+                &[&workspace_id, &id],
+            )
+            .await;
+        let row = match row {
+            Ok(Some(row)) => row,
+            Ok(None) => return Err(StoreError::NotFound),
+            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                drop(tx);
+                return Err(StoreError::InUse(self.usage_with(&client, workspace_id, id).await?));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let version: i64 = row.get("version");
+        let event = event_json("profile.deleted", workspace_id, id, version);
+        insert_outbox(&tx, &event).await?;
+        insert_audit(
+            &tx,
+            actor,
+            "profile.deleted",
+            workspace_id,
+            Some(id),
+            Some(version),
+            json!({"name": row.get::<_, String>("name")}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn usage(&self, workspace_id: &str, id: Uuid) -> Result<Usage, StoreError> {
+        let client = self.pool.get().await?;
+        let exists = client
+            .query_opt("SELECT 1 FROM auth_profiles WHERE workspace_id = $1 AND id = $2", &[&workspace_id, &id])
+            .await?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        self.usage_with(&client, workspace_id, id).await
+    }
+
+    async fn usage_with(&self, client: &impl GenericClient, workspace_id: &str, id: Uuid) -> Result<Usage, StoreError> {
+        let rows = client
+            .query(
+                "SELECT kind, ref_id, name FROM auth_profile_references
+                 WHERE workspace_id = $1 AND profile_id = $2 ORDER BY kind, lower(name), ref_id",
+                &[&workspace_id, &id],
+            )
+            .await?;
+        let mut usage = Usage::default();
+        for row in rows {
+            if let Some(kind) = ReferenceKind::parse(row.get("kind")) {
+                usage.push(kind, UsageItem { id: row.get("ref_id"), name: row.get("name") });
+            }
+        }
+        Ok(usage)
+    }
+
+    /// Records that an action or flow node uses a profile (insert or replace).
+    /// Returns the reference and whether it was newly created.
+    pub async fn put_reference(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        kind: ReferenceKind,
+        ref_id: &str,
+        profile_id: Uuid,
+        name: &str,
+    ) -> Result<(Reference, bool), StoreError> {
+        let mut errors = FieldErrors::default();
+        if ref_id.is_empty() || ref_id.chars().count() > 200 || super::has_control_chars(ref_id) {
+            errors.add("ref_id", "must be 1 to 200 characters without control characters");
+        }
+        let name = validate_name(name).map_err(|e| errors.0.extend(e.0)).ok();
+        let Some(name) = name.filter(|_| errors.is_empty()) else {
+            return Err(StoreError::Invalid(errors));
+        };
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_one(
+                "INSERT INTO auth_profile_references (workspace_id, kind, ref_id, name, profile_id) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (workspace_id, kind, ref_id)
+                 DO UPDATE SET name = excluded.name, profile_id = excluded.profile_id, updated_at = now()
+                 RETURNING (xmax = 0) AS inserted",
+                &[&workspace_id, &kind.as_str(), &ref_id, &name, &profile_id],
+            )
+            .await
+            .map_err(|e| match e.code() {
+                Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound,
+                _ => e.into(),
+            })?;
+        let inserted: bool = row.get("inserted");
+        insert_audit(
+            &tx,
+            actor,
+            "reference.put",
+            workspace_id,
+            Some(profile_id),
+            None,
+            json!({"kind": kind, "ref_id": ref_id, "name": name}),
+        )
+        .await?;
+        tx.commit().await?;
+        let reference =
+            Reference { workspace_id: workspace_id.to_owned(), kind, ref_id: ref_id.to_owned(), name, profile_id };
+        Ok((reference, inserted))
+    }
+
+    pub async fn delete_reference(
+        &self,
+        actor: &Actor,
+        workspace_id: &str,
+        kind: ReferenceKind,
+        ref_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "DELETE FROM auth_profile_references WHERE workspace_id = $1 AND kind = $2 AND ref_id = $3 RETURNING profile_id",
+                &[&workspace_id, &kind.as_str(), &ref_id],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let profile_id: Uuid = row.get("profile_id");
+        insert_audit(
+            &tx,
+            actor,
+            "reference.deleted",
+            workspace_id,
+            Some(profile_id),
+            None,
+            json!({"kind": kind, "ref_id": ref_id}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Key ids under which stored secrets are sealed but which the ring lacks.
+    pub async fn missing_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client.query("SELECT DISTINCT key_id FROM auth_profile_secrets ORDER BY key_id", &[]).await?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).filter(|id| !self.keys.contains(id)).collect())
+    }
+
+    /// Re-seals every secret not under the current key. Idempotent; each
+    /// profile is rewritten in its own transaction so a failure loses nothing.
+    pub async fn rotate_keys(&self) -> Result<RotationReport, StoreError> {
+        let current = self.keys.current_key_id().to_owned();
+        let mut report = RotationReport::default();
+        loop {
+            let client = self.pool.get().await?;
+            let ids: Vec<Uuid> = client
+                .query("SELECT DISTINCT profile_id FROM auth_profile_secrets WHERE key_id <> $1 LIMIT 100", &[&current])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            drop(client);
+            if ids.is_empty() {
+                return Ok(report);
+            }
+            for id in ids {
+                report.secrets += self.reseal_profile(id).await?;
+                report.profiles += 1;
+            }
+        }
+    }
+
+    async fn reseal_profile(&self, id: Uuid) -> Result<u64, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx.query_opt("SELECT workspace_id FROM auth_profiles WHERE id = $1 FOR UPDATE", &[&id]).await?
+        else {
+            return Ok(0);
+        };
+        let workspace_id: String = row.get(0);
+        let rows = tx
+            .query(
+                "SELECT field, key_id, nonce, ciphertext FROM auth_profile_secrets WHERE profile_id = $1 AND key_id <> $2",
+                &[&id, &self.keys.current_key_id()],
+            )
+            .await?;
+        let mut old_keys = std::collections::BTreeSet::new();
+        for row in &rows {
+            let field: String = row.get("field");
+            let sealed = sealed_from_row(row);
+            old_keys.insert(sealed.key_id.clone());
+            let slot = SecretSlot { workspace_id: &workspace_id, profile_id: id, field: &field };
+            let plain = self.keys.open(&slot, &sealed).map_err(|e| unusable(id, e))?;
+            let resealed = self.keys.seal(&slot, &plain).map_err(|e| unusable(id, e))?;
+            tx.execute(
+                "UPDATE auth_profile_secrets SET key_id = $3, nonce = $4, ciphertext = $5 WHERE profile_id = $1 AND field = $2",
+                &[&id, &field, &resealed.key_id, &resealed.nonce, &resealed.ciphertext],
+            )
+            .await?;
+        }
+        insert_audit(
+            &tx,
+            &Actor::cli(),
+            "profile.reencrypted",
+            &workspace_id,
+            Some(id),
+            None,
+            json!({"from_keys": old_keys, "to_key": self.keys.current_key_id(), "secrets": rows.len()}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn load(
+        &self,
+        client: &impl GenericClient,
+        workspace_id: &str,
+        id: Uuid,
+        for_update: bool,
+    ) -> Result<AuthProfile, StoreError> {
+        let lock = if for_update { " FOR UPDATE" } else { "" };
+        let row = client
+            .query_opt(
+                &format!("SELECT {PROFILE_COLUMNS} FROM auth_profiles WHERE workspace_id = $1 AND id = $2{lock}"),
+                &[&workspace_id, &id],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut secrets = self.secrets_of(client, &[id]).await?;
+        let config = self.open_config(&row, secrets.remove(&id).unwrap_or_default())?;
+        profile_from_row(&row, config)
+    }
+
+    async fn secrets_of(
+        &self,
+        client: &impl GenericClient,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<(String, Sealed)>>, StoreError> {
+        let rows = client
+            .query(
+                "SELECT profile_id, field, key_id, nonce, ciphertext FROM auth_profile_secrets WHERE profile_id = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        let mut by_profile: HashMap<Uuid, Vec<(String, Sealed)>> = HashMap::new();
+        for row in &rows {
+            by_profile.entry(row.get("profile_id")).or_default().push((row.get("field"), sealed_from_row(row)));
+        }
+        Ok(by_profile)
+    }
+
+    fn open_config(&self, row: &Row, sealed: Vec<(String, Sealed)>) -> Result<AuthConfig, StoreError> {
+        let id: Uuid = row.get("id");
+        let workspace_id: String = row.get("workspace_id");
+        let mut secrets = BTreeMap::new();
+        for (field, sealed) in sealed {
+            let slot = SecretSlot { workspace_id: &workspace_id, profile_id: id, field: &field };
+            let plain = self.keys.open(&slot, &sealed).map_err(|e| unusable(id, e))?;
+            let text = String::from_utf8(plain.to_vec()).map_err(|_| StoreError::Unusable {
+                profile_id: id,
+                reason: format!("stored secret `{field}` is not text"),
+            })?;
+            secrets.insert(field, SecretString::from(text));
+        }
+        let auth_type = super::AuthType::parse(row.get("auth_type"))
+            .ok_or_else(|| StoreError::Unusable { profile_id: id, reason: "unknown stored type".into() })?;
+        AuthConfig::assemble(auth_type, &row.get::<_, Value>("config"), secrets)
+            .map_err(|reason| StoreError::Unusable { profile_id: id, reason })
+    }
+
+    async fn write_secrets(
+        &self,
+        tx: &Transaction<'_>,
+        workspace_id: &str,
+        id: Uuid,
+        config: &AuthConfig,
+    ) -> Result<(), StoreError> {
+        for (field, value) in config.secrets() {
+            let slot = SecretSlot { workspace_id, profile_id: id, field: &field };
+            let sealed = self.keys.seal(&slot, value.expose_secret().as_bytes()).map_err(|e| unusable(id, e))?;
+            tx.execute(
+                "INSERT INTO auth_profile_secrets (profile_id, field, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+                &[&id, &field, &sealed.key_id, &sealed.nonce, &sealed.ciphertext],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn unusable(profile_id: Uuid, e: CryptoError) -> StoreError {
+    StoreError::Unusable { profile_id, reason: e.to_string() }
+}
+
+fn sealed_from_row(row: &Row) -> Sealed {
+    Sealed { key_id: row.get("key_id"), nonce: row.get("nonce"), ciphertext: row.get("ciphertext") }
+}
+
+fn profile_from_row(row: &Row, config: AuthConfig) -> Result<AuthProfile, StoreError> {
+    Ok(AuthProfile {
+        id: row.get("id"),
+        workspace_id: row.get("workspace_id"),
+        name: row.get("name"),
+        config,
+        version: row.get("version"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+fn name_conflict(e: tokio_postgres::Error, name: &str) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) { StoreError::NameTaken(name.to_owned()) } else { e.into() }
+}
+
+fn event_json(event_type: &str, workspace_id: &str, profile_id: Uuid, version: i64) -> ProfileEvent {
+    ProfileEvent {
+        event_type: event_type.to_owned(),
+        workspace_id: workspace_id.to_owned(),
+        profile_id,
+        version,
+        occurred_at: Utc::now(),
+    }
+}
+
+async fn record_change(
+    tx: &Transaction<'_>,
+    actor: &Actor,
+    event_type: &str,
+    profile: &AuthProfile,
+    details: Value,
+) -> Result<(), StoreError> {
+    let event = event_json(event_type, &profile.workspace_id, profile.id, profile.version);
+    insert_outbox(tx, &event).await?;
+    insert_audit(tx, actor, event_type, &profile.workspace_id, Some(profile.id), Some(profile.version), details).await
+}
+
+async fn insert_outbox(tx: &Transaction<'_>, event: &ProfileEvent) -> Result<(), StoreError> {
+    let payload = serde_json::to_value(event).expect("events serialize");
+    tx.execute(
+        "INSERT INTO profile_events_outbox (event_type, workspace_id, profile_id, version, payload) VALUES ($1, $2, $3, $4, $5)",
+        &[&event.event_type, &event.workspace_id, &event.profile_id, &event.version, &payload],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_audit(
+    tx: &Transaction<'_>,
+    actor: &Actor,
+    action: &str,
+    workspace_id: &str,
+    profile_id: Option<Uuid>,
+    version: Option<i64>,
+    details: Value,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit_log (actor, action, workspace_id, profile_id, version, details) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&actor.0, &action, &workspace_id, &profile_id, &version, &details],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `%q%` for ILIKE, with the wildcard characters of `q` escaped.
+fn like_pattern(q: &str) -> String {
+    let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+fn encode_cursor(sort_key: String, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&(sort_key, id)).expect("cursor serializes"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<(String, Uuid)> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let id = Uuid::now_v7();
+        let c = encode_cursor("crm".into(), id);
+        assert_eq!(decode_cursor(&c), Some(("crm".to_owned(), id)));
+        assert_eq!(decode_cursor("not-a-cursor"), None);
+    }
+
+    #[test]
+    fn like_wildcards_in_the_query_match_literally() {
+        assert_eq!(like_pattern("50%_off"), "%50\\%\\_off%");
+    }
+}
