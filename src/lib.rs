@@ -6,6 +6,8 @@
 //! - [`telemetry`]: the tracing subscriber (text or JSON).
 //! - [`db`]: PostgreSQL pool, create-database-if-missing, migrations.
 //! - [`crypto`]: the master key ring; AES-256-GCM sealing bound to its slot.
+//! - [`egress`]: which destinations outbound requests may reach (SSRF guard).
+//! - [`credentials`]: applying credentials to requests; OAuth 2.0 tokens and their cache.
 //! - [`profile`]: Auth Profiles: types, validation, masking, and their store.
 //! - [`api`]: the admin HTTP API (axum), health and metrics endpoints.
 //! - [`metrics`]: Prometheus metrics with bounded labels.
@@ -17,8 +19,10 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod crypto;
 pub mod db;
+pub mod egress;
 pub mod metrics;
 pub mod profile;
 pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Single-flight OAuth 2.0 token cache. Being written.

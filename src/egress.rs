@@ -1,0 +1,1 @@
+//! Outbound destination policy (SSRF guard). Being written.
