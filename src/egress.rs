@@ -1,1 +1,272 @@
-//! Outbound destination policy (SSRF guard). Being written.
+//! Outbound destination policy: the SSRF guard for customer-supplied URLs.
+//!
+//! authrelay sends requests to URLs its customers choose, from inside our network. Without a guard a
+//! customer could point an action at `http://169.254.169.254/` (cloud metadata, which hands out instance
+//! credentials), at `fd00:ec2::254`, at an admin port on loopback or at any private service next to us,
+//! and read the answer back in the job result. So every address a request could reach is checked:
+//!
+//! - **Resolved addresses.** [`EgressPolicy::configure`] installs a DNS resolver that drops every
+//!   non-public address before the connector sees it. The check happens on the very addresses the
+//!   connector then dials, so a name that resolves differently on a second lookup (DNS rebinding)
+//!   cannot slip past it.
+//! - **IP literals.** reqwest (hyper-util's connector) never calls the resolver for a host that is
+//!   already an IP address, so [`EgressPolicy::check_url`] must be called on every URL before sending.
+//!   The redirect policy calls it on every hop.
+//! - **Redirects.** Only same-origin redirects are followed (at most [`MAX_REDIRECTS`]); a redirect to
+//!   another host is handed back as the 3xx response instead of being followed, so a public host
+//!   cannot bounce us to an internal one.
+//! - **Proxies.** Environment proxies (`HTTP_PROXY`, ...) are ignored: through a proxy the proxy does
+//!   the resolving, and our resolver would only ever see the proxy's address.
+//!
+//! Operators can allow-list CIDRs (for example an internal API, or `127.0.0.1/32` in tests); the
+//! allow-list wins over the block list.
+//!
+//! A client built with `configure` must not be given `ClientBuilder::resolve`/`resolve_to_addrs`
+//! overrides or another `dns_resolver`: both bypass the filter.
+//!
+//! When a request fails because of this policy, [`find_egress_error`] digs the [`EgressError`] out
+//! of the `reqwest::Error` so callers can classify the job as `destination_blocked` rather than as a
+//! network failure worth retrying.
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::redirect;
+use url::{Host, Url};
+
+/// Redirects followed per request; a longer chain fails the request.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// IPv4 ranges that are never a legitimate customer endpoint (RFC 6890 special-purpose registry and friends).
+const BLOCKED_V4: &[Ipv4Net] = &[
+    v4(0, 0, 0, 0, 8),         // "this network"; 0.0.0.0 reaches the local host on Linux
+    v4(10, 0, 0, 0, 8),        // private
+    v4(100, 64, 0, 0, 10),     // carrier-grade NAT, often internal infrastructure
+    v4(127, 0, 0, 0, 8),       // loopback
+    v4(169, 254, 0, 0, 16),    // link-local, including 169.254.169.254 cloud metadata
+    v4(172, 16, 0, 0, 12),     // private
+    v4(192, 0, 0, 0, 24),      // IETF protocol assignments
+    v4(192, 0, 2, 0, 24),      // TEST-NET-1 documentation
+    v4(192, 88, 99, 0, 24),    // deprecated 6to4 relay anycast
+    v4(192, 168, 0, 0, 16),    // private
+    v4(198, 18, 0, 0, 15),     // benchmarking
+    v4(198, 51, 100, 0, 24),   // TEST-NET-2 documentation
+    v4(203, 0, 113, 0, 24),    // TEST-NET-3 documentation
+    v4(224, 0, 0, 0, 4),       // multicast
+    v4(240, 0, 0, 0, 4),       // reserved
+    v4(255, 255, 255, 255, 32), // limited broadcast (also inside 240/4; listed for the record)
+];
+
+/// IPv6 ranges that are never a legitimate customer endpoint. Anything outside 2000::/3 is refused as
+/// well (see [`is_public_v6`]), so the entries outside it document intent more than they add coverage.
+const BLOCKED_V6: &[Ipv6Net] = &[
+    v6([0, 0, 0, 0, 0, 0, 0, 0], 128),            // unspecified
+    v6([0, 0, 0, 0, 0, 0, 0, 1], 128),            // loopback
+    v6([0, 0, 0, 0, 0, 0, 0, 0], 96),             // deprecated IPv4-compatible addresses
+    v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),     // local-use NAT64: translates into private networks
+    v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64),         // discard-only
+    v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),        // IETF special-purpose (Teredo, ORCHID, benchmarking, ...)
+    v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32),    // documentation
+    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),        // documentation (RFC 9637)
+    v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),         // unique local, including fd00:ec2::254 metadata
+    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),        // link-local
+    v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),         // multicast
+];
+
+const GLOBAL_UNICAST_V6: Ipv6Net = v6([0x2000, 0, 0, 0, 0, 0, 0, 0], 3);
+const MAPPED_V4: Ipv6Net = v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96);
+const NAT64_WELL_KNOWN: Ipv6Net = v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96);
+const SIX_TO_FOUR: Ipv6Net = v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16);
+
+const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Ipv4Net {
+    Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), prefix)
+}
+
+const fn v6(s: [u16; 8], prefix: u8) -> Ipv6Net {
+    Ipv6Net::new_assert(Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]), prefix)
+}
+
+/// Why a destination was refused. Carried inside `reqwest::Error`s; see [`find_egress_error`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EgressError {
+    #[error("destination address {0} is not allowed (private, loopback, link-local or reserved)")]
+    Blocked(IpAddr),
+    #[error("scheme `{0}` is not allowed; use http or https")]
+    Scheme(String),
+    #[error("URLs must not carry credentials")]
+    Userinfo,
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("host `{0}` did not resolve to any address")]
+    Unresolvable(String),
+}
+
+/// Which destinations outbound requests may reach: public unicast addresses, plus the allow-list.
+#[derive(Debug, Clone)]
+pub struct EgressPolicy {
+    // Shared because every client's resolver and redirect policy hold a copy.
+    allow: Arc<[IpNet]>,
+}
+
+impl EgressPolicy {
+    pub fn new(allow: Vec<IpNet>) -> Self {
+        Self { allow: allow.into() }
+    }
+
+    /// True for public unicast addresses, and for any address inside the allow-list.
+    pub fn is_allowed(&self, ip: IpAddr) -> bool {
+        if self.allow.iter().any(|net| net.contains(&ip)) {
+            return true;
+        }
+        match ip {
+            IpAddr::V4(v4) => is_public_v4(v4),
+            // The packet really goes to the embedded IPv4 address, so that is what gets judged
+            // (and what the allow-list is matched against).
+            IpAddr::V6(v6) => match embedded_v4(v6) {
+                Some(v4) => self.is_allowed(IpAddr::V4(v4)),
+                None => is_public_v6(v6),
+            },
+        }
+    }
+
+    /// Checks what can be checked without resolving: scheme http/https, no userinfo, a host, and an
+    /// IP-literal host against [`is_allowed`](Self::is_allowed) (reqwest skips the resolver for those,
+    /// so this is the only check they get).
+    pub fn check_url(&self, url: &Url) -> Result<(), EgressError> {
+        match url.scheme() {
+            "http" | "https" => {}
+            other => return Err(EgressError::Scheme(other.to_owned())),
+        }
+        // Credentials in the URL would be sent as Basic auth behind the back of the Auth Profile.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(EgressError::Userinfo);
+        }
+        let ip = match url.host() {
+            None => return Err(EgressError::NoHost),
+            Some(Host::Domain("")) => return Err(EgressError::NoHost),
+            Some(Host::Domain(_)) => return Ok(()),
+            Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
+        };
+        if self.is_allowed(ip) { Ok(()) } else { Err(EgressError::Blocked(ip)) }
+    }
+
+    /// Applies the policy to a reqwest client: no environment proxies, the filtering resolver, and the
+    /// same-origin redirect policy. Callers must still run [`check_url`](Self::check_url) before each send.
+    pub fn configure(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        builder
+            .no_proxy()
+            .dns_resolver(FilteringResolver { policy: self.clone() })
+            .redirect(self.redirect_policy())
+    }
+
+    fn redirect_policy(&self) -> redirect::Policy {
+        let policy = self.clone();
+        redirect::Policy::custom(move |attempt| {
+            let Some(origin) = attempt.previous().first() else {
+                return attempt.follow();
+            };
+            if !same_origin(origin, attempt.url()) {
+                // Handing the 3xx back lets the caller see where it pointed without us going there.
+                return attempt.stop();
+            }
+            if let Err(err) = policy.check_url(attempt.url()) {
+                return attempt.error(err);
+            }
+            // `previous` holds the original URL plus every redirect already followed.
+            if attempt.previous().len() > MAX_REDIRECTS {
+                return attempt.error(TooManyRedirects);
+            }
+            attempt.follow()
+        })
+    }
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host() == b.host() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    !BLOCKED_V4.iter().any(|net| net.contains(&ip))
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    // Outside 2000::/3 everything is either special-purpose or unassigned; neither is a customer endpoint.
+    GLOBAL_UNICAST_V6.contains(&ip) && !BLOCKED_V6.iter().any(|net| net.contains(&ip))
+}
+
+/// The IPv4 address a v6 address actually delivers to: IPv4-mapped (the kernel sends it as plain IPv4),
+/// well-known NAT64 (the translator forwards to it) and 6to4 (the tunnel endpoint).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = ip.to_bits();
+    if MAPPED_V4.contains(&ip) || NAT64_WELL_KNOWN.contains(&ip) {
+        Some(Ipv4Addr::from_bits(bits as u32))
+    } else if SIX_TO_FOUR.contains(&ip) {
+        Some(Ipv4Addr::from_bits((bits >> 80) as u32))
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("too many redirects (more than {MAX_REDIRECTS})")]
+struct TooManyRedirects;
+
+/// Resolves through the system resolver and keeps only the addresses the policy allows, so the
+/// connector can only ever dial addresses that passed the check.
+struct FilteringResolver {
+    policy: EgressPolicy,
+}
+
+impl Resolve for FilteringResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            // Port 0: reqwest replaces it with the URL's port.
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let (allowed, blocked): (Vec<SocketAddr>, Vec<SocketAddr>) =
+                resolved.into_iter().partition(|addr| policy.is_allowed(addr.ip()));
+            if allowed.is_empty() {
+                // The error is boxed as EgressError itself (not wrapped), so find_egress_error can
+                // downcast it out of reqwest's error chain.
+                let err = match blocked.first() {
+                    Some(addr) => EgressError::Blocked(addr.ip()),
+                    None => EgressError::Unresolvable(host),
+                };
+                tracing::debug!(error = %err, "egress: refused destination");
+                return Err(Box::new(err) as Box<dyn StdError + Send + Sync>);
+            }
+            if !blocked.is_empty() {
+                tracing::debug!(host = %host, dropped = blocked.len(), "egress: dropped non-allowed addresses");
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Finds the [`EgressError`] inside an error's `source()` chain, e.g. in the `reqwest::Error` returned by
+/// `send()` when the resolver or the redirect policy refused the destination.
+pub fn find_egress_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a EgressError> {
+    let mut current = Some(err);
+    // Bounded in case some error type's source() ever cycles.
+    for _ in 0..64 {
+        let e = current?;
+        if let Some(found) = e.downcast_ref::<EgressError>() {
+            return Some(found);
+        }
+        // io::Error::source() returns its payload's *source*, skipping the payload itself; an
+        // EgressError wrapped directly in an io::Error would otherwise be invisible.
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(payload) = io.get_ref()
+            && let Some(found) = payload.downcast_ref::<EgressError>()
+        {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}

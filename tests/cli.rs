@@ -1,0 +1,200 @@
+//! The `authrelay` binary, run as an operator would.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::{TempDir, TestDb, new_key};
+use serde_json::Value;
+
+struct Cli {
+    db: TestDb,
+    dir: TempDir,
+    keys: String,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self { db: TestDb::new(), dir: TempDir::new(), keys: new_key("k1") }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authrelay"));
+        cmd.args(args)
+            .current_dir(&self.dir.0)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AUTHRELAY_DATABASE_URL", self.db.url())
+            .env("AUTHRELAY_MASTER_KEYS", &self.keys)
+            .env("AUTHRELAY_STATE_DIR", self.dir.0.join("state"))
+            .env("AUTHRELAY_LOG", "warn")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("the binary runs")
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    }
+
+    fn write(&self, name: &str, content: &str) -> String {
+        let path = self.dir.0.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn two_concurrent_migrate_runs_both_succeed() {
+    let cli = Cli::new();
+    let a = cli.command(&["migrate"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let b = cli.command(&["migrate"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    let said = format!("{}{}", String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout));
+    assert!(said.contains("applied 1 migration") && said.contains("applied 0 migration"), "{said}");
+}
+
+#[test]
+fn profiles_are_managed_from_the_command_line_with_secrets_from_a_file() {
+    let cli = Cli::new();
+    let file = cli.write("bearer.json", r#"{"token": "cli-secret-token-9f8e"}"#);
+    let created = cli.json(&["profiles", "create", "-w", "acme", "--name", "CRM", "--type", "bearer", "--config-file", &file]);
+    assert_eq!(created["config"]["token"], "••••9f8e");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let shown = cli.json(&["profiles", "show", "-w", "acme", &id]);
+    assert_eq!(shown["name"], "CRM");
+    assert!(!shown.to_string().contains("cli-secret-token"));
+
+    let renamed = cli.json(&["profiles", "update", "-w", "acme", &id, "--name", "CRM v2"]);
+    assert_eq!((renamed["name"].as_str(), renamed["version"].as_i64()), (Some("CRM v2"), Some(2)));
+    assert_eq!(renamed["config"]["token"], "••••9f8e", "the secret is kept");
+
+    let listed = cli.json(&["profiles", "list", "-w", "acme", "--q", "v2"]);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let usage = cli.json(&["profiles", "usage", "-w", "acme", &id]);
+    assert_eq!(usage["in_use"], false);
+    cli.json(&["profiles", "delete", "-w", "acme", &id]);
+    let out = cli.run(&["profiles", "show", "-w", "acme", &id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"));
+}
+
+#[test]
+fn secrets_on_the_command_line_are_refused() {
+    let cli = Cli::new();
+    let out = cli.run(&["profiles", "create", "-w", "acme", "--name", "x", "--type", "bearer", "--config", r#"{"token":"oops"}"#]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("must not carry secrets") && !err.contains("oops"), "{err}");
+
+    // Without a file and without a terminal to prompt on, it says how to give the secret.
+    let out = cli.run(&["profiles", "create", "-w", "acme", "--name", "x", "--type", "bearer"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--config-file"), "{}", stderr(&out));
+
+    // Secrets can come from standard input.
+    let mut child = cli
+        .command(&["profiles", "create", "-w", "acme", "--name", "x", "--type", "api_key", "--config-file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"method":"query","pairs":[{"key":"api_key","value":"stdin-secret-1234"}]}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("stdin-secret"));
+}
+
+#[test]
+fn delete_of_a_profile_in_use_prints_the_usage_and_fails() {
+    let cli = Cli::new();
+    let file = cli.write("c.json", r#"{"token": "t-1234567890"}"#);
+    let id = cli.json(&["profiles", "create", "-w", "acme", "--name", "p", "--type", "bearer", "--config-file", &file])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        cli.db
+            .client()
+            .await
+            .execute(
+                "INSERT INTO auth_profile_references (workspace_id, kind, ref_id, name, profile_id)
+                 VALUES ('acme', 'flow_node', 'n1', 'Lookup node', $1::text::uuid)",
+                &[&id],
+            )
+            .await
+            .unwrap();
+    });
+    let out = cli.run(&["profiles", "delete", "-w", "acme", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    let usage: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(usage["flow_nodes"][0]["name"], "Lookup node");
+}
+
+#[test]
+fn bad_configuration_ends_with_one_line_naming_what_to_fix() {
+    let cli = Cli::new();
+    let out = cli.command(&["profiles", "list", "-w", "acme"]).env("AUTHRELAY_MASTER_KEYS", "k1:tooshort").output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: AUTHRELAY_MASTER_KEYS"), "{err}");
+
+    let out = cli
+        .command(&["migrate"])
+        .env("AUTHRELAY_DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
+        .env("AUTHRELAY_STARTUP_TIMEOUT_SECS", "1")
+        .env("AUTHRELAY_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("127.0.0.1:1/nowhere") && err.contains("AUTHRELAY_DATABASE_URL"), "{err}");
+}
+
+#[test]
+fn keys_generate_and_rotate_retire_an_old_key() {
+    let mut cli = Cli::new();
+    let file = cli.write("c.json", r#"{"username": "u", "password": "rotate-me-123456"}"#);
+    let id = cli.json(&["profiles", "create", "-w", "acme", "--name", "p", "--type", "basic", "--config-file", &file])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let generated = cli.run(&["keys", "generate", "--id", "k2"]);
+    assert!(generated.status.success());
+    let new = String::from_utf8(generated.stdout).unwrap().trim().to_owned();
+    assert!(new.starts_with("k2:"));
+
+    let old = cli.keys.clone();
+    cli.keys = format!("{new},{old}");
+    let out = cli.run(&["keys", "rotate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 secret(s) in 1 profile(s)"));
+    let out = cli.run(&["keys", "rotate"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 0 secret(s)"), "idempotent");
+
+    cli.keys = new;
+    let shown = cli.json(&["profiles", "show", "-w", "acme", &id]);
+    assert_eq!(shown["config"]["password"], "••••3456");
+}
