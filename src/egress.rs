@@ -270,3 +270,282 @@ pub fn find_egress_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Eg
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|e| panic!("bad test address {s}: {e}"))
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap_or_else(|e| panic!("bad test network {s}: {e}"))
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap_or_else(|e| panic!("bad test URL {s}: {e}"))
+    }
+
+    fn no_allow_list() -> EgressPolicy {
+        EgressPolicy::new(vec![])
+    }
+
+    fn loopback_allowed() -> EgressPolicy {
+        EgressPolicy::new(vec![net("127.0.0.1/32")])
+    }
+
+    /// Asserts every address in `addrs` is refused by `policy`, naming all offenders at once.
+    fn assert_refused(policy: &EgressPolicy, addrs: &[&str]) {
+        let wrongly_allowed: Vec<_> = addrs.iter().filter(|a| policy.is_allowed(ip(a))).collect();
+        assert!(wrongly_allowed.is_empty(), "allowed but must be refused: {wrongly_allowed:?}");
+    }
+
+    fn assert_allowed(policy: &EgressPolicy, addrs: &[&str]) {
+        let wrongly_refused: Vec<_> = addrs.iter().filter(|a| !policy.is_allowed(ip(a))).collect();
+        assert!(wrongly_refused.is_empty(), "refused but must be allowed: {wrongly_refused:?}");
+    }
+
+    fn client(policy: &EgressPolicy) -> reqwest::Client {
+        policy.configure(reqwest::Client::builder()).build().expect("client builds")
+    }
+
+    #[test]
+    fn public_unicast_addresses_are_allowed() {
+        assert_allowed(
+            &no_allow_list(),
+            &["8.8.8.8", "1.1.1.1", "93.184.215.14", "2606:4700:4700::1111", "2a00:1450:4001:82b::200e"],
+        );
+    }
+
+    #[test]
+    fn every_blocked_ipv4_range_is_refused_at_both_edges() {
+        assert_refused(
+            &no_allow_list(),
+            &[
+                "0.0.0.0",
+                "0.255.255.255",
+                "10.0.0.0",
+                "10.255.255.255",
+                "100.64.0.0",
+                "100.127.255.255",
+                "127.0.0.0",
+                "127.0.0.1",
+                "127.255.255.255",
+                "169.254.0.0",
+                "169.254.255.255",
+                "172.16.0.0",
+                "172.31.255.255",
+                "192.0.0.0",
+                "192.0.0.255",
+                "192.0.2.0",
+                "192.0.2.255",
+                "192.168.0.0",
+                "192.168.255.255",
+                "198.18.0.0",
+                "198.19.255.255",
+                "198.51.100.0",
+                "198.51.100.255",
+                "203.0.113.0",
+                "203.0.113.255",
+                "224.0.0.0",
+                "239.255.255.255",
+                "240.0.0.0",
+                "255.255.255.254",
+                "255.255.255.255",
+            ],
+        );
+    }
+
+    #[test]
+    fn addresses_just_outside_the_blocked_ipv4_ranges_are_allowed() {
+        assert_allowed(
+            &no_allow_list(),
+            &[
+                "1.0.0.0",
+                "9.255.255.255",
+                "11.0.0.0",
+                "100.63.255.255",
+                "100.128.0.0",
+                "126.255.255.255",
+                "128.0.0.0",
+                "169.253.255.255",
+                "169.255.0.0",
+                "172.15.255.255",
+                "172.32.0.0",
+                "192.0.1.0",
+                "192.0.3.0",
+                "192.167.255.255",
+                "192.169.0.0",
+                "198.17.255.255",
+                "198.20.0.0",
+                "198.51.99.255",
+                "198.51.101.0",
+                "203.0.112.255",
+                "203.0.114.0",
+                "223.255.255.255",
+            ],
+        );
+    }
+
+    #[test]
+    fn cloud_metadata_addresses_are_refused() {
+        assert_refused(&no_allow_list(), &["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254"]);
+    }
+
+    #[test]
+    fn every_blocked_ipv6_range_is_refused_at_both_edges() {
+        assert_refused(
+            &no_allow_list(),
+            &[
+                "::",
+                "::1",
+                "100::",
+                "100::ffff:ffff:ffff:ffff",
+                "2001::",
+                "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff",
+                "2001::1",         // Teredo
+                "2001:2::1",       // benchmarking
+                "2001:db8::",
+                "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+                "3fff::1",
+                "fc00::",
+                "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                "fe80::",
+                "fe80::1",
+                "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                "ff00::",
+                "ff02::1",
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            ],
+        );
+    }
+
+    #[test]
+    fn ipv6_outside_global_unicast_is_refused() {
+        assert_refused(&no_allow_list(), &["::2", "1::1", "4000::1", "8000::1", "fec0::1", "64:ff9b:1::a00:1"]);
+        assert_allowed(&no_allow_list(), &["2000::1", "2001:200::1", "2400:cb00::1", "3ffe::1"]);
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_is_judged_by_its_ipv4_address() {
+        let policy = no_allow_list();
+        assert_refused(
+            &policy,
+            &["::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:192.168.1.1", "::ffff:0.0.0.0", "::ffff:100.64.0.1"],
+        );
+        assert_allowed(&policy, &["::ffff:8.8.8.8", "::ffff:1.1.1.1"]);
+    }
+
+    #[test]
+    fn nat64_addresses_are_judged_by_their_embedded_ipv4_address() {
+        let policy = no_allow_list();
+        assert_refused(&policy, &["64:ff9b::127.0.0.1", "64:ff9b::169.254.169.254", "64:ff9b::10.1.2.3"]);
+        assert_allowed(&policy, &["64:ff9b::8.8.8.8"]);
+    }
+
+    #[test]
+    fn six_to_four_addresses_are_judged_by_their_embedded_ipv4_address() {
+        let policy = no_allow_list();
+        // 2002:AABB:CCDD::/48 tunnels to AA.BB.CC.DD.
+        assert_refused(&policy, &["2002:7f00:1::1", "2002:a9fe:a9fe::1", "2002:c0a8:101::1"]);
+        assert_allowed(&policy, &["2002:808:808::1"]);
+    }
+
+    #[test]
+    fn deprecated_ipv4_compatible_addresses_are_refused() {
+        assert_refused(&no_allow_list(), &["::127.0.0.1", "::8.8.8.8", "::a9fe:a9fe"]);
+    }
+
+    #[test]
+    fn loopback_is_refused_unless_allow_listed() {
+        assert_refused(&no_allow_list(), &["127.0.0.1", "::1"]);
+        let policy = loopback_allowed();
+        assert_allowed(&policy, &["127.0.0.1"]);
+        // Only the listed /32, not the rest of 127/8 nor IPv6 loopback.
+        assert_refused(&policy, &["127.0.0.2", "::1"]);
+    }
+
+    #[test]
+    fn the_allow_list_wins_over_the_block_list() {
+        let policy = EgressPolicy::new(vec![net("10.1.2.0/24"), net("fd12:3456::/32"), net("169.254.169.254/32")]);
+        assert_allowed(&policy, &["10.1.2.0", "10.1.2.255", "fd12:3456::1", "169.254.169.254", "8.8.8.8"]);
+        assert_refused(&policy, &["10.1.3.0", "10.1.1.255", "fd12:3457::1", "169.254.169.253", "127.0.0.1"]);
+    }
+
+    #[test]
+    fn an_ipv4_mapped_address_is_allowed_when_its_ipv4_address_is_allow_listed() {
+        let policy = loopback_allowed();
+        assert_allowed(&policy, &["::ffff:127.0.0.1", "64:ff9b::127.0.0.1"]);
+        assert_refused(&policy, &["::ffff:127.0.0.2"]);
+    }
+
+    #[test]
+    fn check_url_refuses_blocked_ip_literals() {
+        let policy = no_allow_list();
+        assert_eq!(policy.check_url(&url("http://127.0.0.2/")), Err(EgressError::Blocked(ip("127.0.0.2"))));
+        assert_eq!(policy.check_url(&url("http://[::1]/")), Err(EgressError::Blocked(ip("::1"))));
+        assert_eq!(
+            policy.check_url(&url("http://169.254.169.254/latest/meta-data/")),
+            Err(EgressError::Blocked(ip("169.254.169.254")))
+        );
+        assert_eq!(
+            policy.check_url(&url("https://[fd00:ec2::254]/")),
+            Err(EgressError::Blocked(ip("fd00:ec2::254")))
+        );
+        assert_eq!(
+            policy.check_url(&url("http://[::ffff:127.0.0.1]:8080/")),
+            Err(EgressError::Blocked(ip("::ffff:127.0.0.1")))
+        );
+    }
+
+    #[test]
+    fn check_url_sees_through_obfuscated_ipv4_literals() {
+        // The URL parser normalises these to 127.0.0.1, and so does reqwest, which then skips the resolver.
+        let policy = no_allow_list();
+        for literal in ["http://0x7f000001/", "http://2130706433/", "http://127.1/", "http://0177.0.0.1/", "http://127.0.0.1./"]
+        {
+            assert_eq!(policy.check_url(&url(literal)), Err(EgressError::Blocked(ip("127.0.0.1"))), "{literal}");
+        }
+    }
+
+    #[test]
+    fn check_url_refuses_schemes_other_than_http_and_https() {
+        let policy = no_allow_list();
+        assert_eq!(policy.check_url(&url("ftp://x/")), Err(EgressError::Scheme("ftp".into())));
+        assert_eq!(policy.check_url(&url("file:///etc/passwd")), Err(EgressError::Scheme("file".into())));
+        assert_eq!(policy.check_url(&url("gopher://x/")), Err(EgressError::Scheme("gopher".into())));
+    }
+
+    #[test]
+    fn check_url_refuses_credentials_in_the_url() {
+        let policy = no_allow_list();
+        assert_eq!(policy.check_url(&url("http://user:pw@example.com/")), Err(EgressError::Userinfo));
+        assert_eq!(policy.check_url(&url("http://user@example.com/")), Err(EgressError::Userinfo));
+        assert_eq!(policy.check_url(&url("http://:pw@example.com/")), Err(EgressError::Userinfo));
+    }
+
+    #[test]
+    fn check_url_refuses_urls_without_a_host() {
+        assert_eq!(no_allow_list().check_url(&url("http:/just-a-path")).map_err(|e| e.to_string()), Ok(()),
+            "the URL parser turns this into host `just-a-path`; kept to document that");
+        assert_eq!(no_allow_list().check_url(&url("data:text/plain,hi")), Err(EgressError::Scheme("data".into())));
+    }
+
+    #[test]
+    fn check_url_accepts_public_hosts_names_and_allow_listed_literals() {
+        let policy = loopback_allowed();
+        for ok in [
+            "https://example.com/path?q=1",
+            "http://8.8.8.8/",
+            "https://[2606:4700:4700::1111]:8443/",
+            "http://localhost/", // names are judged by the resolver, after resolution
+            "http://127.0.0.1:8080/",
+        ] {
+            assert_eq!(policy.check_url(&url(ok)), Ok(()), "{ok}");
+        }
+    }
+}
