@@ -42,38 +42,38 @@ pub const MAX_REDIRECTS: usize = 5;
 
 /// IPv4 ranges that are never a legitimate customer endpoint (RFC 6890 special-purpose registry and friends).
 const BLOCKED_V4: &[Ipv4Net] = &[
-    v4(0, 0, 0, 0, 8),         // "this network"; 0.0.0.0 reaches the local host on Linux
-    v4(10, 0, 0, 0, 8),        // private
-    v4(100, 64, 0, 0, 10),     // carrier-grade NAT, often internal infrastructure
-    v4(127, 0, 0, 0, 8),       // loopback
-    v4(169, 254, 0, 0, 16),    // link-local, including 169.254.169.254 cloud metadata
-    v4(172, 16, 0, 0, 12),     // private
-    v4(192, 0, 0, 0, 24),      // IETF protocol assignments
-    v4(192, 0, 2, 0, 24),      // TEST-NET-1 documentation
-    v4(192, 88, 99, 0, 24),    // deprecated 6to4 relay anycast
-    v4(192, 168, 0, 0, 16),    // private
-    v4(198, 18, 0, 0, 15),     // benchmarking
-    v4(198, 51, 100, 0, 24),   // TEST-NET-2 documentation
-    v4(203, 0, 113, 0, 24),    // TEST-NET-3 documentation
-    v4(224, 0, 0, 0, 4),       // multicast
-    v4(240, 0, 0, 0, 4),       // reserved
+    v4(0, 0, 0, 0, 8),          // "this network"; 0.0.0.0 reaches the local host on Linux
+    v4(10, 0, 0, 0, 8),         // private
+    v4(100, 64, 0, 0, 10),      // carrier-grade NAT, often internal infrastructure
+    v4(127, 0, 0, 0, 8),        // loopback
+    v4(169, 254, 0, 0, 16),     // link-local, including 169.254.169.254 cloud metadata
+    v4(172, 16, 0, 0, 12),      // private
+    v4(192, 0, 0, 0, 24),       // IETF protocol assignments
+    v4(192, 0, 2, 0, 24),       // TEST-NET-1 documentation
+    v4(192, 88, 99, 0, 24),     // deprecated 6to4 relay anycast
+    v4(192, 168, 0, 0, 16),     // private
+    v4(198, 18, 0, 0, 15),      // benchmarking
+    v4(198, 51, 100, 0, 24),    // TEST-NET-2 documentation
+    v4(203, 0, 113, 0, 24),     // TEST-NET-3 documentation
+    v4(224, 0, 0, 0, 4),        // multicast
+    v4(240, 0, 0, 0, 4),        // reserved
     v4(255, 255, 255, 255, 32), // limited broadcast (also inside 240/4; listed for the record)
 ];
 
 /// IPv6 ranges that are never a legitimate customer endpoint. Anything outside 2000::/3 is refused as
 /// well (see [`is_public_v6`]), so the entries outside it document intent more than they add coverage.
 const BLOCKED_V6: &[Ipv6Net] = &[
-    v6([0, 0, 0, 0, 0, 0, 0, 0], 128),            // unspecified
-    v6([0, 0, 0, 0, 0, 0, 0, 1], 128),            // loopback
-    v6([0, 0, 0, 0, 0, 0, 0, 0], 96),             // deprecated IPv4-compatible addresses
-    v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),     // local-use NAT64: translates into private networks
-    v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64),         // discard-only
-    v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),        // IETF special-purpose (Teredo, ORCHID, benchmarking, ...)
-    v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32),    // documentation
-    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),        // documentation (RFC 9637)
-    v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),         // unique local, including fd00:ec2::254 metadata
-    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),        // link-local
-    v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),         // multicast
+    v6([0, 0, 0, 0, 0, 0, 0, 0], 128),         // unspecified
+    v6([0, 0, 0, 0, 0, 0, 0, 1], 128),         // loopback
+    v6([0, 0, 0, 0, 0, 0, 0, 0], 96),          // deprecated IPv4-compatible addresses
+    v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),  // local-use NAT64: translates into private networks
+    v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64),      // discard-only
+    v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),     // IETF special-purpose (Teredo, ORCHID, benchmarking, ...)
+    v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), // documentation
+    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),     // documentation (RFC 9637)
+    v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),      // unique local, including fd00:ec2::254 metadata
+    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),     // link-local
+    v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),      // multicast
 ];
 
 const GLOBAL_UNICAST_V6: Ipv6Net = v6([0x2000, 0, 0, 0, 0, 0, 0, 0], 3);
@@ -157,10 +157,7 @@ impl EgressPolicy {
     /// Applies the policy to a reqwest client: no environment proxies, the filtering resolver, and the
     /// same-origin redirect policy. Callers must still run [`check_url`](Self::check_url) before each send.
     pub fn configure(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
-        builder
-            .no_proxy()
-            .dns_resolver(FilteringResolver { policy: self.clone() })
-            .redirect(self.redirect_policy())
+        builder.no_proxy().dns_resolver(FilteringResolver { policy: self.clone() }).redirect(self.redirect_policy())
     }
 
     fn redirect_policy(&self) -> redirect::Policy {
@@ -407,8 +404,8 @@ mod tests {
                 "100::ffff:ffff:ffff:ffff",
                 "2001::",
                 "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff",
-                "2001::1",         // Teredo
-                "2001:2::1",       // benchmarking
+                "2001::1",   // Teredo
+                "2001:2::1", // benchmarking
                 "2001:db8::",
                 "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
                 "3fff::1",
@@ -492,10 +489,7 @@ mod tests {
             policy.check_url(&url("http://169.254.169.254/latest/meta-data/")),
             Err(EgressError::Blocked(ip("169.254.169.254")))
         );
-        assert_eq!(
-            policy.check_url(&url("https://[fd00:ec2::254]/")),
-            Err(EgressError::Blocked(ip("fd00:ec2::254")))
-        );
+        assert_eq!(policy.check_url(&url("https://[fd00:ec2::254]/")), Err(EgressError::Blocked(ip("fd00:ec2::254"))));
         assert_eq!(
             policy.check_url(&url("http://[::ffff:127.0.0.1]:8080/")),
             Err(EgressError::Blocked(ip("::ffff:127.0.0.1")))
@@ -506,7 +500,8 @@ mod tests {
     fn check_url_sees_through_obfuscated_ipv4_literals() {
         // The URL parser normalises these to 127.0.0.1, and so does reqwest, which then skips the resolver.
         let policy = no_allow_list();
-        for literal in ["http://0x7f000001/", "http://2130706433/", "http://127.1/", "http://0177.0.0.1/", "http://127.0.0.1./"]
+        for literal in
+            ["http://0x7f000001/", "http://2130706433/", "http://127.1/", "http://0177.0.0.1/", "http://127.0.0.1./"]
         {
             assert_eq!(policy.check_url(&url(literal)), Err(EgressError::Blocked(ip("127.0.0.1"))), "{literal}");
         }
@@ -529,9 +524,11 @@ mod tests {
     }
 
     #[test]
-    fn check_url_refuses_urls_without_a_host() {
-        assert_eq!(no_allow_list().check_url(&url("http:/just-a-path")).map_err(|e| e.to_string()), Ok(()),
-            "the URL parser turns this into host `just-a-path`; kept to document that");
+    fn a_url_without_a_host_never_passes() {
+        // http(s) URLs always have a host once parsed (`http:/path` even becomes host `path`), so a
+        // host-less URL can only arrive with another scheme and is refused for that first.
+        assert!(Url::parse("http://").is_err());
+        assert_eq!(no_allow_list().check_url(&url("mailto:a@example.com")), Err(EgressError::Scheme("mailto".into())));
         assert_eq!(no_allow_list().check_url(&url("data:text/plain,hi")), Err(EgressError::Scheme("data".into())));
     }
 
@@ -547,5 +544,192 @@ mod tests {
         ] {
             assert_eq!(policy.check_url(&url(ok)), Ok(()), "{ok}");
         }
+    }
+
+    #[test]
+    fn find_egress_error_looks_inside_an_io_error_payload() {
+        // io::Error::source() skips its own payload, so a plain source() walk would miss this one.
+        let io = std::io::Error::other(EgressError::Blocked(ip("10.0.0.1")));
+        assert_eq!(find_egress_error(&io), Some(&EgressError::Blocked(ip("10.0.0.1"))));
+    }
+
+    #[test]
+    fn find_egress_error_finds_nothing_in_unrelated_errors() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(find_egress_error(&io), None);
+        let parse = Url::parse("not a url").unwrap_err();
+        assert_eq!(find_egress_error(&parse), None);
+    }
+
+    #[tokio::test]
+    async fn the_resolver_keeps_only_allowed_addresses() {
+        let resolver = FilteringResolver { policy: loopback_allowed() };
+        let addrs: Vec<SocketAddr> =
+            resolver.resolve(Name::from_str("localhost").unwrap()).await.expect("localhost resolves").collect();
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip() == ip("127.0.0.1")), "{addrs:?}");
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_a_name_with_only_blocked_addresses() {
+        let resolver = FilteringResolver { policy: no_allow_list() };
+        let err = match resolver.resolve(Name::from_str("localhost").unwrap()).await {
+            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(err) => err,
+        };
+        assert!(matches!(find_egress_error(&*err), Some(EgressError::Blocked(a)) if a.is_loopback()), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_to_allow_listed_loopback_reaches_the_server() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/hook"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let policy = loopback_allowed();
+        let target = url(&format!("{}/hook", server.uri()));
+        policy.check_url(&target).expect("allow-listed literal passes");
+
+        let response = client(&policy).get(target).send().await.expect("request succeeds");
+
+        assert_eq!(response.status(), 200);
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn a_hostname_resolving_to_loopback_is_blocked_before_anything_is_sent() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+        let policy = no_allow_list();
+        let port = server.address().port();
+        let target = url(&format!("http://localhost:{port}/hook"));
+        assert_eq!(policy.check_url(&target), Ok(()), "names pass check_url and are judged after resolution");
+
+        let err = client(&policy).get(target).send().await.expect_err("must be refused");
+
+        assert!(matches!(find_egress_error(&err), Some(EgressError::Blocked(a)) if a.is_loopback()), "{err:?}");
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_blocked_address_is_not_followed() {
+        let server = MockServer::start().await;
+        let port = server.address().port();
+        Mock::given(method("GET"))
+            .and(path("/start"))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", format!("http://127.0.0.2:{port}/")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let policy = loopback_allowed();
+
+        let response = client(&policy).get(format!("{}/start", server.uri())).send().await.expect("3xx is returned");
+
+        // Cross-host redirects are handed back untouched; nothing listens on 127.0.0.2 either, so a
+        // followed redirect would have failed to connect instead of returning the 302.
+        assert_eq!(response.status(), 302);
+        assert_eq!(response.url().path(), "/start");
+        assert_eq!(response.headers()["location"], format!("http://127.0.0.2:{port}/").as_str());
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_another_host_is_returned_even_when_that_host_is_allowed() {
+        let server = MockServer::start().await;
+        let port = server.address().port();
+        // `localhost` is another host by name, though it reaches the same allow-listed server.
+        Mock::given(method("GET"))
+            .and(path("/start"))
+            .respond_with(
+                ResponseTemplate::new(301).insert_header("Location", format!("http://localhost:{port}/other")),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/other"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+
+        let response = client(&loopback_allowed()).get(format!("{}/start", server.uri())).send().await.expect("3xx");
+
+        assert_eq!(response.status(), 301);
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn a_same_host_redirect_is_followed() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/old"))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", "/new"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/new"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let response = client(&loopback_allowed()).get(format!("{}/old", server.uri())).send().await.expect("ok");
+
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.url().path(), "/new");
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn a_same_host_redirect_that_fails_check_url_surfaces_the_egress_error() {
+        let server = MockServer::start().await;
+        let port = server.address().port();
+        Mock::given(method("GET"))
+            .and(path("/start"))
+            .respond_with(
+                ResponseTemplate::new(302).insert_header("Location", format!("http://user:pw@127.0.0.1:{port}/next")),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/next"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+
+        let err = client(&loopback_allowed())
+            .get(format!("{}/start", server.uri()))
+            .send()
+            .await
+            .expect_err("redirect carrying credentials must fail");
+
+        assert!(err.is_redirect(), "{err:?}");
+        assert_eq!(find_egress_error(&err), Some(&EgressError::Userinfo), "{err:?}");
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn redirect_chains_longer_than_five_hops_fail() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/loop"))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", "/loop"))
+            // The original request plus five followed redirects.
+            .expect(1 + MAX_REDIRECTS as u64)
+            .mount(&server)
+            .await;
+
+        let err = client(&loopback_allowed()).get(format!("{}/loop", server.uri())).send().await.expect_err("loop");
+
+        assert!(err.is_redirect(), "{err:?}");
+        assert_eq!(find_egress_error(&err), None, "too many redirects is not a blocked destination");
+        server.verify().await;
     }
 }

@@ -8,6 +8,7 @@
 //! - [`crypto`]: the master key ring; AES-256-GCM sealing bound to its slot.
 //! - [`egress`]: which destinations outbound requests may reach (SSRF guard).
 //! - [`credentials`]: applying credentials to requests; OAuth 2.0 tokens and their cache.
+//! - [`job`]: wire types of jobs and results, and job validation.
 //! - [`profile`]: Auth Profiles: types, validation, masking, and their store.
 //! - [`api`]: the admin HTTP API (axum), health and metrics endpoints.
 //! - [`metrics`]: Prometheus metrics with bounded labels.
@@ -23,6 +24,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod db;
 pub mod egress;
+pub mod job;
 pub mod metrics;
 pub mod profile;
 pub mod telemetry;
