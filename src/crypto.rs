@@ -99,7 +99,7 @@ impl KeyRing {
             let position = index + 1;
             let malformed = |reason: &str| CryptoError::MalformedKey { position, reason: reason.to_owned() };
             let (id, encoded) = entry.split_once(':').ok_or_else(|| malformed("missing `:` between id and key"))?;
-            validate_key_id(id).map_err(|reason| malformed(reason))?;
+            validate_key_id(id).map_err(malformed)?;
             let bytes =
                 Zeroizing::new(BASE64.decode(encoded.trim()).map_err(|_| malformed("the key is not valid base64"))?);
             if bytes.len() != KEY_LEN {

@@ -163,8 +163,9 @@ impl EgressPolicy {
     fn redirect_policy(&self) -> redirect::Policy {
         let policy = self.clone();
         redirect::Policy::custom(move |attempt| {
+            // reqwest always passes the original URL first; without it the origin is unknown, so fail closed.
             let Some(origin) = attempt.previous().first() else {
-                return attempt.follow();
+                return attempt.stop();
             };
             if !same_origin(origin, attempt.url()) {
                 // Handing the 3xx back lets the caller see where it pointed without us going there.
