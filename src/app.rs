@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
@@ -11,9 +12,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, Readiness};
 use crate::config::Config;
+use crate::credentials::oauth2::{TokenClient, TokenClientSettings};
+use crate::credentials::token_cache::{TokenCache, TokenCacheSettings};
 use crate::db::Database;
+use crate::egress::EgressPolicy;
+use crate::executor::Executor;
+use crate::job::JobLimits;
 use crate::metrics::Metrics;
 use crate::profile::ProfileStore;
+use crate::profile::cache::ProfileCache;
+use crate::queue::{Names, broker};
+use crate::worker::WorkerContext;
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +62,7 @@ pub struct App {
     metrics: Metrics,
     readiness: Readiness,
     listener: TcpListener,
+    worker: Option<(Arc<WorkerContext>, lapin::Connection)>,
 }
 
 impl App {
@@ -66,7 +76,24 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on AUTHRELAY_HTTP_ADDR={}", config.http_addr))?;
         let readiness = Readiness::new(pool.clone());
-        Ok(Self { config, roles, pool, store, metrics: Metrics::new(), readiness, listener })
+        let metrics = Metrics::new();
+        let worker = if roles.worker {
+            let ctx = Arc::new(worker_context(&config, store.clone(), metrics.clone())?);
+            let connection = broker::connect_with_wait(&config.amqp_url, config.database.connect_timeout).await?;
+            broker::declare_topology(&connection, &Names::new(&config.amqp_prefix)).await?;
+            Some((ctx, connection))
+        } else {
+            None
+        };
+        Ok(Self { config, roles, pool, store, metrics, readiness, listener, worker })
+    }
+
+    pub fn worker(&self) -> Option<&Arc<WorkerContext>> {
+        self.worker.as_ref().map(|(ctx, _)| ctx)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -93,14 +120,55 @@ impl App {
         // Without the api role the port still serves health and metrics, so a
         // worker-only process can be probed and scraped.
         let router = if self.roles.api { api::router(state) } else { api::ops_router(state) };
+        let workers = self.worker.map(|(ctx, connection)| {
+            let names = Names::new(&self.config.amqp_prefix);
+            tokio::spawn(broker::supervise(
+                ctx,
+                connection,
+                self.config.amqp_url.clone(),
+                names,
+                self.readiness.clone(),
+                shutdown.clone(),
+            ))
+        });
         tracing::info!(%addr, roles = ?self.roles, "authrelay is running");
         axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("HTTP server failed")?;
+        if let Some(workers) = workers {
+            // The lanes finish in-flight jobs within the grace period, then close.
+            let _ = workers.await;
+        }
         tracing::info!("authrelay stopped");
         Ok(())
     }
+}
+
+/// The worker's shared parts: HTTP clients behind the egress guard, the
+/// token cache, the profile cache and the executor.
+pub fn worker_context(config: &Config, store: ProfileStore, metrics: Metrics) -> anyhow::Result<WorkerContext> {
+    let settings = Arc::new(config.worker.clone());
+    let egress = EgressPolicy::new(config.allow_private_destinations.clone());
+    let http = Executor::http_client(&settings, &egress).context("cannot build the HTTP client")?;
+    // Token endpoints get no redirects: a token request is never re-sent elsewhere.
+    let token_http = egress
+        .configure(reqwest::Client::builder())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(settings.connect_timeout)
+        .build()
+        .context("cannot build the token HTTP client")?;
+    let token_client = TokenClient::new(
+        token_http,
+        TokenClientSettings { default_lifetime: settings.token_default_lifetime, ..Default::default() },
+    );
+    let tokens = Arc::new(TokenCache::new(
+        token_client,
+        TokenCacheSettings { failure_ttl: settings.token_failure_ttl, ..Default::default() },
+    ));
+    let executor = Executor::new(http, egress, tokens, settings.clone(), metrics.clone());
+    let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
+    Ok(WorkerContext { store, profiles: ProfileCache::new(settings.profile_cache_ttl), executor, settings, limits, metrics })
 }
 
 /// Refuses to start when a stored secret was sealed under a key the ring lacks:

@@ -1,7 +1,9 @@
 //! Prometheus metrics on a registry of our own (no global state, so tests can
 //! build many apps in one process). Labels only ever come from small, fixed sets.
 
-use prometheus::{Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -9,6 +11,33 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub profile_changes: IntCounterVec,
+    /// Jobs settled, by phase and outcome.
+    pub jobs: IntCounterVec,
+    /// Wall time from receipt to settlement, by phase and outcome.
+    pub job_duration: HistogramVec,
+    pub attempt_duration: HistogramVec,
+    /// Attempts beyond the first, by phase and reason.
+    pub retries: IntCounterVec,
+    /// Jobs sent to a delay queue, by phase.
+    pub deferred: IntCounterVec,
+    /// Jobs parked on the failed queue, by phase and error kind.
+    pub parked: IntCounterVec,
+    pub in_flight: IntGaugeVec,
+    /// OAuth 2.0 token lookups: hit, miss (fetched), joined (waited on another fetch), error.
+    pub token_lookups: IntCounterVec,
+    pub destinations_blocked: IntCounter,
+    pub bodies_truncated: IntCounter,
+    /// Results the broker could not route (no queue bound for that routing key).
+    pub results_unroutable: IntCounter,
+    /// Profile lookups by the worker: hit (cache), miss (database), error.
+    pub profile_lookups: IntCounterVec,
+    /// Jobs delayed because the database was unreachable.
+    pub database_unavailable: IntCounter,
+    /// Consumers (re)started, by lane.
+    pub consumer_starts: IntCounterVec,
+    pub broker_connects: IntCounter,
+    /// Profile events: received, applied, ignored, malformed.
+    pub events: IntCounterVec,
 }
 
 impl Metrics {
@@ -30,14 +59,90 @@ impl Metrics {
             &["change"],
         )
         .expect("valid metric");
-        for m in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(http_duration.clone()),
-            Box::new(profile_changes.clone()),
-        ] {
-            registry.register(m).expect("metric names are unique");
+        let job_buckets = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(job_buckets.clone()), labels).expect("valid metric")
+        };
+        let metrics = Self {
+            jobs: counter("authrelay_jobs_total", "Jobs settled, by phase and outcome", &["phase", "outcome"]),
+            job_duration: histogram(
+                "authrelay_job_duration_seconds",
+                "Time from receipt to settlement of a job",
+                &["phase", "outcome"],
+            ),
+            attempt_duration: histogram(
+                "authrelay_attempt_duration_seconds",
+                "Duration of one HTTP attempt, body included",
+                &["phase"],
+            ),
+            retries: counter("authrelay_retries_total", "Attempts beyond the first", &["phase", "reason"]),
+            deferred: counter("authrelay_jobs_deferred_total", "Jobs sent to a delay queue", &["phase", "reason"]),
+            parked: counter("authrelay_jobs_parked_total", "Jobs parked on the failed queue", &["phase", "error_kind"]),
+            in_flight: IntGaugeVec::new(Opts::new("authrelay_jobs_in_flight", "Jobs being worked on"), &["phase"])
+                .expect("valid metric"),
+            token_lookups: counter("authrelay_token_lookups_total", "OAuth 2.0 token lookups", &["result"]),
+            destinations_blocked: IntCounter::new(
+                "authrelay_destinations_blocked_total",
+                "Requests refused by the egress guard",
+            )
+            .expect("valid metric"),
+            bodies_truncated: IntCounter::new(
+                "authrelay_response_bodies_truncated_total",
+                "Response bodies cut at the size cap",
+            )
+            .expect("valid metric"),
+            results_unroutable: IntCounter::new(
+                "authrelay_results_unroutable_total",
+                "Results no queue was bound to receive",
+            )
+            .expect("valid metric"),
+            profile_lookups: counter("authrelay_profile_lookups_total", "Profile lookups by workers", &["result"]),
+            database_unavailable: IntCounter::new(
+                "authrelay_jobs_delayed_database_unavailable_total",
+                "Jobs delayed because the database was unreachable",
+            )
+            .expect("valid metric"),
+            consumer_starts: counter("authrelay_consumer_starts_total", "Consumers started or restarted", &["lane"]),
+            broker_connects: IntCounter::new("authrelay_broker_connects_total", "Connections made to the broker")
+                .expect("valid metric"),
+            events: counter("authrelay_profile_events_total", "Profile events consumed", &["result"]),
+            registry,
+            http_requests,
+            http_duration,
+            profile_changes,
+        };
+        metrics.register_all();
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.http_requests.clone()),
+            Box::new(self.http_duration.clone()),
+            Box::new(self.profile_changes.clone()),
+            Box::new(self.jobs.clone()),
+            Box::new(self.job_duration.clone()),
+            Box::new(self.attempt_duration.clone()),
+            Box::new(self.retries.clone()),
+            Box::new(self.deferred.clone()),
+            Box::new(self.parked.clone()),
+            Box::new(self.in_flight.clone()),
+            Box::new(self.token_lookups.clone()),
+            Box::new(self.destinations_blocked.clone()),
+            Box::new(self.bodies_truncated.clone()),
+            Box::new(self.results_unroutable.clone()),
+            Box::new(self.profile_lookups.clone()),
+            Box::new(self.database_unavailable.clone()),
+            Box::new(self.consumer_starts.clone()),
+            Box::new(self.broker_connects.clone()),
+            Box::new(self.events.clone()),
+        ];
+        for c in collectors {
+            self.registry.register(c).expect("metric names are unique");
         }
-        Self { registry, http_requests, http_duration, profile_changes }
     }
 
     pub fn registry(&self) -> &Registry {

@@ -753,6 +753,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_chunked_body_without_length_is_cut_at_the_budget() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            socket.write_all(head.as_bytes()).await.unwrap();
+            for _ in 0..64 {
+                let chunk = "a".repeat(512);
+                if socket.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let config = OAuth2Config {
+            client_id: "client-1".into(),
+            client_secret: SecretString::from(SECRET),
+            token_endpoint: format!("http://{address}/token").parse().unwrap(),
+            scope: None,
+            audience: None,
+            client_auth: ClientAuth::Basic,
+        };
+        let client = TokenClient::new(
+            reqwest::Client::builder().no_proxy().build().unwrap(),
+            TokenClientSettings { max_body_bytes: 1024, ..Default::default() },
+        );
+
+        let result = client.fetch(&config, Duration::from_secs(5)).await;
+
+        assert!(matches!(result, Err(TokenError::BodyTooLarge)), "{result:?}");
+        server.abort();
+    }
+
+    #[tokio::test]
     async fn a_slow_endpoint_times_out_within_the_budget() {
         let (_server, config) =
             reply(json_reply(200, json!({"access_token": "late"})).set_delay(Duration::from_secs(3))).await;

@@ -1,1 +1,572 @@
-//! Single-flight OAuth 2.0 token cache. Being written.
+//! OAuth 2.0 tokens shared by every job that uses the same profile.
+//!
+//! - **Single flight.** Many jobs start at once with the same profile; one
+//!   token request serves them all. The first caller for a key spawns the fetch
+//!   and the others join it and share its token or its error. The fetch runs in
+//!   its own task, so a caller that is cancelled (its job timed out) does not
+//!   cancel it for the others.
+//! - **Refresh ahead.** A token is renewed shortly before it expires, at
+//!   `expires_at - min(max_refresh_margin, 10 % of lifetime)`: the first caller
+//!   after that point starts a background refresh and still gets the current
+//!   token, so jobs do not stall on the token endpoint at every expiry. An
+//!   expired token is never handed out; callers then wait for the fetch.
+//! - **Version in the key.** The key is (profile id, profile version, digest of
+//!   every token-request parameter). A token fetched for an older version of a
+//!   profile can never serve a newer one, even if an invalidation event is late
+//!   or lost; events only free the memory sooner.
+//! - **Failures remembered.** A failed fetch is kept for `failure_ttl` and
+//!   returned to every caller meanwhile, so a down token endpoint sees one
+//!   request per key per `failure_ttl` instead of one per job. A failed
+//!   refresh does not take away a token that is still valid.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
+use secrecy::ExposeSecret as _;
+use sha2::{Digest as _, Sha256};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::oauth2::{AccessToken, TokenClient, TokenError};
+use crate::profile::auth_config::{ClientAuth, OAuth2Config};
+
+type FetchResult = Result<Arc<AccessToken>, Arc<TokenError>>;
+
+#[derive(Debug, Clone)]
+pub struct TokenCacheSettings {
+    /// How long a failed fetch is returned as is before the endpoint is tried again.
+    pub failure_ttl: Duration,
+    /// The most a token is refreshed ahead of its expiry (10 % of its lifetime if less).
+    pub max_refresh_margin: Duration,
+}
+
+impl Default for TokenCacheSettings {
+    fn default() -> Self {
+        Self { failure_ttl: Duration::from_secs(5), max_refresh_margin: Duration::from_secs(60) }
+    }
+}
+
+/// How a `get` was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A cached token.
+    Hit,
+    /// This call started the fetch.
+    Miss,
+    /// This call waited on a fetch another call had started.
+    Joined,
+}
+
+/// The token cache. `Send + Sync`; share it as `Arc<TokenCache>`.
+pub struct TokenCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: TokenClient,
+    settings: TokenCacheSettings,
+    entries: Mutex<HashMap<Key, Entry>>,
+    /// Tells a finished fetch whether it is still the one its entry waits for.
+    next_fetch_id: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    profile_id: Uuid,
+    version: i64,
+    /// SHA-256 of the token-request parameters: one profile version used with
+    /// different inline parameters must not share tokens, and the secret is
+    /// not kept in the key in clear.
+    params: [u8; 32],
+}
+
+impl Key {
+    fn new(profile_id: Uuid, version: i64, config: &OAuth2Config) -> Self {
+        let client_auth = match config.client_auth {
+            ClientAuth::Basic => "basic",
+            ClientAuth::Post => "post",
+        };
+        let mut hash = Sha256::new();
+        for field in [
+            Some(config.token_endpoint.as_str()),
+            Some(config.client_id.as_str()),
+            Some(config.client_secret.expose_secret()),
+            config.scope.as_deref(),
+            config.audience.as_deref(),
+            Some(client_auth),
+        ] {
+            // Tagged and length-prefixed, so no two different parameter sets hash the same input.
+            match field {
+                None => hash.update([0]),
+                Some(value) => {
+                    hash.update([1]);
+                    hash.update((value.len() as u64).to_be_bytes());
+                    hash.update(value.as_bytes());
+                }
+            }
+        }
+        Self { profile_id, version, params: hash.finalize().into() }
+    }
+}
+
+#[derive(Default)]
+struct Entry {
+    token: Option<Arc<AccessToken>>,
+    fetch: Option<InFlight>,
+    failure: Option<Failure>,
+}
+
+struct InFlight {
+    id: u64,
+    result: Shared<BoxFuture<'static, FetchResult>>,
+}
+
+struct Failure {
+    error: Arc<TokenError>,
+    until: Instant,
+}
+
+impl Entry {
+    fn failed_recently(&self, now: Instant) -> bool {
+        self.failure.as_ref().is_some_and(|f| now < f.until)
+    }
+
+    /// Holds nothing a caller could still use.
+    fn is_idle(&self, now: Instant) -> bool {
+        self.fetch.is_none() && self.token.as_ref().is_none_or(|t| now >= t.expires_at()) && !self.failed_recently(now)
+    }
+}
+
+enum Step {
+    Done(Result<(Arc<AccessToken>, Lookup), Arc<TokenError>>),
+    Wait(Shared<BoxFuture<'static, FetchResult>>, Lookup),
+}
+
+impl TokenCache {
+    pub fn new(client: TokenClient, settings: TokenCacheSettings) -> Self {
+        let inner = Inner { client, settings, entries: Mutex::new(HashMap::new()), next_fetch_id: AtomicU64::new(0) };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// A valid token for this profile version and config, fetched if needed.
+    /// `timeout` bounds the fetch this call starts; a call that joins another's
+    /// fetch waits for it.
+    pub async fn get(
+        &self,
+        profile_id: Uuid,
+        version: i64,
+        config: &OAuth2Config,
+        timeout: Duration,
+    ) -> Result<(Arc<AccessToken>, Lookup), Arc<TokenError>> {
+        let key = Key::new(profile_id, version, config);
+        match self.step(key, config, timeout) {
+            Step::Done(result) => result,
+            Step::Wait(fetch, lookup) => fetch.await.map(|token| (token, lookup)),
+        }
+    }
+
+    /// Decides under the lock what `get` does; the waiting happens outside it.
+    fn step(&self, key: Key, config: &OAuth2Config, timeout: Duration) -> Step {
+        let now = Instant::now();
+        let mut entries = self.inner.entries();
+        let entry = entries.entry(key).or_default();
+        if let Some(token) = entry.token.clone() {
+            if now < token.expires_at() {
+                if now >= self.inner.refresh_at(&token) && entry.fetch.is_none() && !entry.failed_recently(now) {
+                    tracing::debug!(profile_id = %key.profile_id, version = key.version, "refreshing an OAuth 2.0 token ahead of expiry");
+                    entry.fetch = Some(self.spawn_fetch(key, config, timeout));
+                }
+                return Step::Done(Ok((token, Lookup::Hit)));
+            }
+            entry.token = None;
+        }
+        if let Some(fetch) = &entry.fetch {
+            return Step::Wait(fetch.result.clone(), Lookup::Joined);
+        }
+        if let Some(failure) = entry.failure.as_ref().filter(|f| now < f.until) {
+            return Step::Done(Err(Arc::clone(&failure.error)));
+        }
+        let fetch = self.spawn_fetch(key, config, timeout);
+        let result = fetch.result.clone();
+        entry.fetch = Some(fetch);
+        // Fetches are rare (one per key per token lifetime), so this is a cheap moment to
+        // forget keys nobody refreshed, e.g. of profiles no job uses any more.
+        entries.retain(|k, e| *k == key || !e.is_idle(now));
+        Step::Wait(result, Lookup::Miss)
+    }
+
+    fn spawn_fetch(&self, key: Key, config: &OAuth2Config, timeout: Duration) -> InFlight {
+        let id = self.inner.next_fetch_id.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::clone(&self.inner);
+        let config = config.clone();
+        let task = tokio::spawn(async move {
+            // A panic would otherwise leave the key marked in flight, with no one to clear it.
+            let result = match AssertUnwindSafe(inner.client.fetch(&config, timeout)).catch_unwind().await {
+                Ok(fetched) => fetched.map(Arc::new).map_err(Arc::new),
+                Err(_) => Err(Arc::new(TokenError::Request("the token fetch panicked".into()))),
+            };
+            inner.complete(key, id, &result);
+            result
+        });
+        let result = task
+            .map(|joined| {
+                joined.unwrap_or_else(|_| Err(Arc::new(TokenError::Request("the token fetch was cancelled".into()))))
+            })
+            .boxed()
+            .shared();
+        InFlight { id, result }
+    }
+
+    /// A 401 from the API: forget the token, but only if it is still the one
+    /// that was rejected, so a token another job fetched meanwhile is kept.
+    pub fn reject(&self, profile_id: Uuid, version: i64, config: &OAuth2Config, rejected: &Arc<AccessToken>) {
+        let key = Key::new(profile_id, version, config);
+        let mut entries = self.inner.entries();
+        if let Some(entry) = entries.get_mut(&key)
+            && entry.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, rejected))
+        {
+            entry.token = None;
+            if entry.is_idle(Instant::now()) {
+                entries.remove(&key);
+            }
+        }
+    }
+
+    /// The profile changed or was deleted: forget all its versions, failures included.
+    pub fn invalidate_profile(&self, profile_id: Uuid) {
+        self.inner.entries().retain(|key, _| key.profile_id != profile_id);
+    }
+
+    /// Forgets everything, e.g. after a broker reconnect, when events may have been missed.
+    pub fn clear(&self) {
+        self.inner.entries().clear();
+    }
+
+    /// The number of cached keys.
+    pub fn len(&self) -> usize {
+        self.inner.entries().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache").field("len", &self.len()).field("settings", &self.inner.settings).finish()
+    }
+}
+
+impl Inner {
+    fn entries(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
+        // Every update under the lock is a plain assignment, so a panic elsewhere cannot leave the map half-changed.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn refresh_at(&self, token: &AccessToken) -> Instant {
+        token.expires_at() - self.settings.max_refresh_margin.min(token.lifetime / 10)
+    }
+
+    /// Records a finished fetch, unless its entry was dropped or replaced
+    /// meanwhile: then the result only goes to the callers that waited for it.
+    fn complete(&self, key: Key, id: u64, result: &FetchResult) {
+        let mut entries = self.entries();
+        let Some(entry) = entries.get_mut(&key) else { return };
+        if entry.fetch.as_ref().is_none_or(|f| f.id != id) {
+            return;
+        }
+        entry.fetch = None;
+        match result {
+            Ok(token) => {
+                entry.token = Some(Arc::clone(token));
+                entry.failure = None;
+            }
+            Err(error) => {
+                tracing::debug!(profile_id = %key.profile_id, version = key.version, %error, "remembering a failed OAuth 2.0 token fetch");
+                let until = Instant::now() + self.settings.failure_ttl;
+                entry.failure = Some(Failure { error: Arc::clone(error), until });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::oauth2::TokenClientSettings;
+    use secrecy::SecretString;
+    use serde_json::json;
+    use std::sync::atomic::AtomicUsize;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Answers `token-1`, `token-2`, … so tests can tell fetches apart.
+    struct Tokens {
+        issued: AtomicUsize,
+        expires_in: u64,
+        delay: Duration,
+    }
+
+    impl Tokens {
+        fn new(expires_in: u64, delay: Duration) -> Self {
+            Self { issued: AtomicUsize::new(0), expires_in, delay }
+        }
+    }
+
+    impl Respond for Tokens {
+        fn respond(&self, _: &Request) -> ResponseTemplate {
+            let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"access_token": format!("token-{n}"), "token_type": "Bearer", "expires_in": self.expires_in}),
+                )
+                .set_delay(self.delay)
+        }
+    }
+
+    async fn endpoint(responder: impl Respond + 'static, expected: u64) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/token")).respond_with(responder).expect(expected).mount(&server).await;
+        server
+    }
+
+    fn config(server: &MockServer) -> OAuth2Config {
+        OAuth2Config {
+            client_id: "client-1".into(),
+            client_secret: SecretString::from("secret-1"),
+            token_endpoint: format!("{}/token", server.uri()).parse().unwrap(),
+            scope: Some("read".into()),
+            audience: None,
+            client_auth: ClientAuth::Basic,
+        }
+    }
+
+    fn cache(settings: TokenCacheSettings) -> TokenCache {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        TokenCache::new(TokenClient::new(http, TokenClientSettings::default()), settings)
+    }
+
+    fn value(token: &AccessToken) -> &str {
+        token.value.expose_secret()
+    }
+
+    /// Polls `get` until it returns `expected`, for at most `within`.
+    async fn eventually_get(
+        cache: &TokenCache,
+        id: Uuid,
+        config: &OAuth2Config,
+        expected: &str,
+        within: Duration,
+    ) -> (Arc<AccessToken>, Lookup) {
+        let deadline = Instant::now() + within;
+        loop {
+            let (token, lookup) = cache.get(id, 1, config, TIMEOUT).await.unwrap();
+            if value(&token) == expected {
+                return (token, lookup);
+            }
+            assert!(Instant::now() < deadline, "still got {} instead of {expected}", value(&token));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn fifty_concurrent_gets_on_a_cold_key_make_one_request_and_share_its_token() {
+        let server = endpoint(Tokens::new(3600, Duration::from_millis(200)), 1).await;
+        let cache = Arc::new(cache(TokenCacheSettings::default()));
+        let config = config(&server);
+        let id = Uuid::new_v4();
+
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, config) = (Arc::clone(&cache), config.clone());
+                tokio::spawn(async move { cache.get(id, 1, &config, TIMEOUT).await.unwrap() })
+            })
+            .collect();
+        let results = futures_util::future::join_all(tasks).await;
+
+        let results: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+        assert!(results.iter().all(|(t, _)| Arc::ptr_eq(t, &results[0].0)));
+        assert_eq!(value(&results[0].0), "token-1");
+        assert_eq!(results.iter().filter(|(_, l)| *l == Lookup::Miss).count(), 1);
+        assert_eq!(results.iter().filter(|(_, l)| *l == Lookup::Joined).count(), 49);
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_a_hit_without_a_request() {
+        let server = endpoint(Tokens::new(3600, Duration::ZERO), 1).await;
+        let cache = cache(TokenCacheSettings::default());
+        let (config, id) = (config(&server), Uuid::new_v4());
+
+        let (first, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        assert_eq!(lookup, Lookup::Miss);
+        let (second, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        assert_eq!(lookup, Lookup::Hit);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_due_for_refresh_is_still_served_while_one_refresh_runs_in_the_background() {
+        let server = endpoint(Tokens::new(2, Duration::ZERO), 2).await;
+        let cache = cache(TokenCacheSettings::default());
+        let (config, id) = (config(&server), Uuid::new_v4());
+        let (first, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        // Deliberate precondition: past the refresh point (1.8 s), before expiry (2 s).
+        tokio::time::sleep_until(first.fetched_at + Duration::from_millis(1900)).await;
+        let gets = futures_util::future::join_all((0..5).map(|_| cache.get(id, 1, &config, TIMEOUT))).await;
+
+        for (token, lookup) in gets.into_iter().map(Result::unwrap) {
+            assert!(Arc::ptr_eq(&token, &first));
+            assert_eq!(lookup, Lookup::Hit);
+        }
+        // Served from the cache: the background refresh stored it, no caller waited for it.
+        let (_, lookup) = eventually_get(&cache, id, &config, "token-2", Duration::from_secs(1)).await;
+        assert_eq!(lookup, Lookup::Hit);
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_never_returned_and_callers_wait_for_a_new_one() {
+        let server = endpoint(Tokens::new(1, Duration::ZERO), 2).await;
+        let cache = cache(TokenCacheSettings::default());
+        let (config, id) = (config(&server), Uuid::new_v4());
+        let (first, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        // Deliberate precondition: the first token has expired.
+        tokio::time::sleep_until(first.expires_at() + Duration::from_millis(20)).await;
+        let (second, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        assert_eq!(value(&second), "token-2");
+        assert_eq!(lookup, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_remembered_for_failure_ttl_and_retried_after_it() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST")).respond_with(Tokens::new(3600, Duration::ZERO)).expect(1).mount(&server).await;
+        let failure_ttl = Duration::from_millis(300);
+        let cache = cache(TokenCacheSettings { failure_ttl, ..Default::default() });
+        let (config, id) = (config(&server), Uuid::new_v4());
+
+        let first = cache.get(id, 1, &config, TIMEOUT).await.unwrap_err();
+        let second = cache.get(id, 1, &config, TIMEOUT).await.unwrap_err();
+        assert!(Arc::ptr_eq(&first, &second), "the remembered error is returned as is");
+        assert!(matches!(*first, TokenError::Status { status: 503, .. }));
+
+        // Deliberate precondition: the failure has been forgotten.
+        tokio::time::sleep(failure_ttl + Duration::from_millis(50)).await;
+        let (token, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        assert_eq!(value(&token), "token-1");
+        assert_eq!(lookup, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_caller_does_not_cancel_the_fetch_for_the_others() {
+        let server = endpoint(Tokens::new(3600, Duration::from_millis(300)), 1).await;
+        let cache = cache(TokenCacheSettings::default());
+        let (config, id) = (config(&server), Uuid::new_v4());
+
+        let cancelled = tokio::time::timeout(Duration::from_millis(50), cache.get(id, 1, &config, TIMEOUT)).await;
+        assert!(cancelled.is_err());
+        let (token, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        assert_eq!(value(&token), "token-1");
+        assert_eq!(lookup, Lookup::Joined);
+    }
+
+    #[tokio::test]
+    async fn rejecting_the_current_token_makes_the_next_get_fetch_a_new_one() {
+        let server = endpoint(Tokens::new(3600, Duration::ZERO), 2).await;
+        let cache = cache(TokenCacheSettings::default());
+        let (config, id) = (config(&server), Uuid::new_v4());
+        let (first, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        cache.reject(id, 1, &config, &first);
+        let (second, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        assert_eq!(value(&second), "token-2");
+        assert_eq!(lookup, Lookup::Miss);
+    }
+
+    #[tokio::test]
+    async fn rejecting_an_older_token_keeps_the_newer_one() {
+        let server = endpoint(Tokens::new(3600, Duration::ZERO), 2).await;
+        let cache = cache(TokenCacheSettings::default());
+        let (config, id) = (config(&server), Uuid::new_v4());
+        let (old, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        cache.reject(id, 1, &config, &old);
+        let (new, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        // A second job's 401 for the old token arrives late.
+        cache.reject(id, 1, &config, &old);
+        let (current, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+
+        assert!(Arc::ptr_eq(&current, &new));
+        assert_eq!(lookup, Lookup::Hit);
+    }
+
+    #[tokio::test]
+    async fn invalidate_profile_drops_all_its_versions_and_clear_drops_everything() {
+        let server = endpoint(Tokens::new(3600, Duration::ZERO), 4).await;
+        let cache = cache(TokenCacheSettings::default());
+        let config = config(&server);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        for (id, version) in [(a, 1), (a, 2), (b, 1)] {
+            cache.get(id, version, &config, TIMEOUT).await.unwrap();
+        }
+        assert_eq!(cache.len(), 3);
+
+        cache.invalidate_profile(a);
+        assert_eq!(cache.len(), 1);
+        let (_, lookup) = cache.get(a, 1, &config, TIMEOUT).await.unwrap();
+        assert_eq!(lookup, Lookup::Miss);
+
+        cache.clear();
+        assert!(cache.is_empty());
+    }
+
+    #[tokio::test]
+    async fn invalidate_profile_also_forgets_a_remembered_failure() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).expect(2).mount(&server).await;
+        let cache = cache(TokenCacheSettings { failure_ttl: Duration::from_secs(60), ..Default::default() });
+        let (config, id) = (config(&server), Uuid::new_v4());
+        cache.get(id, 1, &config, TIMEOUT).await.unwrap_err();
+
+        cache.invalidate_profile(id);
+        cache.get(id, 1, &config, TIMEOUT).await.unwrap_err();
+    }
+
+    #[tokio::test]
+    async fn a_new_profile_version_or_changed_parameters_are_a_different_key() {
+        let server = endpoint(Tokens::new(3600, Duration::ZERO), 3).await;
+        let cache = cache(TokenCacheSettings::default());
+        let (config, id) = (config(&server), Uuid::new_v4());
+        let rescoped = OAuth2Config { scope: Some("write".into()), ..config.clone() };
+
+        let (v1, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        let (v2, lookup) = cache.get(id, 2, &config, TIMEOUT).await.unwrap();
+        let (other_scope, _) = cache.get(id, 2, &rescoped, TIMEOUT).await.unwrap();
+
+        assert_eq!(lookup, Lookup::Miss);
+        assert_eq!((value(&v1), value(&v2), value(&other_scope)), ("token-1", "token-2", "token-3"));
+        assert_eq!(cache.len(), 3);
+    }
+}

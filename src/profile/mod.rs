@@ -5,6 +5,7 @@
 //! references and usage, outbox and audit rows written in one transaction).
 
 pub mod auth_config;
+pub mod cache;
 pub mod store;
 pub mod validation;
 

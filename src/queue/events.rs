@@ -1,0 +1,84 @@
+//! The profile-event consumer: each running instance binds its own exclusive,
+//! auto-delete queue to the fanout exchange and drops what it cached for a
+//! profile on every event, whoever published it.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use lapin::Connection;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::Names;
+use crate::worker::WorkerContext;
+
+/// The fields an event must carry for us to act on it; the rest is optional,
+/// so events from other publishers are honoured too.
+#[derive(Debug, Deserialize)]
+struct EventRef {
+    #[serde(rename = "type")]
+    event_type: String,
+    profile_id: Uuid,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("profile-event consumer: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("profile-event consumer: the broker ended the consumer")]
+    ConsumerEnded,
+}
+
+pub async fn run(
+    ctx: Arc<WorkerContext>,
+    connection: &Connection,
+    names: &Names,
+    stop: CancellationToken,
+    on_started: impl FnOnce(),
+) -> Result<(), EventsError> {
+    let channel = connection.create_channel().await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(queue.name().clone(), names.events_exchange().as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(queue.name().clone(), "authrelay-events".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    ctx.metrics.consumer_starts.with_label_values(&["profile_events"]).inc();
+    on_started();
+    loop {
+        let delivery = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            next = consumer.next() => match next {
+                Some(delivery) => delivery?,
+                None => return Err(EventsError::ConsumerEnded),
+            },
+        };
+        ctx.metrics.events.with_label_values(&["received"]).inc();
+        match serde_json::from_slice::<EventRef>(&delivery.data) {
+            Ok(event) if event.event_type.starts_with("profile.") => {
+                ctx.invalidate_profile(event.profile_id);
+                ctx.metrics.events.with_label_values(&["applied"]).inc();
+                tracing::debug!(profile_id = %event.profile_id, event = %event.event_type, "dropped cached profile and tokens");
+            }
+            Ok(event) => {
+                ctx.metrics.events.with_label_values(&["ignored"]).inc();
+                tracing::debug!(event = %event.event_type, "ignored an event of an unknown type");
+            }
+            Err(e) => {
+                ctx.metrics.events.with_label_values(&["malformed"]).inc();
+                tracing::warn!(error = %e, "dropped a malformed profile event");
+            }
+        }
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+    }
+}

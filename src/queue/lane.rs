@@ -1,0 +1,165 @@
+//! One consumer per phase, on its own channel with its own prefetch and
+//! concurrency, so a post-call backlog or a bulk replay never delays a
+//! during-call job.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::{FutureExt as _, StreamExt as _};
+use lapin::Connection;
+use lapin::message::Delivery;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::publisher::Publisher;
+use super::settle::{requeue, settle};
+use crate::job::{ErrorKind, Outcome, Phase};
+use crate::worker::{Disposition, ParkReason, WorkerContext};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaneError {
+    #[error("{lane} lane: {source}")]
+    Amqp {
+        lane: Phase,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("{0} lane: the broker ended the consumer")]
+    ConsumerEnded(Phase),
+}
+
+/// Consumes `phase`'s queue until `stop` is cancelled or the consumer fails.
+/// On stop, in-flight jobs get `grace` to finish and settle; deliveries not
+/// settled by then return to the queue when the channel closes.
+pub async fn run(
+    ctx: Arc<WorkerContext>,
+    publisher: Arc<Publisher>,
+    connection: &Connection,
+    phase: Phase,
+    stop: CancellationToken,
+    on_started: impl FnOnce(),
+) -> Result<(), LaneError> {
+    let amqp = |source| LaneError::Amqp { lane: phase, source };
+    let policy = ctx.settings.phase(phase).clone();
+    let channel = connection.create_channel().await.map_err(amqp)?;
+    channel.basic_qos(policy.prefetch, BasicQosOptions::default()).await.map_err(amqp)?;
+    let queue = publisher.names().phase_queue(phase);
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            format!("authrelay-{}-{}", phase.as_str(), uuid::Uuid::new_v4().simple()).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp)?;
+    ctx.metrics.consumer_starts.with_label_values(&[phase.as_str()]).inc();
+    on_started();
+    tracing::info!(lane = %phase, queue = %queue, prefetch = policy.prefetch, concurrency = policy.concurrency, "consuming");
+
+    let slots = Arc::new(Semaphore::new(policy.concurrency));
+    let mut in_flight = JoinSet::new();
+    let ended = loop {
+        // Take a slot first: with every slot busy, deliveries wait in the
+        // prefetch buffer (bounded by the broker) instead of piling up here.
+        let slot = tokio::select! {
+            _ = stop.cancelled() => break Ok(()),
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let next = tokio::select! {
+            _ = stop.cancelled() => break Ok(()),
+            next = consumer.next() => next,
+        };
+        match next {
+            Some(Ok(delivery)) => {
+                let (ctx, publisher) = (ctx.clone(), publisher.clone());
+                in_flight.spawn(async move {
+                    handle(&ctx, &publisher, phase, delivery).await;
+                    drop(slot);
+                });
+            }
+            Some(Err(source)) => break Err(amqp(source)),
+            None => break Err(LaneError::ConsumerEnded(phase)),
+        }
+        // Reap finished tasks so the set does not grow.
+        while in_flight.try_join_next().is_some() {}
+    };
+
+    if channel.status().connected() {
+        let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+    }
+    let grace = ctx.settings.shutdown_grace;
+    let drained = tokio::time::timeout(grace, async { while in_flight.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(lane = %phase, unfinished = in_flight.len(), "grace period over; unfinished jobs return to the queue");
+        in_flight.abort_all();
+    }
+    let _ = channel.close(200, "authrelay lane stopped".into()).await;
+    ended
+}
+
+/// Processes and settles one delivery. Never panics outward: a panic while
+/// processing parks the message (a bug to look at), it does not lose it.
+async fn handle(ctx: &WorkerContext, publisher: &Publisher, phase: Phase, delivery: Delivery) {
+    let gauge = ctx.metrics.in_flight.with_label_values(&[phase.as_str()]);
+    gauge.inc();
+    let started = Instant::now();
+    let processing = ctx.process(phase, &delivery.data, delivery.properties.headers().as_ref());
+    let disposition = AssertUnwindSafe(processing).catch_unwind().await.unwrap_or_else(|_| {
+        tracing::error!(lane = %phase, "processing a job panicked; the message is parked for inspection");
+        Disposition::ParkOnly(ParkReason {
+            kind: ErrorKind::InvalidJob,
+            message: "authrelay failed while processing this message (internal error); see the log".into(),
+            attempts: 0,
+            phase,
+        })
+    });
+    match settle(publisher, &ctx.metrics, &delivery, &disposition).await {
+        Ok(()) => record(ctx, phase, &disposition, started),
+        Err(e) => {
+            tracing::error!(lane = %phase, error = %e, "could not settle a job; it returns to the queue");
+            requeue(&delivery).await;
+        }
+    }
+    gauge.dec();
+}
+
+/// One log line and the metrics for each settled job.
+fn record(ctx: &WorkerContext, phase: Phase, disposition: &Disposition, started: Instant) {
+    let elapsed = started.elapsed();
+    match disposition {
+        Disposition::Done { result, .. } => {
+            let outcome = result.outcome.as_str();
+            ctx.metrics.jobs.with_label_values(&[phase.as_str(), outcome]).inc();
+            ctx.metrics.job_duration.with_label_values(&[phase.as_str(), outcome]).observe(elapsed.as_secs_f64());
+            let error_kind = result.error.as_ref().map(|e| e.kind.as_str());
+            if result.outcome == Outcome::Succeeded || result.outcome == Outcome::Expired {
+                tracing::info!(
+                    job_id = %result.job_id, workspace_id = result.workspace_id.as_deref().unwrap_or(""),
+                    phase = %phase, outcome, attempts = result.attempts, duration_ms = elapsed.as_millis() as u64,
+                    "job settled"
+                );
+            } else {
+                tracing::warn!(
+                    job_id = %result.job_id, workspace_id = result.workspace_id.as_deref().unwrap_or(""),
+                    phase = %phase, outcome, attempts = result.attempts, duration_ms = elapsed.as_millis() as u64,
+                    error_kind, "job settled"
+                );
+            }
+        }
+        Disposition::ParkOnly(reason) => {
+            ctx.metrics.jobs.with_label_values(&[phase.as_str(), Outcome::Rejected.as_str()]).inc();
+            tracing::warn!(phase = %phase, error_kind = reason.kind.as_str(), "unidentifiable message parked");
+        }
+        Disposition::Delay { attempts, delay, reason, .. } => {
+            tracing::info!(
+                phase = %phase, attempts, delay_ms = delay.as_millis() as u64, reason = reason.as_str(),
+                "job deferred to a delay queue"
+            );
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Publishing with publisher confirms. A publish counts only once the broker
+//! confirmed it; `mandatory` makes an unroutable message visible instead of
+//! silently dropped.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::Confirmation;
+use lapin::{BasicProperties, Channel, Connection};
+
+use super::Names;
+use super::topology;
+use crate::job::Phase;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("publish failed: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker refused the message (nack)")]
+    Nacked,
+}
+
+/// Whether a confirmed message reached at least one queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    Yes,
+    Unroutable,
+}
+
+pub struct Publisher {
+    channel: Channel,
+    names: Names,
+    declared_delay_queues: Mutex<HashSet<String>>,
+}
+
+impl Publisher {
+    /// Opens a channel in confirm mode.
+    pub async fn open(connection: &Connection, names: Names) -> Result<Self, lapin::Error> {
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(Self { channel, names, declared_delay_queues: Mutex::default() })
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.channel.status().connected()
+    }
+
+    /// Publishes and waits for the broker's confirm.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<Routed, PublishError> {
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                body,
+                properties,
+            )
+            .await?
+            .await?;
+        match confirm {
+            Confirmation::Ack(returned) if returned.is_none() => Ok(Routed::Yes),
+            Confirmation::Ack(_) => Ok(Routed::Unroutable),
+            // Confirm mode is on, so NotRequested cannot happen; treat it as a refusal.
+            Confirmation::Nack(_) | Confirmation::NotRequested => Err(PublishError::Nacked),
+        }
+    }
+
+    /// The delay queue for `phase` and `delay`, declared on first use.
+    pub async fn delay_queue(&self, phase: Phase, delay: std::time::Duration) -> Result<String, lapin::Error> {
+        let tier = topology::delay_tier(delay);
+        let name = self.names.delay_queue(phase, tier);
+        if self.declared_delay_queues.lock().expect("delay queue set").contains(&name) {
+            return Ok(name);
+        }
+        let name = topology::declare_delay_queue(&self.channel, &self.names, phase, tier).await?;
+        self.declared_delay_queues.lock().expect("delay queue set").insert(name.clone());
+        Ok(name)
+    }
+}

@@ -1,0 +1,153 @@
+//! Maps a [`Disposition`] to broker actions: publish (confirmed), then ack.
+//! A delivery is acked only after everything published for it is confirmed,
+//! so a crash at any point before that redelivers the job (at-least-once).
+
+use chrono::Utc;
+use futures_util::future::try_join_all;
+use lapin::BasicProperties;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+
+use super::publisher::{PublishError, Publisher, Routed};
+use super::{HEADER_ATTEMPTS, HEADER_DEADLINE, HEADER_ERROR, HEADER_ERROR_KIND, HEADER_FAILED_AT, HEADER_PHASE, set_header, text};
+use crate::job::JobResult;
+use crate::metrics::Metrics;
+use crate::worker::{Disposition, ParkReason};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("the parked copy could not be routed: is the `{0}` queue missing?")]
+    ParkUnroutable(String),
+    #[error("could not serialize the result: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("ack failed: {0}")]
+    Ack(#[from] lapin::Error),
+}
+
+/// Persistent JSON, as the contract asks of every message.
+fn json_properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type(ShortString::from("application/json"))
+        .with_delivery_mode(2)
+        .with_app_id(ShortString::from("authrelay"))
+}
+
+/// Publishes what the disposition calls for, then acks the delivery.
+pub async fn settle(publisher: &Publisher, metrics: &Metrics, delivery: &Delivery, disposition: &Disposition) -> Result<(), SettleError> {
+    let names = publisher.names();
+    match disposition {
+        Disposition::Done { result, park } => {
+            let body = serde_json::to_vec(result.as_ref())?;
+            let mut publishes = Vec::new();
+            let properties = json_properties()
+                .with_message_id(ShortString::from(result.job_id.as_str()))
+                .with_timestamp(Utc::now().timestamp() as u64)
+                .with_type(ShortString::from("authrelay.result"));
+            let results_exchange = names.results_exchange();
+            let routing_key = result.routing_key();
+            publishes.push(Box::pin(publish_result(publisher, metrics, results_exchange, routing_key, &body, properties.clone(), result)));
+            if let Some(reply_to) = delivery.properties.reply_to() {
+                let mut reply = properties.clone();
+                if let Some(correlation_id) = delivery.properties.correlation_id() {
+                    reply = reply.with_correlation_id(correlation_id.clone());
+                }
+                publishes.push(Box::pin(publish_result(publisher, metrics, String::new(), reply_to.to_string(), &body, reply, result)));
+            }
+            let park = async {
+                match park {
+                    Some(reason) => park_copy(publisher, metrics, delivery, reason).await,
+                    None => Ok(()),
+                }
+            };
+            let (published, parked) = tokio::join!(try_join_all(publishes), park);
+            published?;
+            parked?;
+        }
+        Disposition::ParkOnly(reason) => park_copy(publisher, metrics, delivery, reason).await?,
+        Disposition::Delay { phase, delay, attempts, deadline, reason } => {
+            let phase = *phase;
+            let queue = publisher.delay_queue(phase, *delay).await.map_err(PublishError::from)?;
+            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+            set_header(&mut headers, HEADER_ATTEMPTS, AMQPValue::LongLongInt(i64::from(*attempts)));
+            set_header(&mut headers, HEADER_DEADLINE, text(deadline.to_rfc3339()));
+            let properties = delivery
+                .properties
+                .clone()
+                .with_headers(headers)
+                .with_delivery_mode(2)
+                .with_expiration(ShortString::from(delay.as_millis().max(1).to_string()));
+            match publisher.publish("", &queue, &delivery.data, properties).await? {
+                Routed::Yes => metrics.deferred.with_label_values(&[phase.as_str(), reason.as_str()]).inc(),
+                Routed::Unroutable => return Err(SettleError::ParkUnroutable(queue)),
+            }
+        }
+    }
+    ack(delivery).await
+}
+
+async fn publish_result(
+    publisher: &Publisher,
+    metrics: &Metrics,
+    exchange: String,
+    routing_key: String,
+    body: &[u8],
+    properties: BasicProperties,
+    result: &JobResult,
+) -> Result<(), SettleError> {
+    if publisher.publish(&exchange, &routing_key, body, properties).await? == Routed::Unroutable {
+        // The job ran; publishing again would not help and re-running it would
+        // repeat its side effects. Make it visible instead.
+        metrics.results_unroutable.inc();
+        tracing::warn!(
+            job_id = %result.job_id,
+            exchange = %exchange,
+            routing_key = %routing_key,
+            "result was unroutable: no queue is bound for it"
+        );
+    }
+    Ok(())
+}
+
+/// Parks the message unchanged, with the contract's headers added.
+async fn park_copy(publisher: &Publisher, metrics: &Metrics, delivery: &Delivery, reason: &ParkReason) -> Result<(), SettleError> {
+    let mut headers: FieldTable = delivery.properties.headers().clone().unwrap_or_default();
+    set_header(&mut headers, HEADER_ERROR_KIND, text(reason.kind.as_str()));
+    set_header(&mut headers, HEADER_ERROR, text(truncate(&reason.message, 1000)));
+    set_header(&mut headers, HEADER_ATTEMPTS, AMQPValue::LongLongInt(i64::from(reason.attempts)));
+    set_header(&mut headers, HEADER_FAILED_AT, text(Utc::now().to_rfc3339()));
+    set_header(&mut headers, HEADER_PHASE, text(reason.phase.as_str()));
+    let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let queue = publisher.names().failed_queue();
+    match publisher.publish("", &queue, &delivery.data, properties).await? {
+        Routed::Yes => {
+            metrics.parked.with_label_values(&[reason.phase.as_str(), reason.kind.as_str()]).inc();
+            Ok(())
+        }
+        Routed::Unroutable => Err(SettleError::ParkUnroutable(queue)),
+    }
+}
+
+async fn ack(delivery: &Delivery) -> Result<(), SettleError> {
+    if !delivery.acker.ack(BasicAckOptions::default()).await? {
+        // The channel failed since the delivery: the broker will redeliver it.
+        tracing::warn!("ack not sent: the channel closed; the job will be redelivered");
+    }
+    Ok(())
+}
+
+/// Returns a delivery to its queue (settling failed): it will be tried again.
+pub async fn requeue(delivery: &Delivery) {
+    if let Err(e) = delivery.acker.nack(BasicNackOptions { requeue: true, multiple: false }).await {
+        tracing::warn!(error = %e, "nack failed; the broker will redeliver when the channel closes");
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

@@ -1,0 +1,191 @@
+//! The single-job step: a delivery in, a [`Disposition`] out. Parsing,
+//! resolving credentials (cache, then store) and running the executor happen
+//! here; what the broker must do about the result is `queue::settle`'s job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lapin::types::FieldTable;
+use tracing::Instrument as _;
+
+use crate::config::WorkerConfig;
+use crate::db;
+use crate::executor::{Execution, Executor, ResolvedAuth, Run};
+use crate::job::{ErrorKind, Job, JobError, JobIdentity, JobLimits, JobParseError, JobResult, Outcome, Phase, parse_job};
+use crate::metrics::Metrics;
+use crate::profile::cache::ProfileCache;
+use crate::profile::{ProfileStore, StoreError};
+use crate::queue::{HEADER_ATTEMPTS, HEADER_DEADLINE, header_time, header_u32};
+
+/// Why a job is parked, for the parked copy's headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkReason {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub attempts: u32,
+    pub phase: Phase,
+}
+
+/// What the broker must do with a delivery.
+#[derive(Debug)]
+pub enum Disposition {
+    /// Publish the result (also to `reply_to`), park a copy when failed or
+    /// rejected, and ack once every publish is confirmed.
+    Done { result: Box<JobResult>, park: Option<ParkReason> },
+    /// A message nobody can be answered for: park it, then ack.
+    ParkOnly(ParkReason),
+    /// Republish to a delay queue (attempts and deadline in headers), then ack.
+    Delay { phase: Phase, delay: Duration, attempts: u32, deadline: DateTime<Utc>, reason: DelayReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelayReason {
+    /// A retry too long to wait in process.
+    Retry,
+    /// The database could not be reached to load the profile.
+    DatabaseUnavailable,
+}
+
+impl DelayReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DelayReason::Retry => "retry",
+            DelayReason::DatabaseUnavailable => "database_unavailable",
+        }
+    }
+}
+
+/// Everything a worker needs, shared by all lanes.
+pub struct WorkerContext {
+    pub store: ProfileStore,
+    pub profiles: ProfileCache,
+    pub executor: Executor,
+    pub settings: Arc<WorkerConfig>,
+    pub limits: JobLimits,
+    pub metrics: Metrics,
+}
+
+impl WorkerContext {
+    /// Drops every cached profile and token (after a reconnect: events may have been missed).
+    pub fn clear_caches(&self) {
+        self.profiles.clear();
+        self.executor.tokens().clear();
+    }
+
+    /// Drops what is cached for one profile (a profile event).
+    pub fn invalidate_profile(&self, id: uuid::Uuid) {
+        self.profiles.invalidate(id);
+        self.executor.tokens().invalidate_profile(id);
+    }
+
+    /// Runs one message of the `lane` queue to its disposition.
+    pub async fn process(&self, lane: Phase, body: &[u8], headers: Option<&FieldTable>) -> Disposition {
+        let received_at = Utc::now();
+        let attempts_before = header_u32(headers, HEADER_ATTEMPTS).unwrap_or(0);
+        let job = match parse_job(body, lane, &self.limits) {
+            Ok(job) => job,
+            Err(JobParseError::Unidentifiable(message)) => {
+                tracing::warn!(phase = %lane, error = %message, "unidentifiable message parked");
+                return Disposition::ParkOnly(ParkReason { kind: ErrorKind::InvalidJob, message, attempts: attempts_before, phase: lane });
+            }
+            Err(JobParseError::Invalid { identity, message }) => {
+                return rejected(&identity, JobError::invalid(message), attempts_before, received_at);
+            }
+        };
+        let span = tracing::info_span!("job", job_id = %job.job_id, workspace_id = %job.workspace_id, phase = %job.phase);
+        self.run_job(job, headers, attempts_before, received_at).instrument(span).await
+    }
+
+    async fn run_job(&self, job: Job, headers: Option<&FieldTable>, attempts_before: u32, received_at: DateTime<Utc>) -> Disposition {
+        let policy = self.settings.phase(job.phase);
+        let deadline = job
+            .deadline
+            .or_else(|| header_time(headers, HEADER_DEADLINE))
+            .unwrap_or_else(|| received_at + chrono::Duration::from_std(policy.deadline).unwrap_or(chrono::Duration::MAX));
+        if deadline <= Utc::now() && attempts_before == 0 {
+            let result = JobResult::unattempted(&job.identity(), Outcome::Expired, None, received_at);
+            return Disposition::Done { result: Box::new(result), park: None };
+        }
+
+        let auth = match self.resolve_auth(&job).await {
+            Ok(auth) => auth,
+            Err(AuthFailure::Rejected(error)) => return rejected(&job.identity(), error, attempts_before, received_at),
+            Err(AuthFailure::DatabaseUnavailable(reason)) => {
+                self.metrics.database_unavailable.inc();
+                tracing::warn!(error = %reason, "database unavailable; job delayed");
+                return Disposition::Delay {
+                    phase: job.phase,
+                    delay: self.settings.database_retry_delay,
+                    attempts: attempts_before,
+                    deadline,
+                    reason: DelayReason::DatabaseUnavailable,
+                };
+            }
+        };
+
+        let run = Run { job: &job, auth: auth.as_ref(), deadline, attempts_before, started_at: received_at };
+        match self.executor.run(run).await {
+            Execution::Finished(result) => {
+                let park = result.outcome.is_parked().then(|| ParkReason {
+                    kind: result.error.as_ref().map_or(ErrorKind::HttpStatus, |e| e.kind),
+                    message: result.error.as_ref().map_or_else(String::new, |e| e.message.clone()),
+                    attempts: result.attempts,
+                    phase: job.phase,
+                });
+                Disposition::Done { result, park }
+            }
+            Execution::RetryLater { delay, attempts, error } => {
+                tracing::info!(attempts, delay_ms = delay.as_millis() as u64, error = %error.message, "retry deferred to a delay queue");
+                Disposition::Delay { phase: job.phase, delay, attempts, deadline, reason: DelayReason::Retry }
+            }
+        }
+    }
+
+    async fn resolve_auth(&self, job: &Job) -> Result<Option<ResolvedAuth>, AuthFailure> {
+        let Some(id) = job.auth_profile_id else {
+            return Ok(job.inline_auth.clone().map(|config| ResolvedAuth { config: Arc::new(config), profile: None }));
+        };
+        if let Some(profile) = self.profiles.get(&job.workspace_id, id) {
+            self.metrics.profile_lookups.with_label_values(&["hit"]).inc();
+            return Ok(Some(ResolvedAuth { config: Arc::new(profile.config.clone()), profile: Some((id, profile.version)) }));
+        }
+        match self.store.get(&job.workspace_id, id).await {
+            Ok(profile) => {
+                self.metrics.profile_lookups.with_label_values(&["miss"]).inc();
+                let auth = ResolvedAuth { config: Arc::new(profile.config.clone()), profile: Some((id, profile.version)) };
+                self.profiles.insert(Arc::new(profile));
+                Ok(Some(auth))
+            }
+            Err(StoreError::NotFound) => Err(AuthFailure::Rejected(JobError::new(
+                ErrorKind::ProfileNotFound,
+                format!("auth profile {id} does not exist in workspace {}", job.workspace_id),
+                false,
+            ))),
+            Err(e @ StoreError::Unusable { .. }) => {
+                tracing::error!(profile_id = %id, error = %e, "stored profile cannot be used");
+                Err(AuthFailure::Rejected(JobError::new(ErrorKind::ProfileUnusable, e.to_string(), false)))
+            }
+            Err(StoreError::Db(e)) => {
+                self.metrics.profile_lookups.with_label_values(&["error"]).inc();
+                if !db::is_unavailable(&e) {
+                    tracing::error!(error = %e, "database error while loading a profile");
+                }
+                Err(AuthFailure::DatabaseUnavailable(e.to_string()))
+            }
+            Err(e) => Err(AuthFailure::Rejected(JobError::new(ErrorKind::ProfileUnusable, e.to_string(), false))),
+        }
+    }
+}
+
+enum AuthFailure {
+    Rejected(JobError),
+    DatabaseUnavailable(String),
+}
+
+fn rejected(identity: &JobIdentity, error: JobError, attempts: u32, received_at: DateTime<Utc>) -> Disposition {
+    let park = ParkReason { kind: error.kind, message: error.message.clone(), attempts, phase: identity.phase };
+    let mut result = JobResult::unattempted(identity, Outcome::Rejected, Some(error), received_at);
+    result.attempts = attempts;
+    Disposition::Done { result: Box::new(result), park: Some(park) }
+}
