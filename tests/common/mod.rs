@@ -2,6 +2,8 @@
 //! the real app served on 127.0.0.1 port 0.
 #![allow(dead_code)]
 
+pub mod amqp;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

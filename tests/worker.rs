@@ -1,0 +1,139 @@
+//! The action worker end to end: jobs published to the real RabbitMQ, targets
+//! on 127.0.0.1 (wiremock), profiles in the real PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use authrelay::app::Roles;
+use common::amqp::TestBroker;
+use common::{TestApp, TestEnv, spawn_app_with};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Harness {
+    app: TestApp,
+    broker: TestBroker,
+}
+
+async fn start_with(mut env: TestEnv) -> Harness {
+    env.set("AUTHRELAY_RETRY_JITTER", "0");
+    let prefix = env.vars["AUTHRELAY_AMQP_PREFIX"].clone();
+    let broker = TestBroker::new(&prefix).await;
+    let app = spawn_app_with(env, Roles::ALL).await;
+    Harness { app, broker }
+}
+
+async fn start() -> Harness {
+    start_with(TestEnv::new()).await
+}
+
+fn job(id: &str, phase: &str, request: Value) -> Value {
+    json!({"job_id": id, "workspace_id": "acme", "phase": phase, "action_id": "crm-lookup", "call_id": "call-1", "request": request})
+}
+
+fn with(mut job: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().unwrap() {
+        job[k] = v.clone();
+    }
+    job
+}
+
+#[tokio::test]
+async fn a_bearer_profile_reaches_the_target_and_the_result_is_published() {
+    let mut h = start().await;
+    let target = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/contacts"))
+        .and(header("authorization", "Bearer crm-token-0123456789"))
+        .and(header("idempotency-key", "job-1"))
+        .and(query_param("source", "voice"))
+        .and(query_param("limit", "10"))
+        .and(body_json(json!({"phone": "+15550100"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 42})))
+        .expect(1)
+        .mount(&target)
+        .await;
+    let profile = h.app.create_profile("acme", json!({"name": "CRM", "type": "bearer", "config": {"token": "crm-token-0123456789"}})).await;
+    let j = with(
+        job("job-1", "during_call", json!({"method": "POST", "url": format!("{}/v1/contacts?source=voice", target.uri()),
+            "query": {"limit": "10"}, "body": {"phone": "+15550100"}})),
+        json!({"auth_profile_id": profile, "inline_auth": {"type": "bearer", "token": "inline-should-lose"}}),
+    );
+    h.broker.publish_job(&j).await;
+    let result = h.broker.next_result(WAIT).await;
+    assert_eq!(result["outcome"], "succeeded", "{result}");
+    assert_eq!(result["job_id"], "job-1");
+    assert_eq!(result["call_id"], "call-1");
+    assert_eq!(result["attempts"], 1);
+    assert_eq!(result["response"]["status"], 200);
+    assert_eq!(result["response"]["body"], json!({"id": 42}));
+    assert_eq!(result["auth_profile_id"], profile.as_str());
+    assert_eq!(result["auth_profile_version"], 1);
+    assert!(result["error"].is_null());
+    assert!(!result.to_string().contains("crm-token"));
+    h.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_503_is_retried_up_to_max_attempts_then_parked_with_headers() {
+    let mut h = start().await;
+    let target = MockServer::start().await;
+    Mock::given(path("/flaky")).respond_with(ResponseTemplate::new(503)).expect(3).mount(&target).await;
+    let j = with(job("job-503", "during_call", json!({"url": format!("{}/flaky", target.uri())})), json!({"max_attempts": 3}));
+    h.broker.publish_job(&j).await;
+    let result = h.broker.next_result(WAIT).await;
+    assert_eq!(result["outcome"], "failed", "{result}");
+    assert_eq!(result["attempts"], 3);
+    assert_eq!(result["error"]["kind"], "http_status");
+    assert_eq!(result["response"]["status"], 503);
+    let parked = h.broker.wait_for_messages(&h.broker.names.failed_queue(), 1, WAIT).await;
+    assert_eq!(parked[0].json(), j, "parked unchanged");
+    assert_eq!(parked[0].header("x-authrelay-error-kind").as_deref(), Some("http_status"));
+    assert_eq!(parked[0].header("x-authrelay-attempts").as_deref(), Some("3"));
+    assert_eq!(parked[0].header("x-authrelay-phase").as_deref(), Some("during_call"));
+    assert!(parked[0].header("x-authrelay-failed-at").is_some());
+    assert!(parked[0].header("x-authrelay-error").unwrap().contains("503"));
+    h.app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_messages_are_parked_and_the_next_valid_job_still_succeeds() {
+    let mut h = start().await;
+    let target = MockServer::start().await;
+    Mock::given(path("/ok")).respond_with(ResponseTemplate::new(200)).expect(1).mount(&target).await;
+    let exchange = h.broker.names.actions_exchange();
+    h.broker.publish(&exchange, "pre_call", b"this is not json", common::amqp::json_props()).await;
+    h.broker.publish(&exchange, "pre_call", br#"{"workspace_id": "acme"}"#, common::amqp::json_props()).await;
+    h.broker.publish_job(&job("bad-url", "pre_call", json!({"url": "ftp://example.com/x"}))).await;
+    h.broker.publish_job(&job("good", "pre_call", json!({"url": format!("{}/ok", target.uri())}))).await;
+
+    let results = h.broker.results(2, WAIT).await;
+    let by_id = |id: &str| results.iter().find(|r| r["job_id"] == id).cloned().unwrap();
+    assert_eq!(by_id("bad-url")["outcome"], "rejected");
+    assert_eq!(by_id("bad-url")["error"]["kind"], "invalid_job");
+    assert_eq!(by_id("good")["outcome"], "succeeded");
+    let parked = h.broker.wait_for_messages(&h.broker.names.failed_queue(), 3, WAIT).await;
+    assert_eq!(parked.len(), 3);
+    assert!(parked.iter().all(|p| p.header("x-authrelay-error-kind").as_deref() == Some("invalid_job")));
+    assert!(parked.iter().any(|p| p.body == b"this is not json"));
+    h.broker.no_more_results(Duration::from_millis(300)).await;
+    h.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_past_its_deadline_is_expired_without_a_request() {
+    let mut h = start().await;
+    let target = MockServer::start().await;
+    Mock::given(path("/late")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&target).await;
+    let j = with(job("late", "during_call", json!({"url": format!("{}/late", target.uri())})), json!({"deadline": "2020-01-01T00:00:00Z"}));
+    h.broker.publish_job(&j).await;
+    let result = h.broker.next_result(WAIT).await;
+    assert_eq!(result["outcome"], "expired");
+    assert_eq!(result["attempts"], 0);
+    assert_eq!(h.broker.message_count(&h.broker.names.failed_queue()).await, 0, "expired jobs are not parked");
+    h.app.stop().await;
+}
