@@ -19,6 +19,7 @@ use crate::egress::EgressPolicy;
 use crate::executor::Executor;
 use crate::job::JobLimits;
 use crate::metrics::Metrics;
+use crate::outbox::{Relay, RelaySettings};
 use crate::profile::ProfileStore;
 use crate::profile::cache::ProfileCache;
 use crate::queue::{Names, broker};
@@ -57,6 +58,7 @@ impl FromStr for Roles {
 pub struct App {
     config: Config,
     roles: Roles,
+    db: Database,
     pool: Pool,
     store: ProfileStore,
     metrics: Metrics,
@@ -69,7 +71,7 @@ impl App {
     /// Prepares the database (create, migrate), checks that every stored secret
     /// can be opened by the key ring, and binds the HTTP listener (port 0 picks one).
     pub async fn build(config: Config, roles: Roles) -> anyhow::Result<Self> {
-        let (_db, pool) = Database::prepare(&config.database).await?;
+        let (db, pool) = Database::prepare(&config.database).await?;
         let store = ProfileStore::new(pool.clone(), config.key_ring.clone());
         ensure_keys_cover_store(&store).await?;
         let listener = TcpListener::bind(config.http_addr)
@@ -77,15 +79,18 @@ impl App {
             .with_context(|| format!("cannot listen on AUTHRELAY_HTTP_ADDR={}", config.http_addr))?;
         let readiness = Readiness::new(pool.clone());
         let metrics = Metrics::new();
+        // Every role needs the broker (the outbox relay runs everywhere), so an
+        // unreachable broker is a start-up error whatever the roles.
+        let connection = broker::connect_with_wait(&config.amqp_url, config.database.connect_timeout).await?;
+        broker::declare_topology(&connection, &Names::new(&config.amqp_prefix)).await?;
         let worker = if roles.worker {
             let ctx = Arc::new(worker_context(&config, store.clone(), metrics.clone())?);
-            let connection = broker::connect_with_wait(&config.amqp_url, config.database.connect_timeout).await?;
-            broker::declare_topology(&connection, &Names::new(&config.amqp_prefix)).await?;
             Some((ctx, connection))
         } else {
+            let _ = connection.close(200, "topology declared".into()).await;
             None
         };
-        Ok(Self { config, roles, pool, store, metrics, readiness, listener, worker })
+        Ok(Self { config, roles, db, pool, store, metrics, readiness, listener, worker })
     }
 
     pub fn worker(&self) -> Option<&Arc<WorkerContext>> {
@@ -131,6 +136,17 @@ impl App {
                 shutdown.clone(),
             ))
         });
+        // Every process relays the outbox: rows are claimed with SKIP LOCKED, so
+        // any number of relays share the work, and events flow as long as one runs.
+        let relay = Relay {
+            pool: self.pool.clone(),
+            db: self.db.clone(),
+            amqp_url: self.config.amqp_url.clone(),
+            names: Names::new(&self.config.amqp_prefix),
+            metrics: self.metrics.clone(),
+            settings: RelaySettings::default(),
+        };
+        let relay = tokio::spawn(relay.run(shutdown.clone()));
         tracing::info!(%addr, roles = ?self.roles, "authrelay is running");
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -140,6 +156,7 @@ impl App {
             // The lanes finish in-flight jobs within the grace period, then close.
             let _ = workers.await;
         }
+        let _ = relay.await;
         tracing::info!("authrelay stopped");
         Ok(())
     }

@@ -167,6 +167,34 @@ impl Database {
         Ok(report.applied_migrations().iter().map(|m| m.to_string()).collect())
     }
 
+    /// A dedicated connection that `LISTEN`s on `channel`; `notify` is woken on
+    /// every notification. The returned future ends when the connection does.
+    pub async fn listen(
+        &self,
+        channel: &str,
+        notify: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Result<(tokio_postgres::Client, impl std::future::Future<Output = ()> + Send + 'static), DbError> {
+        let (client, mut connection) = self.pg.connect(self.tls.clone()).await?;
+        let driver = async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                match message {
+                    Ok(tokio_postgres::AsyncMessage::Notification(_)) => notify.notify_one(),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "listen connection ended");
+                        break;
+                    }
+                }
+            }
+        };
+        let handle = tokio::spawn(driver);
+        client.batch_execute(&format!("LISTEN {channel}")).await?;
+        Ok((client, async move {
+            let _ = handle.await;
+        }))
+    }
+
     /// The connection pool; fails fast if the database cannot be reached.
     pub async fn pool(&self) -> Result<Pool, DbError> {
         // Waits for the server the same bounded way as migrations do.

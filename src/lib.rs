@@ -27,6 +27,7 @@ pub mod egress;
 pub mod executor;
 pub mod job;
 pub mod metrics;
+pub mod outbox;
 pub mod profile;
 pub mod queue;
 pub mod telemetry;

@@ -2,7 +2,8 @@
 //! build many apps in one process). Labels only ever come from small, fixed sets.
 
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -38,6 +39,13 @@ pub struct Metrics {
     pub broker_connects: IntCounter,
     /// Profile events: received, applied, ignored, malformed.
     pub events: IntCounterVec,
+    pub outbox_published: IntCounter,
+    /// Events committed but not yet published.
+    pub outbox_backlog: IntGauge,
+    /// From commit to confirmed publish.
+    pub outbox_publish_latency: Histogram,
+    /// Parked jobs moved back to their queue by replay, by phase.
+    pub replayed: IntCounterVec,
 }
 
 impl Metrics {
@@ -108,6 +116,16 @@ impl Metrics {
             consumer_starts: counter("authrelay_consumer_starts_total", "Consumers started or restarted", &["lane"]),
             broker_connects: IntCounter::new("authrelay_broker_connects_total", "Connections made to the broker")
                 .expect("valid metric"),
+            outbox_published: IntCounter::new("authrelay_outbox_published_total", "Profile events published")
+                .expect("valid metric"),
+            outbox_backlog: IntGauge::new("authrelay_outbox_backlog", "Profile events waiting to be published")
+                .expect("valid metric"),
+            outbox_publish_latency: Histogram::with_opts(
+                HistogramOpts::new("authrelay_outbox_publish_latency_seconds", "Time from commit to confirmed publish")
+                    .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0]),
+            )
+            .expect("valid metric"),
+            replayed: counter("authrelay_jobs_replayed_total", "Parked jobs moved back to their queue", &["phase"]),
             events: counter("authrelay_profile_events_total", "Profile events consumed", &["result"]),
             registry,
             http_requests,
@@ -139,6 +157,10 @@ impl Metrics {
             Box::new(self.consumer_starts.clone()),
             Box::new(self.broker_connects.clone()),
             Box::new(self.events.clone()),
+            Box::new(self.outbox_published.clone()),
+            Box::new(self.outbox_backlog.clone()),
+            Box::new(self.outbox_publish_latency.clone()),
+            Box::new(self.replayed.clone()),
         ];
         for c in collectors {
             self.registry.register(c).expect("metric names are unique");

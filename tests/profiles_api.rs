@@ -434,6 +434,7 @@ async fn health_readiness_and_metrics_answer() {
 async fn the_database_is_created_when_missing() {
     let env = TestEnv::new();
     let name = env.db.name.clone();
+    let _guard = common::amqp::TestBroker::new(&env.vars["AUTHRELAY_AMQP_PREFIX"]).await;
     let app = spawn_app_with(env, Roles { worker: false, api: true }).await;
     let db = app.env.db.client().await;
     let row = db.query_one("SELECT current_database()", &[]).await.unwrap();

@@ -117,10 +117,17 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub env: TestEnv,
+    /// Deletes the app's exchanges and queues when the test ends.
+    pub broker_guard: Option<amqp::TestBroker>,
 }
 
+/// The admin API alone (no workers).
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(TestEnv::new(), Roles { worker: false, api: true }).await
+    let env = TestEnv::new();
+    let guard = amqp::TestBroker::new(&env.vars["AUTHRELAY_AMQP_PREFIX"]).await;
+    let mut app = spawn_app_with(env, Roles { worker: false, api: true }).await;
+    app.broker_guard = Some(guard);
+    app
 }
 
 pub async fn spawn_app_with(env: TestEnv, roles: Roles) -> TestApp {
@@ -132,7 +139,7 @@ pub async fn spawn_app_with(env: TestEnv, roles: Roles) -> TestApp {
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    TestApp { addr, token, http, store, shutdown, handle, env }
+    TestApp { addr, token, http, store, shutdown, handle, env, broker_guard: None }
 }
 
 impl TestApp {
