@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState, Readiness};
 use crate::config::Config;
 use crate::credentials::oauth2::{TokenClient, TokenClientSettings};
+use crate::credentials::probe::Prober;
 use crate::credentials::token_cache::{TokenCache, TokenCacheSettings};
 use crate::db::Database;
 use crate::egress::EgressPolicy;
@@ -120,6 +121,7 @@ impl App {
             metrics: self.metrics.clone(),
             admin_token: self.config.admin_token.clone(),
             readiness: self.readiness.clone(),
+            prober: prober(&self.config)?,
         };
         let addr = self.http_addr();
         // Without the api role the port still serves health and metrics, so a
@@ -162,19 +164,32 @@ impl App {
     }
 }
 
+/// The clients of the profile test endpoint, behind the same egress guard as the workers.
+fn prober(config: &Config) -> anyhow::Result<Prober> {
+    let settings = &config.worker;
+    let egress = EgressPolicy::new(config.allow_private_destinations.clone());
+    let http = Executor::http_client(settings, &egress).context("cannot build the HTTP client")?;
+    let tokens = TokenClient::new(token_http_client(settings, &egress)?, TokenClientSettings::default());
+    Ok(Prober { http, tokens, egress, timeout: settings.request_timeout })
+}
+
+fn token_http_client(settings: &crate::config::WorkerConfig, egress: &EgressPolicy) -> anyhow::Result<reqwest::Client> {
+    // Token endpoints get no redirects: a token request is never re-sent elsewhere.
+    egress
+        .configure(reqwest::Client::builder())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(settings.connect_timeout)
+        .build()
+        .context("cannot build the token HTTP client")
+}
+
 /// The worker's shared parts: HTTP clients behind the egress guard, the
 /// token cache, the profile cache and the executor.
 pub fn worker_context(config: &Config, store: ProfileStore, metrics: Metrics) -> anyhow::Result<WorkerContext> {
     let settings = Arc::new(config.worker.clone());
     let egress = EgressPolicy::new(config.allow_private_destinations.clone());
     let http = Executor::http_client(&settings, &egress).context("cannot build the HTTP client")?;
-    // Token endpoints get no redirects: a token request is never re-sent elsewhere.
-    let token_http = egress
-        .configure(reqwest::Client::builder())
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(settings.connect_timeout)
-        .build()
-        .context("cannot build the token HTTP client")?;
+    let token_http = token_http_client(&settings, &egress)?;
     let token_client = TokenClient::new(
         token_http,
         TokenClientSettings { default_lifetime: settings.token_default_lifetime, ..Default::default() },

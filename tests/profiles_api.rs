@@ -441,3 +441,63 @@ async fn the_database_is_created_when_missing() {
     assert_eq!(row.get::<_, String>(0), name);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn testing_an_oauth_profile_fetches_a_fresh_token_and_never_shows_it() {
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let app = spawn_app().await;
+    let idp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "at-very-secret-123456", "token_type": "Bearer", "expires_in": 3600, "scope": "read"}),
+        ))
+        .expect(2)
+        .mount(&idp)
+        .await;
+    let id = app
+        .create_profile(
+            "acme",
+            json!({"name": "IdP", "type": "oauth2_client_credentials", "config": {
+                "client_id": "cid", "client_secret": CLIENT_SECRET, "token_endpoint": format!("{}/token", idp.uri())}}),
+        )
+        .await;
+    for _ in 0..2 {
+        let (status, report) = app.post(&format!("/v1/workspaces/acme/auth-profiles/{id}/test"), json!({})).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["ok"], true);
+        assert_eq!(report["check"], "token_fetched");
+        assert_eq!(report["expires_in"], 3600);
+        assert_eq!(report["scope"], "read");
+        assert!(!report.to_string().contains("at-very-secret") && !report.to_string().contains(CLIENT_SECRET));
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn testing_a_profile_against_a_url_sends_its_credentials_there() {
+    use wiremock::matchers::{header, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let app = spawn_app().await;
+    let target = MockServer::start().await;
+    Mock::given(path("/me"))
+        .and(header("authorization", format!("Bearer {BEARER_SECRET}")))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&target)
+        .await;
+    let id = app.create_profile("acme", all_types()[0].0.clone()).await;
+    let (status, report) =
+        app.post(&format!("/v1/workspaces/acme/auth-profiles/{id}/test"), json!({"url": format!("{}/me", target.uri())})).await;
+    assert_eq!((status, report["ok"].as_bool(), report["status"].as_u64()), (200, Some(true), Some(200)), "{report}");
+
+    let (_, blocked) =
+        app.post(&format!("/v1/workspaces/acme/auth-profiles/{id}/test"), json!({"url": "http://127.0.0.2:9/"})).await;
+    assert_eq!(blocked["ok"], false);
+    assert!(blocked["error"].as_str().unwrap().contains("not allowed"), "{blocked}");
+    let (status, _) = app.post(&format!("/v1/workspaces/acme/auth-profiles/{id}/test"), json!({"url": "ftp://x"})).await;
+    assert_eq!(status, 422);
+    app.stop().await;
+}

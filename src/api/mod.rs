@@ -6,6 +6,7 @@
 //! | `GET /v1/workspaces/{ws}/auth-profiles` | [`profiles::list`] (`q`, `type`, `limit`, `cursor`) |
 //! | `GET·PATCH·DELETE /v1/workspaces/{ws}/auth-profiles/{id}` | [`profiles::show`], [`profiles::update`], [`profiles::delete`] |
 //! | `GET /v1/workspaces/{ws}/auth-profiles/{id}/usage` | [`profiles::usage`] |
+//! | `POST /v1/workspaces/{ws}/auth-profiles/{id}/test` | [`profiles::test`] (optional `{"url"}`) |
 //! | `PUT·DELETE /v1/workspaces/{ws}/references/{kind}/{ref_id}` | [`profiles::put_reference`], [`profiles::delete_reference`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | [`health`] |
 //!
@@ -22,7 +23,7 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Router, extract::FromRequest};
 
 use crate::config::AdminToken;
@@ -40,6 +41,7 @@ pub struct ApiState {
     pub metrics: Metrics,
     pub admin_token: AdminToken,
     pub readiness: Readiness,
+    pub prober: crate::credentials::probe::Prober,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -50,6 +52,7 @@ pub fn router(state: ApiState) -> Router {
             get(profiles::show).patch(profiles::update).delete(profiles::delete),
         )
         .route("/v1/workspaces/{ws}/auth-profiles/{id}/usage", get(profiles::usage))
+        .route("/v1/workspaces/{ws}/auth-profiles/{id}/test", post(profiles::test))
         .route(
             "/v1/workspaces/{ws}/references/{kind}/{ref_id}",
             put(profiles::put_reference).delete(profiles::delete_reference),

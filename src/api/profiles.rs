@@ -137,3 +137,34 @@ pub async fn delete_reference(
     })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestBody {
+    url: Option<String>,
+}
+
+/// Tries the credentials now: OAuth 2.0 fetches a fresh token; any type may
+/// call a URL with them. The report never holds a secret.
+pub async fn test(
+    State(state): State<ApiState>,
+    Path((ws, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    // The body is optional: none (or `{}`) tests without calling a URL.
+    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TestBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?
+    };
+    let profile = state.store.get(&ws, profile_id(&id)?).await?;
+    let url = match body.url.filter(|u| !u.trim().is_empty()) {
+        Some(raw) => Some(
+            crate::profile::auth_config::parse_http_url(&raw)
+                .map_err(|e| ApiError::invalid(FieldErrors::single("url", e)))?,
+        ),
+        None => None,
+    };
+    let report = state.prober.probe(&profile, url).await;
+    Ok(Json(report).into_response())
+}

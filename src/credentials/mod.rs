@@ -3,4 +3,5 @@
 
 pub mod apply;
 pub mod oauth2;
+pub mod probe;
 pub mod token_cache;
