@@ -200,7 +200,14 @@ pub fn worker_context(config: &Config, store: ProfileStore, metrics: Metrics) ->
     ));
     let executor = Executor::new(http, egress, tokens, settings.clone(), metrics.clone());
     let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
-    Ok(WorkerContext { store, profiles: ProfileCache::new(settings.profile_cache_ttl), executor, settings, limits, metrics })
+    Ok(WorkerContext {
+        store,
+        profiles: ProfileCache::new(settings.profile_cache_ttl),
+        executor,
+        settings,
+        limits,
+        metrics,
+    })
 }
 
 /// Refuses to start when a stored secret was sealed under a key the ring lacks:

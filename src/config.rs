@@ -57,7 +57,8 @@ impl ProcessEnv {
         match dotenvy::from_path_iter(".env") {
             Ok(iter) => {
                 for item in iter {
-                    let (k, v) = item.map_err(|e| ConfigError::Invalid { var: ".env".into(), reason: e.to_string() })?;
+                    let (k, v) =
+                        item.map_err(|e| ConfigError::Invalid { var: ".env".into(), reason: e.to_string() })?;
                     dotenv.insert(k, v);
                 }
             }
@@ -252,7 +253,9 @@ impl WorkerConfig {
             let retry_var = var("RETRY_DELAYS");
             let retry_delays = match non_empty(env, &retry_var) {
                 None => delays,
-                Some(raw) => RetryDelays::parse(&raw).map_err(|reason| ConfigError::Invalid { var: retry_var, reason })?,
+                Some(raw) => {
+                    RetryDelays::parse(&raw).map_err(|reason| ConfigError::Invalid { var: retry_var, reason })?
+                }
             };
             let config = PhaseConfig {
                 deadline: duration_var(env, &var("DEADLINE"), deadline)?,
@@ -278,7 +281,15 @@ impl WorkerConfig {
                 "POST_CALL",
                 secs(24 * 3600),
                 8,
-                RetryDelays::Schedule(vec![secs(5), secs(30), secs(120), secs(600), secs(1800), secs(3600), secs(7200)]),
+                RetryDelays::Schedule(vec![
+                    secs(5),
+                    secs(30),
+                    secs(120),
+                    secs(600),
+                    secs(1800),
+                    secs(3600),
+                    secs(7200),
+                ]),
                 64,
                 32,
             )?,
@@ -407,7 +418,9 @@ where
 {
     match non_empty(env, var) {
         None => Ok(default),
-        Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError::Invalid { var: var.to_owned(), reason: format!("`{raw}`: {e}") }),
+        Some(raw) => raw
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid { var: var.to_owned(), reason: format!("`{raw}`: {e}") }),
     }
 }
 
@@ -521,7 +534,10 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1500").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("5 parsecs").is_err());
-        assert_eq!(RetryDelays::parse("exp:100ms").unwrap(), RetryDelays::Exponential { base: Duration::from_millis(100) });
+        assert_eq!(
+            RetryDelays::parse("exp:100ms").unwrap(),
+            RetryDelays::Exponential { base: Duration::from_millis(100) }
+        );
         assert_eq!(
             RetryDelays::parse("1s, 2s").unwrap(),
             RetryDelays::Schedule(vec![Duration::from_secs(1), Duration::from_secs(2)])
@@ -534,9 +550,16 @@ mod tests {
         assert_eq!((w.during_call.deadline, w.during_call.max_attempts), (Duration::from_secs(5), 2));
         assert_eq!((w.pre_call.deadline, w.pre_call.max_attempts), (Duration::from_secs(10), 3));
         assert_eq!((w.post_call.deadline, w.post_call.max_attempts), (Duration::from_secs(86400), 8));
-        let w = WorkerConfig::from_env(&env(&[("AUTHRELAY_POST_CALL_RETRY_DELAYS", "1s,2s"), ("AUTHRELAY_DURING_CALL_MAX_ATTEMPTS", "4")])).unwrap();
+        let w = WorkerConfig::from_env(&env(&[
+            ("AUTHRELAY_POST_CALL_RETRY_DELAYS", "1s,2s"),
+            ("AUTHRELAY_DURING_CALL_MAX_ATTEMPTS", "4"),
+        ]))
+        .unwrap();
         assert_eq!(w.during_call.max_attempts, 4);
-        assert_eq!(w.post_call.retry_delays, RetryDelays::Schedule(vec![Duration::from_secs(1), Duration::from_secs(2)]));
+        assert_eq!(
+            w.post_call.retry_delays,
+            RetryDelays::Schedule(vec![Duration::from_secs(1), Duration::from_secs(2)])
+        );
         let err = WorkerConfig::from_env(&env(&[("AUTHRELAY_PRE_CALL_DEADLINE", "soon")])).unwrap_err();
         assert!(err.to_string().contains("AUTHRELAY_PRE_CALL_DEADLINE"));
     }

@@ -228,7 +228,8 @@ impl Default for JobLimits {
     }
 }
 
-const FORBIDDEN_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "trailer"];
+const FORBIDDEN_HEADERS: &[&str] =
+    &["host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "trailer"];
 
 /// Parses and validates one message body. `lane` is the phase of the queue it
 /// came from: a job must name the phase of its queue.
@@ -282,7 +283,8 @@ fn validate(value: &Value, lane: Phase, limits: &JobLimits) -> Result<Job, Strin
     let job_id = required("job_id", 128)?;
     let workspace_id = required("workspace_id", 128)?;
     let phase_raw = required("phase", 32)?;
-    let phase = Phase::parse(&phase_raw).ok_or_else(|| format!("`phase` must be pre_call, during_call or post_call, not `{phase_raw}`"))?;
+    let phase = Phase::parse(&phase_raw)
+        .ok_or_else(|| format!("`phase` must be pre_call, during_call or post_call, not `{phase_raw}`"))?;
     if phase != lane {
         return Err(format!("`phase` is {phase} but the job arrived on the {lane} queue"));
     }
@@ -294,7 +296,9 @@ fn validate(value: &Value, lane: Phase, limits: &JobLimits) -> Result<Job, Strin
     let request = parse_request(obj.get("request").ok_or("`request` is required")?, limits)?;
     let auth_profile_id = match obj.get("auth_profile_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(Uuid::try_parse(s).map_err(|_| "`auth_profile_id` must be a profile id (UUID)")?),
+        Some(Value::String(s)) => {
+            Some(Uuid::try_parse(s).map_err(|_| "`auth_profile_id` must be a profile id (UUID)")?)
+        }
         Some(_) => return Err("`auth_profile_id` must be a string".into()),
     };
     let inline_auth = match obj.get("inline_auth") {
@@ -318,7 +322,18 @@ fn validate(value: &Value, lane: Phase, limits: &JobLimits) -> Result<Job, Strin
             _ => return Err(format!("`max_attempts` must be an integer from 1 to {}", limits.max_attempts)),
         },
     };
-    Ok(Job { job_id, workspace_id, phase, action_id, call_id, request, auth_profile_id, inline_auth, deadline, max_attempts })
+    Ok(Job {
+        job_id,
+        workspace_id,
+        phase,
+        action_id,
+        call_id,
+        request,
+        auth_profile_id,
+        inline_auth,
+        deadline,
+        max_attempts,
+    })
 }
 
 fn parse_inline_auth(auth: &Map<String, Value>) -> Result<AuthConfig, String> {
@@ -344,7 +359,11 @@ fn parse_request(value: &Value, limits: &JobLimits) -> Result<JobRequest, String
             "DELETE" => Method::DELETE,
             "HEAD" => Method::HEAD,
             "OPTIONS" => Method::OPTIONS,
-            _ => return Err(format!("`request.method` `{m}` is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS")),
+            _ => {
+                return Err(format!(
+                    "`request.method` `{m}` is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+                ));
+            }
         },
         Some(_) => return Err("`request.method` must be a string".into()),
     };
@@ -444,7 +463,12 @@ pub struct JobResult {
 
 impl JobResult {
     /// A result for a job that was never attempted.
-    pub fn unattempted(identity: &JobIdentity, outcome: Outcome, error: Option<JobError>, started_at: DateTime<Utc>) -> Self {
+    pub fn unattempted(
+        identity: &JobIdentity,
+        outcome: Outcome,
+        error: Option<JobError>,
+        started_at: DateTime<Utc>,
+    ) -> Self {
         let finished_at = Utc::now();
         Self {
             job_id: identity.job_id.clone(),

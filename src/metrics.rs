@@ -72,7 +72,8 @@ impl Metrics {
             IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
         };
         let histogram = |name: &str, help: &str, labels: &[&str]| {
-            HistogramVec::new(HistogramOpts::new(name, help).buckets(job_buckets.clone()), labels).expect("valid metric")
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(job_buckets.clone()), labels)
+                .expect("valid metric")
         };
         let metrics = Self {
             jobs: counter("authrelay_jobs_total", "Jobs settled, by phase and outcome", &["phase", "outcome"]),

@@ -173,7 +173,8 @@ impl Relay {
 
     async fn record_backlog(&self) {
         if let Ok(client) = self.pool.get().await
-            && let Ok(row) = client.query_one("SELECT count(*) FROM profile_events_outbox WHERE published_at IS NULL", &[]).await
+            && let Ok(row) =
+                client.query_one("SELECT count(*) FROM profile_events_outbox WHERE published_at IS NULL", &[]).await
         {
             self.metrics.outbox_backlog.set(row.get::<_, i64>(0));
         }

@@ -12,7 +12,9 @@ use tracing::Instrument as _;
 use crate::config::WorkerConfig;
 use crate::db;
 use crate::executor::{Execution, Executor, ResolvedAuth, Run};
-use crate::job::{ErrorKind, Job, JobError, JobIdentity, JobLimits, JobParseError, JobResult, Outcome, Phase, parse_job};
+use crate::job::{
+    ErrorKind, Job, JobError, JobIdentity, JobLimits, JobParseError, JobResult, Outcome, Phase, parse_job,
+};
 use crate::metrics::Metrics;
 use crate::profile::cache::ProfileCache;
 use crate::profile::{ProfileStore, StoreError};
@@ -87,22 +89,33 @@ impl WorkerContext {
             Ok(job) => job,
             Err(JobParseError::Unidentifiable(message)) => {
                 tracing::warn!(phase = %lane, error = %message, "unidentifiable message parked");
-                return Disposition::ParkOnly(ParkReason { kind: ErrorKind::InvalidJob, message, attempts: attempts_before, phase: lane });
+                return Disposition::ParkOnly(ParkReason {
+                    kind: ErrorKind::InvalidJob,
+                    message,
+                    attempts: attempts_before,
+                    phase: lane,
+                });
             }
             Err(JobParseError::Invalid { identity, message }) => {
                 return rejected(&identity, JobError::invalid(message), attempts_before, received_at);
             }
         };
-        let span = tracing::info_span!("job", job_id = %job.job_id, workspace_id = %job.workspace_id, phase = %job.phase);
+        let span =
+            tracing::info_span!("job", job_id = %job.job_id, workspace_id = %job.workspace_id, phase = %job.phase);
         self.run_job(job, headers, attempts_before, received_at).instrument(span).await
     }
 
-    async fn run_job(&self, job: Job, headers: Option<&FieldTable>, attempts_before: u32, received_at: DateTime<Utc>) -> Disposition {
+    async fn run_job(
+        &self,
+        job: Job,
+        headers: Option<&FieldTable>,
+        attempts_before: u32,
+        received_at: DateTime<Utc>,
+    ) -> Disposition {
         let policy = self.settings.phase(job.phase);
-        let deadline = job
-            .deadline
-            .or_else(|| header_time(headers, HEADER_DEADLINE))
-            .unwrap_or_else(|| received_at + chrono::Duration::from_std(policy.deadline).unwrap_or(chrono::Duration::MAX));
+        let deadline = job.deadline.or_else(|| header_time(headers, HEADER_DEADLINE)).unwrap_or_else(|| {
+            received_at + chrono::Duration::from_std(policy.deadline).unwrap_or(chrono::Duration::MAX)
+        });
         if deadline <= Utc::now() && attempts_before == 0 {
             let result = JobResult::unattempted(&job.identity(), Outcome::Expired, None, received_at);
             return Disposition::Done { result: Box::new(result), park: None };
@@ -148,12 +161,16 @@ impl WorkerContext {
         };
         if let Some(profile) = self.profiles.get(&job.workspace_id, id) {
             self.metrics.profile_lookups.with_label_values(&["hit"]).inc();
-            return Ok(Some(ResolvedAuth { config: Arc::new(profile.config.clone()), profile: Some((id, profile.version)) }));
+            return Ok(Some(ResolvedAuth {
+                config: Arc::new(profile.config.clone()),
+                profile: Some((id, profile.version)),
+            }));
         }
         match self.store.get(&job.workspace_id, id).await {
             Ok(profile) => {
                 self.metrics.profile_lookups.with_label_values(&["miss"]).inc();
-                let auth = ResolvedAuth { config: Arc::new(profile.config.clone()), profile: Some((id, profile.version)) };
+                let auth =
+                    ResolvedAuth { config: Arc::new(profile.config.clone()), profile: Some((id, profile.version)) };
                 self.profiles.insert(Arc::new(profile));
                 Ok(Some(auth))
             }

@@ -69,7 +69,8 @@ fn two_concurrent_migrate_runs_both_succeed() {
 fn profiles_are_managed_from_the_command_line_with_secrets_from_a_file() {
     let cli = Cli::new();
     let file = cli.write("bearer.json", r#"{"token": "cli-secret-token-9f8e"}"#);
-    let created = cli.json(&["profiles", "create", "-w", "acme", "--name", "CRM", "--type", "bearer", "--config-file", &file]);
+    let created =
+        cli.json(&["profiles", "create", "-w", "acme", "--name", "CRM", "--type", "bearer", "--config-file", &file]);
     assert_eq!(created["config"]["token"], "••••9f8e");
     let id = created["id"].as_str().unwrap().to_owned();
 
@@ -94,7 +95,18 @@ fn profiles_are_managed_from_the_command_line_with_secrets_from_a_file() {
 #[test]
 fn secrets_on_the_command_line_are_refused() {
     let cli = Cli::new();
-    let out = cli.run(&["profiles", "create", "-w", "acme", "--name", "x", "--type", "bearer", "--config", r#"{"token":"oops"}"#]);
+    let out = cli.run(&[
+        "profiles",
+        "create",
+        "-w",
+        "acme",
+        "--name",
+        "x",
+        "--type",
+        "bearer",
+        "--config",
+        r#"{"token":"oops"}"#,
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("must not carry secrets") && !err.contains("oops"), "{err}");
@@ -128,7 +140,8 @@ fn secrets_on_the_command_line_are_refused() {
 fn delete_of_a_profile_in_use_prints_the_usage_and_fails() {
     let cli = Cli::new();
     let file = cli.write("c.json", r#"{"token": "t-1234567890"}"#);
-    let id = cli.json(&["profiles", "create", "-w", "acme", "--name", "p", "--type", "bearer", "--config-file", &file])["id"]
+    let id = cli.json(&["profiles", "create", "-w", "acme", "--name", "p", "--type", "bearer", "--config-file", &file])
+        ["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -154,7 +167,8 @@ fn delete_of_a_profile_in_use_prints_the_usage_and_fails() {
 #[test]
 fn bad_configuration_ends_with_one_line_naming_what_to_fix() {
     let cli = Cli::new();
-    let out = cli.command(&["profiles", "list", "-w", "acme"]).env("AUTHRELAY_MASTER_KEYS", "k1:tooshort").output().unwrap();
+    let out =
+        cli.command(&["profiles", "list", "-w", "acme"]).env("AUTHRELAY_MASTER_KEYS", "k1:tooshort").output().unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -177,7 +191,8 @@ fn bad_configuration_ends_with_one_line_naming_what_to_fix() {
 fn keys_generate_and_rotate_retire_an_old_key() {
     let mut cli = Cli::new();
     let file = cli.write("c.json", r#"{"username": "u", "password": "rotate-me-123456"}"#);
-    let id = cli.json(&["profiles", "create", "-w", "acme", "--name", "p", "--type", "basic", "--config-file", &file])["id"]
+    let id = cli.json(&["profiles", "create", "-w", "acme", "--name", "p", "--type", "basic", "--config-file", &file])
+        ["id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -22,7 +22,10 @@ fn all_types() -> Vec<(Value, &'static str)> {
             json!({"name": "Keys", "type": "api_key", "config": {"method": "header", "pairs": [{"key": "X-Api-Key", "value": PAIR_SECRET}]}}),
             PAIR_SECRET,
         ),
-        (json!({"name": "Basic", "type": "basic", "config": {"username": "svc", "password": BASIC_SECRET}}), BASIC_SECRET),
+        (
+            json!({"name": "Basic", "type": "basic", "config": {"username": "svc", "password": BASIC_SECRET}}),
+            BASIC_SECRET,
+        ),
         (
             json!({"name": "OAuth", "type": "oauth2_client_credentials", "config": {
                 "client_id": "cid", "client_secret": CLIENT_SECRET, "token_endpoint": "https://auth.example.com/token",
@@ -100,8 +103,12 @@ async fn a_tampered_ciphertext_fails_closed_with_a_clear_error() {
 #[tokio::test]
 async fn ciphertexts_swapped_between_profiles_fail_to_open() {
     let app = spawn_app().await;
-    let a = app.create_profile("acme", json!({"name": "a", "type": "bearer", "config": {"token": "token-of-a-123456"}})).await;
-    let b = app.create_profile("acme", json!({"name": "b", "type": "bearer", "config": {"token": "token-of-b-123456"}})).await;
+    let a = app
+        .create_profile("acme", json!({"name": "a", "type": "bearer", "config": {"token": "token-of-a-123456"}}))
+        .await;
+    let b = app
+        .create_profile("acme", json!({"name": "b", "type": "bearer", "config": {"token": "token-of-b-123456"}}))
+        .await;
     let db = app.env.db.client().await;
     // Give a's row b's ciphertext and nonce: a valid ciphertext in the wrong row.
     db.execute(
@@ -141,7 +148,10 @@ async fn rotation_reencrypts_everything_and_old_keys_can_then_be_dropped() {
     }
     let new = new_key("k2");
     let pool = app.store.pool().clone();
-    let both = ProfileStore::new(pool.clone(), std::sync::Arc::new(authrelay::crypto::KeyRing::parse(&format!("{new},{old_key}")).unwrap()));
+    let both = ProfileStore::new(
+        pool.clone(),
+        std::sync::Arc::new(authrelay::crypto::KeyRing::parse(&format!("{new},{old_key}")).unwrap()),
+    );
     let report = both.rotate_keys().await.unwrap();
     assert_eq!((report.profiles, report.secrets), (4, 4));
     let again = both.rotate_keys().await.unwrap();
@@ -159,8 +169,9 @@ async fn rotation_reencrypts_everything_and_old_keys_can_then_be_dropped() {
 async fn duplicate_names_are_a_conflict_ignoring_case() {
     let app = spawn_app().await;
     app.create_profile("acme", json!({"name": "CRM", "type": "bearer", "config": {"token": "t-123"}})).await;
-    let (status, body) =
-        app.post("/v1/workspaces/acme/auth-profiles", json!({"name": "crm", "type": "bearer", "config": {"token": "t"}})).await;
+    let (status, body) = app
+        .post("/v1/workspaces/acme/auth-profiles", json!({"name": "crm", "type": "bearer", "config": {"token": "t"}}))
+        .await;
     assert_eq!(status, 409);
     assert_eq!(body["error"], "name_taken");
     // the same name in another workspace is fine
@@ -191,20 +202,35 @@ async fn invalid_bodies_get_a_useful_4xx_and_store_nothing() {
         (json!({"name": "x".repeat(201), "type": "bearer", "config": {"token": "t"}}), "name"),
         (json!({"name": "x", "type": "bearer", "config": {}}), "config.token"),
         (json!({"name": "x", "type": "basic", "config": {"username": "u"}}), "config.password"),
-        (json!({"name": "x", "type": "api_key", "config": {"method": "header", "pairs": [{"key": "Bad Header", "value": "v"}]}}), "config.pairs[0].key"),
-        (json!({"name": "x", "type": "api_key", "config": {"method": "smoke", "pairs": [{"key": "k", "value": "v"}]}}), "config.method"),
-        (json!({"name": "x", "type": "oauth2_client_credentials", "config": {"client_id": "i", "client_secret": "s", "token_endpoint": "/relative"}}), "config.token_endpoint"),
+        (
+            json!({"name": "x", "type": "api_key", "config": {"method": "header", "pairs": [{"key": "Bad Header", "value": "v"}]}}),
+            "config.pairs[0].key",
+        ),
+        (
+            json!({"name": "x", "type": "api_key", "config": {"method": "smoke", "pairs": [{"key": "k", "value": "v"}]}}),
+            "config.method",
+        ),
+        (
+            json!({"name": "x", "type": "oauth2_client_credentials", "config": {"client_id": "i", "client_secret": "s", "token_endpoint": "/relative"}}),
+            "config.token_endpoint",
+        ),
         (json!({"name": "x", "type": "bearer", "config": {"token": "••••1f2e"}}), "config.token"),
     ];
     for (body, field) in cases {
         let (status, err) = app.post("/v1/workspaces/acme/auth-profiles", body.clone()).await;
         assert_eq!(status, 422, "{body} → {err}");
         assert_eq!(err["error"], "validation_failed");
-        let fields: Vec<&str> = err["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+        let fields: Vec<&str> =
+            err["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
         assert!(fields.contains(&field), "{body}: expected {field} in {err}");
         assert!(err["message"].as_str().unwrap().contains(field));
     }
-    let (status, err) = app.post("/v1/workspaces/acme/auth-profiles", json!({"name": "x", "type": "bearer", "config": {"token": "t"}, "extra": 1})).await;
+    let (status, err) = app
+        .post(
+            "/v1/workspaces/acme/auth-profiles",
+            json!({"name": "x", "type": "bearer", "config": {"token": "t"}, "extra": 1}),
+        )
+        .await;
     assert_eq!(status, 422, "{err}");
     assert!(err["message"].as_str().unwrap().contains("extra"));
 
@@ -315,8 +341,9 @@ async fn delete_is_refused_with_the_usage_summary_while_referenced_then_allowed(
         ("flow_node", "n1", "API node"),
     ];
     for (kind, ref_id, name) in refs {
-        let (status, body) =
-            app.put(&format!("/v1/workspaces/acme/references/{kind}/{ref_id}"), json!({"profile_id": id, "name": name})).await;
+        let (status, body) = app
+            .put(&format!("/v1/workspaces/acme/references/{kind}/{ref_id}"), json!({"profile_id": id, "name": name}))
+            .await;
         assert_eq!(status, 201, "{body}");
     }
     let (status, again) =
@@ -387,7 +414,10 @@ async fn patch_bumps_the_version_keeps_omitted_secrets_and_writes_one_outbox_row
 
     // A masked value sent back is refused, never stored over the secret.
     let (status, _) = app
-        .patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"config": {"client_secret": patched["config"]["client_secret"]}}))
+        .patch(
+            &format!("/v1/workspaces/acme/auth-profiles/{id}"),
+            json!({"config": {"client_secret": patched["config"]["client_secret"]}}),
+        )
         .await;
     assert_eq!(status, 422);
     assert_eq!(outbox(&db, id.clone()).await.len(), 2, "a refused patch writes no event");
@@ -396,7 +426,10 @@ async fn patch_bumps_the_version_keeps_omitted_secrets_and_writes_one_outbox_row
     let (status, _) = app.patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"type": "bearer"})).await;
     assert_eq!(status, 422);
     let (status, changed) = app
-        .patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"type": "bearer", "config": {"token": "new-token-123456"}}))
+        .patch(
+            &format!("/v1/workspaces/acme/auth-profiles/{id}"),
+            json!({"type": "bearer", "config": {"token": "new-token-123456"}}),
+        )
         .await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!((changed["type"].as_str(), changed["version"].as_i64()), (Some("bearer"), Some(3)));
@@ -489,15 +522,17 @@ async fn testing_a_profile_against_a_url_sends_its_credentials_there() {
         .mount(&target)
         .await;
     let id = app.create_profile("acme", all_types()[0].0.clone()).await;
-    let (status, report) =
-        app.post(&format!("/v1/workspaces/acme/auth-profiles/{id}/test"), json!({"url": format!("{}/me", target.uri())})).await;
+    let (status, report) = app
+        .post(&format!("/v1/workspaces/acme/auth-profiles/{id}/test"), json!({"url": format!("{}/me", target.uri())}))
+        .await;
     assert_eq!((status, report["ok"].as_bool(), report["status"].as_u64()), (200, Some(true), Some(200)), "{report}");
 
     let (_, blocked) =
         app.post(&format!("/v1/workspaces/acme/auth-profiles/{id}/test"), json!({"url": "http://127.0.0.2:9/"})).await;
     assert_eq!(blocked["ok"], false);
     assert!(blocked["error"].as_str().unwrap().contains("not allowed"), "{blocked}");
-    let (status, _) = app.post(&format!("/v1/workspaces/acme/auth-profiles/{id}/test"), json!({"url": "ftp://x"})).await;
+    let (status, _) =
+        app.post(&format!("/v1/workspaces/acme/auth-profiles/{id}/test"), json!({"url": "ftp://x"})).await;
     assert_eq!(status, 422);
     app.stop().await;
 }

@@ -57,10 +57,17 @@ async fn a_bearer_profile_reaches_the_target_and_the_result_is_published() {
         .expect(1)
         .mount(&target)
         .await;
-    let profile = h.app.create_profile("acme", json!({"name": "CRM", "type": "bearer", "config": {"token": "crm-token-0123456789"}})).await;
+    let profile = h
+        .app
+        .create_profile("acme", json!({"name": "CRM", "type": "bearer", "config": {"token": "crm-token-0123456789"}}))
+        .await;
     let j = with(
-        job("job-1", "during_call", json!({"method": "POST", "url": format!("{}/v1/contacts?source=voice", target.uri()),
-            "query": {"limit": "10"}, "body": {"phone": "+15550100"}})),
+        job(
+            "job-1",
+            "during_call",
+            json!({"method": "POST", "url": format!("{}/v1/contacts?source=voice", target.uri()),
+            "query": {"limit": "10"}, "body": {"phone": "+15550100"}}),
+        ),
         json!({"auth_profile_id": profile, "inline_auth": {"type": "bearer", "token": "inline-should-lose"}}),
     );
     h.broker.publish_job(&j).await;
@@ -83,7 +90,10 @@ async fn a_503_is_retried_up_to_max_attempts_then_parked_with_headers() {
     let mut h = start().await;
     let target = MockServer::start().await;
     Mock::given(path("/flaky")).respond_with(ResponseTemplate::new(503)).expect(3).mount(&target).await;
-    let j = with(job("job-503", "during_call", json!({"url": format!("{}/flaky", target.uri())})), json!({"max_attempts": 3}));
+    let j = with(
+        job("job-503", "during_call", json!({"url": format!("{}/flaky", target.uri())})),
+        json!({"max_attempts": 3}),
+    );
     h.broker.publish_job(&j).await;
     let result = h.broker.next_result(WAIT).await;
     assert_eq!(result["outcome"], "failed", "{result}");
@@ -129,7 +139,10 @@ async fn a_job_past_its_deadline_is_expired_without_a_request() {
     let mut h = start().await;
     let target = MockServer::start().await;
     Mock::given(path("/late")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&target).await;
-    let j = with(job("late", "during_call", json!({"url": format!("{}/late", target.uri())})), json!({"deadline": "2020-01-01T00:00:00Z"}));
+    let j = with(
+        job("late", "during_call", json!({"url": format!("{}/late", target.uri())})),
+        json!({"deadline": "2020-01-01T00:00:00Z"}),
+    );
     h.broker.publish_job(&j).await;
     let result = h.broker.next_result(WAIT).await;
     assert_eq!(result["outcome"], "expired");

@@ -155,7 +155,8 @@ pub async fn test(
     let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
         TestBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?
     };
     let profile = state.store.get(&ws, profile_id(&id)?).await?;
     let url = match body.url.filter(|u| !u.trim().is_empty()) {

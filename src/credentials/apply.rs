@@ -69,56 +69,64 @@ impl OutgoingRequest {
             AuthConfig::ApiKey { method, pairs } => match method {
                 ApiKeyMethod::Header => {
                     for pair in pairs {
-                        let name = HeaderName::from_bytes(pair.key.as_bytes())
-                            .map_err(|_| JobError::invalid(format!("API key `{}` is not a valid header name", pair.key)))?;
-                        let mut value = HeaderValue::from_str(pair.value.expose_secret())
-                            .map_err(|_| JobError::invalid(format!("the value of API key `{}` is not a valid header value", pair.key)))?;
+                        let name = HeaderName::from_bytes(pair.key.as_bytes()).map_err(|_| {
+                            JobError::invalid(format!("API key `{}` is not a valid header name", pair.key))
+                        })?;
+                        let mut value = HeaderValue::from_str(pair.value.expose_secret()).map_err(|_| {
+                            JobError::invalid(format!(
+                                "the value of API key `{}` is not a valid header value",
+                                pair.key
+                            ))
+                        })?;
                         value.set_sensitive(true);
                         self.headers.insert(name, value);
                     }
                 }
                 ApiKeyMethod::Query => {
                     let keys: Vec<&str> = pairs.iter().map(|p| p.key.as_str()).collect();
-                    let kept: Vec<(String, String)> =
-                        self.url.query_pairs().filter(|(k, _)| !keys.contains(&k.as_ref())).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+                    let kept: Vec<(String, String)> = self
+                        .url
+                        .query_pairs()
+                        .filter(|(k, _)| !keys.contains(&k.as_ref()))
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
                     let mut query = self.url.query_pairs_mut();
                     query.clear().extend_pairs(kept);
                     for pair in pairs {
                         query.append_pair(&pair.key, pair.value.expose_secret());
                     }
                 }
-                ApiKeyMethod::Body => {
-                    match &mut self.body {
-                        OutgoingBody::Form(form) => {
-                            form.retain(|(k, _)| !pairs.iter().any(|p| &p.key == k));
-                            form.extend(pairs.iter().map(|p| (p.key.clone(), p.value.expose_secret().to_owned())));
-                        }
-                        OutgoingBody::Json(Value::Object(obj)) => {
-                            for pair in pairs {
-                                obj.insert(pair.key.clone(), Value::String(pair.value.expose_secret().to_owned()));
-                            }
-                        }
-                        OutgoingBody::Json(_) => {
-                            return Err(JobError::invalid(
-                                "API keys sent in the body need a JSON object or a form body, but `request.body` is not an object",
-                            ));
-                        }
-                        OutgoingBody::None => {
-                            let obj = pairs
-                                .iter()
-                                .map(|p| (p.key.clone(), Value::String(p.value.expose_secret().to_owned())))
-                                .collect();
-                            self.body = OutgoingBody::Json(Value::Object(obj));
+                ApiKeyMethod::Body => match &mut self.body {
+                    OutgoingBody::Form(form) => {
+                        form.retain(|(k, _)| !pairs.iter().any(|p| &p.key == k));
+                        form.extend(pairs.iter().map(|p| (p.key.clone(), p.value.expose_secret().to_owned())));
+                    }
+                    OutgoingBody::Json(Value::Object(obj)) => {
+                        for pair in pairs {
+                            obj.insert(pair.key.clone(), Value::String(pair.value.expose_secret().to_owned()));
                         }
                     }
-                }
+                    OutgoingBody::Json(_) => {
+                        return Err(JobError::invalid(
+                            "API keys sent in the body need a JSON object or a form body, but `request.body` is not an object",
+                        ));
+                    }
+                    OutgoingBody::None => {
+                        let obj = pairs
+                            .iter()
+                            .map(|p| (p.key.clone(), Value::String(p.value.expose_secret().to_owned())))
+                            .collect();
+                        self.body = OutgoingBody::Json(Value::Object(obj));
+                    }
+                },
             },
         }
         Ok(())
     }
 
     fn set_authorization(&mut self, value: &str) -> Result<(), JobError> {
-        let mut value = HeaderValue::from_str(value).map_err(|_| JobError::invalid("the credential is not a valid header value"))?;
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| JobError::invalid("the credential is not a valid header value"))?;
         value.set_sensitive(true);
         self.headers.insert(AUTHORIZATION, value);
         Ok(())
@@ -235,7 +243,8 @@ impl Redactor {
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
             Value::Object(obj) => {
-                let renamed: Vec<String> = obj.keys().filter(|k| matches!(self.redact(k), Cow::Owned(_))).cloned().collect();
+                let renamed: Vec<String> =
+                    obj.keys().filter(|k| matches!(self.redact(k), Cow::Owned(_))).cloned().collect();
                 for key in renamed {
                     if let Some(v) = obj.remove(&key) {
                         obj.insert(self.redact(&key).into_owned(), v);
@@ -279,7 +288,9 @@ mod tests {
 
     #[test]
     fn bearer_and_basic_replace_any_authorization_the_request_carried() {
-        let mut req = OutgoingRequest::from_job(&job(json!({"url": "https://x/", "headers": {"authorization": "Bearer inline"}})));
+        let mut req = OutgoingRequest::from_job(&job(
+            json!({"url": "https://x/", "headers": {"authorization": "Bearer inline"}}),
+        ));
         req.apply(&config(AuthType::Bearer, json!({"token": "tok"})), None).unwrap();
         assert_eq!(req.headers.get_all(AUTHORIZATION).iter().count(), 1);
         assert_eq!(req.headers[AUTHORIZATION], "Bearer tok");
@@ -295,18 +306,24 @@ mod tests {
         assert_eq!(header.headers["api_key"], "k1");
         assert_eq!(header.headers.get_all("x-tenant").iter().collect::<Vec<_>>(), ["t1"]);
 
-        let mut query = OutgoingRequest::from_job(&job(json!({"url": "https://x/?api_key=mine&a=1", "query": {"b": "2"}})));
+        let mut query =
+            OutgoingRequest::from_job(&job(json!({"url": "https://x/?api_key=mine&a=1", "query": {"b": "2"}})));
         query.apply(&config(AuthType::ApiKey, json!({"method": "query", "pairs": pairs})), None).unwrap();
         assert_eq!(query.url.query(), Some("a=1&b=2&api_key=k1&X-Tenant=t1"));
 
-        let mut json_body = OutgoingRequest::from_job(&job(json!({"url": "https://x/", "body": {"api_key": "mine", "q": 1}})));
+        let mut json_body =
+            OutgoingRequest::from_job(&job(json!({"url": "https://x/", "body": {"api_key": "mine", "q": 1}})));
         json_body.apply(&config(AuthType::ApiKey, json!({"method": "body", "pairs": pairs})), None).unwrap();
         assert_eq!(json_body.body, OutgoingBody::Json(json!({"api_key": "k1", "q": 1, "X-Tenant": "t1"})));
 
-        let mut form = OutgoingRequest::from_job(&job(json!({"url": "https://x/", "form": {"api_key": "mine", "q": "1"}})));
+        let mut form =
+            OutgoingRequest::from_job(&job(json!({"url": "https://x/", "form": {"api_key": "mine", "q": "1"}})));
         form.apply(&config(AuthType::ApiKey, json!({"method": "body", "pairs": pairs})), None).unwrap();
         let (bytes, ct) = form.encoded_body().unwrap();
-        assert_eq!((String::from_utf8(bytes).unwrap().as_str(), ct), ("q=1&api_key=k1&X-Tenant=t1", "application/x-www-form-urlencoded"));
+        assert_eq!(
+            (String::from_utf8(bytes).unwrap().as_str(), ct),
+            ("q=1&api_key=k1&X-Tenant=t1", "application/x-www-form-urlencoded")
+        );
 
         let mut empty = OutgoingRequest::from_job(&job(json!({"url": "https://x/"})));
         empty.apply(&config(AuthType::ApiKey, json!({"method": "body", "pairs": pairs})), None).unwrap();
@@ -331,7 +348,8 @@ mod tests {
 
     #[test]
     fn credential_headers_are_not_echoed() {
-        let auth = config(AuthType::ApiKey, json!({"method": "header", "pairs": [{"key": "X-Api-Key", "value": "secret"}]}));
+        let auth =
+            config(AuthType::ApiKey, json!({"method": "header", "pairs": [{"key": "X-Api-Key", "value": "secret"}]}));
         let r = Redactor::for_config(&auth, None);
         assert!(!r.keeps_header("x-api-key") && !r.keeps_header("Authorization") && !r.keeps_header("set-cookie"));
         assert!(r.keeps_header("content-type"));

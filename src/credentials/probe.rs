@@ -93,7 +93,8 @@ impl Prober {
             report.error = Some(e.message);
             return finish(report, started);
         }
-        let mut builder = self.http.request(request.method.clone(), request.url.clone()).headers(request.headers.clone());
+        let mut builder =
+            self.http.request(request.method.clone(), request.url.clone()).headers(request.headers.clone());
         if let Some((body, content_type)) = request.encoded_body() {
             builder = builder.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }

@@ -41,7 +41,11 @@ pub struct ResolvedAuth {
 pub enum Execution {
     Finished(Box<JobResult>),
     /// Try again after `delay`, through the broker: too long to hold the delivery.
-    RetryLater { delay: Duration, attempts: u32, error: JobError },
+    RetryLater {
+        delay: Duration,
+        attempts: u32,
+        error: JobError,
+    },
 }
 
 /// One job to run.
@@ -78,7 +82,13 @@ enum AttemptEnd {
 }
 
 impl Executor {
-    pub fn new(http: reqwest::Client, egress: EgressPolicy, tokens: Arc<TokenCache>, settings: Arc<WorkerConfig>, metrics: Metrics) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        egress: EgressPolicy,
+        tokens: Arc<TokenCache>,
+        settings: Arc<WorkerConfig>,
+        metrics: Metrics,
+    ) -> Self {
         Self { http, egress, tokens, settings, metrics }
     }
 
@@ -111,7 +121,12 @@ impl Executor {
         let mut request = OutgoingRequest::from_job(job);
         if let Err(e) = self.egress.check_url(&request.url) {
             self.metrics.destinations_blocked.inc();
-            return finish(Outcome::Rejected, attempts, None, Some(JobError::new(ErrorKind::DestinationBlocked, e.to_string(), false)));
+            return finish(
+                Outcome::Rejected,
+                attempts,
+                None,
+                Some(JobError::new(ErrorKind::DestinationBlocked, e.to_string(), false)),
+            );
         }
         let static_auth = auth.filter(|a| !matches!(*a.config, AuthConfig::OAuth2ClientCredentials(_)));
         if let Some(a) = static_auth
@@ -129,7 +144,11 @@ impl Executor {
                         Outcome::Failed,
                         attempts,
                         None,
-                        Some(JobError::new(ErrorKind::DeadlineExceeded, "the deadline passed before the next attempt", false)),
+                        Some(JobError::new(
+                            ErrorKind::DeadlineExceeded,
+                            "the deadline passed before the next attempt",
+                            false,
+                        )),
                     ),
                     Some((error, response)) => finish(Outcome::Failed, attempts, response, Some(error)),
                 };
@@ -153,7 +172,12 @@ impl Executor {
                         }
                     }
                     let (error, _) = last.take().expect("just set");
-                    return finish(error.kind.outcome(), attempts, None, Some(no_time_note(error, attempts, retryable)));
+                    return finish(
+                        error.kind.outcome(),
+                        attempts,
+                        None,
+                        Some(no_time_note(error, attempts, retryable)),
+                    );
                 }
             };
             let mut attempt_request = request.clone();
@@ -170,7 +194,10 @@ impl Executor {
                 if budget < timeout_by_request { (budget, true) } else { (timeout_by_request, false) };
             let started = tokio::time::Instant::now();
             let end = self.attempt(job, &attempt_request, timeout, cut_by_deadline, &redactor).await;
-            self.metrics.attempt_duration.with_label_values(&[job.phase.as_str()]).observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .attempt_duration
+                .with_label_values(&[job.phase.as_str()])
+                .observe(started.elapsed().as_secs_f64());
 
             match end {
                 AttemptEnd::Response(response) => return finish(Outcome::Succeeded, attempts, Some(response), None),
@@ -209,7 +236,12 @@ impl Executor {
                         }
                         NextStep::GiveUp => {
                             let (error, response) = last.take().expect("just set");
-                            return finish(Outcome::Failed, attempts, response, Some(no_time_note(error, attempts, true)));
+                            return finish(
+                                Outcome::Failed,
+                                attempts,
+                                response,
+                                Some(no_time_note(error, attempts, true)),
+                            );
                         }
                     }
                 }
@@ -219,7 +251,13 @@ impl Executor {
 
     /// Decides what follows a retryable failure after `attempts` attempts, and
     /// waits when the next attempt runs in process.
-    async fn next_step(&self, job: &Job, attempts: u32, retry_after: Option<Duration>, deadline: DateTime<Utc>) -> NextStep {
+    async fn next_step(
+        &self,
+        job: &Job,
+        attempts: u32,
+        retry_after: Option<Duration>,
+        deadline: DateTime<Utc>,
+    ) -> NextStep {
         let policy = self.settings.phase(job.phase);
         let computed = retry::delay_before_next(&policy.retry_delays, attempts, self.settings.jitter);
         // Retry-After replaces the computed delay when it is longer.
@@ -242,7 +280,11 @@ impl Executor {
         (left >= MIN_ATTEMPT_BUDGET).then_some(left)
     }
 
-    async fn access_token(&self, auth: Option<&ResolvedAuth>, budget: Duration) -> Result<Option<Arc<AccessToken>>, JobError> {
+    async fn access_token(
+        &self,
+        auth: Option<&ResolvedAuth>,
+        budget: Duration,
+    ) -> Result<Option<Arc<AccessToken>>, JobError> {
         let Some(auth) = auth else { return Ok(None) };
         let AuthConfig::OAuth2ClientCredentials(config) = &*auth.config else { return Ok(None) };
         if let Err(e) = self.egress.check_url(&config.token_endpoint) {
@@ -275,8 +317,16 @@ impl Executor {
         }
     }
 
-    async fn attempt(&self, job: &Job, request: &OutgoingRequest, timeout: Duration, cut_by_deadline: bool, redactor: &Redactor) -> AttemptEnd {
-        let mut builder = self.http.request(request.method.clone(), request.url.clone()).headers(request.headers.clone());
+    async fn attempt(
+        &self,
+        job: &Job,
+        request: &OutgoingRequest,
+        timeout: Duration,
+        cut_by_deadline: bool,
+        redactor: &Redactor,
+    ) -> AttemptEnd {
+        let mut builder =
+            self.http.request(request.method.clone(), request.url.clone()).headers(request.headers.clone());
         if let Some((bytes, _)) = request.encoded_body() {
             builder = builder.body(bytes);
             if let Some(content_type) = request.content_type() {
@@ -297,13 +347,22 @@ impl Executor {
         match tokio::time::timeout(timeout, exchange).await {
             Err(_) => {
                 let (kind, message) = if cut_by_deadline {
-                    (ErrorKind::DeadlineExceeded, format!("no response within the {} ms left before the deadline", timeout.as_millis()))
+                    (
+                        ErrorKind::DeadlineExceeded,
+                        format!("no response within the {} ms left before the deadline", timeout.as_millis()),
+                    )
                 } else {
                     (ErrorKind::Timeout, format!("no response within {} ms", timeout.as_millis()))
                 };
-                AttemptEnd::Failed { error: JobError::new(kind, message, !cut_by_deadline), response: None, retry_after: None }
+                AttemptEnd::Failed {
+                    error: JobError::new(kind, message, !cut_by_deadline),
+                    response: None,
+                    retry_after: None,
+                }
             }
-            Ok(Err(e)) => AttemptEnd::Failed { error: classify_transport_error(&e, redactor), response: None, retry_after: None },
+            Ok(Err(e)) => {
+                AttemptEnd::Failed { error: classify_transport_error(&e, redactor), response: None, retry_after: None }
+            }
             Ok(Ok((status, headers, body))) => {
                 if body.truncated {
                     self.metrics.bodies_truncated.inc();
@@ -320,7 +379,8 @@ impl Executor {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| retry::parse_retry_after(v, Utc::now()));
                     let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
-                    let error = JobError::new(ErrorKind::HttpStatus, format!("HTTP {}{reason}", status.as_u16()), retryable);
+                    let error =
+                        JobError::new(ErrorKind::HttpStatus, format!("HTTP {}{reason}", status.as_u16()), retryable);
                     AttemptEnd::Failed { error, response: Some(summary), retry_after }
                 }
             }
@@ -347,7 +407,6 @@ impl Executor {
         }
         result
     }
-
 }
 
 /// Says why a retryable failure was final.

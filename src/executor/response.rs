@@ -30,7 +30,12 @@ pub async fn read_bounded(response: &mut reqwest::Response, max: usize) -> Resul
 
 /// The result's view of a response: headers that carry no credential, and the
 /// body as JSON when it parses (else as text), with every secret redacted.
-pub fn summarize(status: u16, headers: &reqwest::header::HeaderMap, body: BoundedBody, redactor: &Redactor) -> ResponseSummary {
+pub fn summarize(
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: BoundedBody,
+    redactor: &Redactor,
+) -> ResponseSummary {
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
         if !redactor.keeps_header(name.as_str()) {
@@ -38,18 +43,21 @@ pub fn summarize(status: u16, headers: &reqwest::header::HeaderMap, body: Bounde
         }
         let value = String::from_utf8_lossy(value.as_bytes());
         let value = redactor.redact(&value).into_owned();
-        shown.entry(name.as_str().to_owned()).and_modify(|v| {
-            v.push_str(", ");
-            v.push_str(&value);
-        })
-        .or_insert(value);
+        shown
+            .entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
     }
     let mut body_value = if body.bytes.is_empty() {
         Value::Null
     } else if body.truncated {
         Value::String(String::from_utf8_lossy(&body.bytes).into_owned())
     } else {
-        serde_json::from_slice(&body.bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body.bytes).into_owned()))
+        serde_json::from_slice(&body.bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body.bytes).into_owned()))
     };
     redactor.redact_json(&mut body_value);
     ResponseSummary { status, headers: shown, body: body_value, body_truncated: body.truncated }

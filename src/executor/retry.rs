@@ -74,7 +74,10 @@ mod tests {
         let d = RetryDelays::Exponential { base: Duration::from_millis(1000) };
         let samples: Vec<Duration> = (0..500).map(|_| delay_before_next(&d, 1, 0.2)).collect();
         assert!(samples.iter().all(|s| *s >= Duration::from_millis(800) && *s <= Duration::from_millis(1200)));
-        assert!(samples.iter().any(|s| *s < Duration::from_millis(950)) && samples.iter().any(|s| *s > Duration::from_millis(1050)));
+        assert!(
+            samples.iter().any(|s| *s < Duration::from_millis(950))
+                && samples.iter().any(|s| *s > Duration::from_millis(1050))
+        );
     }
 
     #[test]

@@ -156,7 +156,8 @@ async fn session(
     let mut events_listener = conn.events_listener();
     let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
     for phase in Phase::ALL {
-        let (ctx, publisher, conn, stop, readiness) = (ctx.clone(), publisher.clone(), conn.clone(), stop.clone(), readiness.clone());
+        let (ctx, publisher, conn, stop, readiness) =
+            (ctx.clone(), publisher.clone(), conn.clone(), stop.clone(), readiness.clone());
         tasks.spawn(async move {
             let component = lane_component(phase);
             let result = lane::run(ctx, publisher, &conn, phase, stop, || readiness.set(&component, true)).await;
@@ -165,7 +166,8 @@ async fn session(
         });
     }
     {
-        let (ctx, conn, names, stop, readiness) = (ctx.clone(), conn.clone(), names.clone(), stop.clone(), readiness.clone());
+        let (ctx, conn, names, stop, readiness) =
+            (ctx.clone(), conn.clone(), names.clone(), stop.clone(), readiness.clone());
         tasks.spawn(async move {
             let result = events::run(ctx, &conn, &names, stop, || readiness.set(EVENTS_COMPONENT, true)).await;
             readiness.set(EVENTS_COMPONENT, false);

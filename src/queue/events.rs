@@ -48,10 +48,21 @@ pub async fn run(
         )
         .await?;
     channel
-        .queue_bind(queue.name().clone(), names.events_exchange().as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+        .queue_bind(
+            queue.name().clone(),
+            names.events_exchange().as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     let mut consumer = channel
-        .basic_consume(queue.name().clone(), "authrelay-events".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.name().clone(),
+            "authrelay-events".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     ctx.metrics.consumer_starts.with_label_values(&["profile_events"]).inc();
     on_started();

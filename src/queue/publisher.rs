@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::Confirmation;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
 
 use super::Names;

@@ -10,7 +10,9 @@ use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
 use super::publisher::{PublishError, Publisher, Routed};
-use super::{HEADER_ATTEMPTS, HEADER_DEADLINE, HEADER_ERROR, HEADER_ERROR_KIND, HEADER_FAILED_AT, HEADER_PHASE, set_header, text};
+use super::{
+    HEADER_ATTEMPTS, HEADER_DEADLINE, HEADER_ERROR, HEADER_ERROR_KIND, HEADER_FAILED_AT, HEADER_PHASE, set_header, text,
+};
 use crate::job::JobResult;
 use crate::metrics::Metrics;
 use crate::worker::{Disposition, ParkReason};
@@ -36,7 +38,12 @@ fn json_properties() -> BasicProperties {
 }
 
 /// Publishes what the disposition calls for, then acks the delivery.
-pub async fn settle(publisher: &Publisher, metrics: &Metrics, delivery: &Delivery, disposition: &Disposition) -> Result<(), SettleError> {
+pub async fn settle(
+    publisher: &Publisher,
+    metrics: &Metrics,
+    delivery: &Delivery,
+    disposition: &Disposition,
+) -> Result<(), SettleError> {
     let names = publisher.names();
     match disposition {
         Disposition::Done { result, park } => {
@@ -48,13 +55,29 @@ pub async fn settle(publisher: &Publisher, metrics: &Metrics, delivery: &Deliver
                 .with_type(ShortString::from("authrelay.result"));
             let results_exchange = names.results_exchange();
             let routing_key = result.routing_key();
-            publishes.push(Box::pin(publish_result(publisher, metrics, results_exchange, routing_key, &body, properties.clone(), result)));
+            publishes.push(Box::pin(publish_result(
+                publisher,
+                metrics,
+                results_exchange,
+                routing_key,
+                &body,
+                properties.clone(),
+                result,
+            )));
             if let Some(reply_to) = delivery.properties.reply_to() {
                 let mut reply = properties.clone();
                 if let Some(correlation_id) = delivery.properties.correlation_id() {
                     reply = reply.with_correlation_id(correlation_id.clone());
                 }
-                publishes.push(Box::pin(publish_result(publisher, metrics, String::new(), reply_to.to_string(), &body, reply, result)));
+                publishes.push(Box::pin(publish_result(
+                    publisher,
+                    metrics,
+                    String::new(),
+                    reply_to.to_string(),
+                    &body,
+                    reply,
+                    result,
+                )));
             }
             let park = async {
                 match park {
@@ -112,7 +135,12 @@ async fn publish_result(
 }
 
 /// Parks the message unchanged, with the contract's headers added.
-async fn park_copy(publisher: &Publisher, metrics: &Metrics, delivery: &Delivery, reason: &ParkReason) -> Result<(), SettleError> {
+async fn park_copy(
+    publisher: &Publisher,
+    metrics: &Metrics,
+    delivery: &Delivery,
+    reason: &ParkReason,
+) -> Result<(), SettleError> {
     let mut headers: FieldTable = delivery.properties.headers().clone().unwrap_or_default();
     set_header(&mut headers, HEADER_ERROR_KIND, text(reason.kind.as_str()));
     set_header(&mut headers, HEADER_ERROR, text(truncate(&reason.message, 1000)));

@@ -21,7 +21,12 @@ fn durable() -> QueueDeclareOptions {
 pub async fn declare(channel: &Channel, names: &Names) -> Result<(), lapin::Error> {
     let exchange = |name: String, kind: ExchangeKind| async move {
         channel
-            .exchange_declare(name.as_str().into(), kind, ExchangeDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+            .exchange_declare(
+                name.as_str().into(),
+                kind,
+                ExchangeDeclareOptions { durable: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
     };
     exchange(names.actions_exchange(), ExchangeKind::Direct).await?;
@@ -71,7 +76,12 @@ pub fn delay_tier(delay: std::time::Duration) -> &'static str {
 
 /// A delay queue of one phase and tier; expired messages dead-letter to the
 /// actions exchange with the phase as routing key, i.e. back to the work queue.
-pub async fn declare_delay_queue(channel: &Channel, names: &Names, phase: Phase, tier: &str) -> Result<String, lapin::Error> {
+pub async fn declare_delay_queue(
+    channel: &Channel,
+    names: &Names,
+    phase: Phase,
+    tier: &str,
+) -> Result<String, lapin::Error> {
     let queue = names.delay_queue(phase, tier);
     let mut args = FieldTable::default();
     set_header(&mut args, "x-dead-letter-exchange", text(names.actions_exchange()));

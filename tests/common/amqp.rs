@@ -56,13 +56,27 @@ impl TestBroker {
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         topology::declare(&channel, &names).await.unwrap();
         let results_queue = format!("{prefix}.test-results");
-        channel.queue_declare(results_queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
         channel
-            .queue_bind(results_queue.as_str().into(), names.results_exchange().as_str().into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_declare(results_queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                results_queue.as_str().into(),
+                names.results_exchange().as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let results = channel
-            .basic_consume(results_queue.as_str().into(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .basic_consume(
+                results_queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         Self { names, conn, channel, results, results_queue }
@@ -140,7 +154,11 @@ impl TestBroker {
     pub async fn message_count(&self, queue: &str) -> u32 {
         let ch = self.conn.create_channel().await.unwrap();
         let q = ch
-            .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let _ = ch.close(200, "".into()).await;

@@ -33,7 +33,8 @@ impl TestDb {
     }
 
     pub async fn client(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls).await.expect("connect test db");
+        let (client, conn) =
+            tokio_postgres::connect(&self.url(), tokio_postgres::NoTls).await.expect("connect test db");
         tokio::spawn(conn);
         client
     }
@@ -159,7 +160,8 @@ impl TestApp {
         let resp = req.send().await.expect("request reaches the app");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, value)
     }
 
