@@ -122,6 +122,11 @@ impl App {
             admin_token: self.config.admin_token.clone(),
             readiness: self.readiness.clone(),
             prober: prober(&self.config)?,
+            replay: api::ReplayTarget {
+                amqp_url: self.config.amqp_url.clone(),
+                names: Names::new(&self.config.amqp_prefix),
+                settings: Arc::new(self.config.worker.clone()),
+            },
         };
         let addr = self.http_addr();
         // Without the api role the port still serves health and metrics, so a

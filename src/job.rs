@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::profile::auth_config::parse_http_url;
 use crate::profile::{AuthConfig, AuthType, has_control_chars};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     PreCall,

@@ -30,5 +30,6 @@ pub mod metrics;
 pub mod outbox;
 pub mod profile;
 pub mod queue;
+pub mod replay;
 pub mod telemetry;
 pub mod worker;

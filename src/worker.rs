@@ -18,7 +18,8 @@ use crate::job::{
 use crate::metrics::Metrics;
 use crate::profile::cache::ProfileCache;
 use crate::profile::{ProfileStore, StoreError};
-use crate::queue::{HEADER_ATTEMPTS, HEADER_DEADLINE, header_time, header_u32};
+use crate::queue::{HEADER_ATTEMPTS, HEADER_DEADLINE, header_bool, header_time, header_u32};
+use crate::replay::HEADER_DEADLINE_OVERRIDE;
 
 /// Why a job is parked, for the parked copy's headers.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +114,9 @@ impl WorkerContext {
         received_at: DateTime<Utc>,
     ) -> Disposition {
         let policy = self.settings.phase(job.phase);
-        let deadline = job.deadline.or_else(|| header_time(headers, HEADER_DEADLINE)).unwrap_or_else(|| {
+        // A replay that included expired jobs asked for a fresh deadline instead of the job's own.
+        let own_deadline = if header_bool(headers, HEADER_DEADLINE_OVERRIDE) { None } else { job.deadline };
+        let deadline = own_deadline.or_else(|| header_time(headers, HEADER_DEADLINE)).unwrap_or_else(|| {
             received_at + chrono::Duration::from_std(policy.deadline).unwrap_or(chrono::Duration::MAX)
         });
         if deadline <= Utc::now() && attempts_before == 0 {

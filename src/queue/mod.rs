@@ -90,6 +90,10 @@ pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {
     }
 }
 
+pub fn header_bool(headers: Option<&FieldTable>, name: &str) -> bool {
+    matches!(headers.and_then(|h| h.inner().get(name)), Some(AMQPValue::Boolean(true)))
+}
+
 pub fn header_time(headers: Option<&FieldTable>, name: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(&header_str(headers, name)?).ok().map(|t| t.with_timezone(&Utc))
 }
