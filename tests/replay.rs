@@ -9,7 +9,7 @@ use authrelay::config::WorkerConfig;
 use authrelay::job::{ErrorKind, Phase};
 use authrelay::replay::{ReplayRequest, replay};
 use chrono::Utc;
-use common::amqp::{TestBroker, Taken, json_props};
+use common::amqp::{Taken, TestBroker, json_props};
 use common::{TestEnv, spawn_app_with};
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Value, json};
@@ -60,7 +60,10 @@ async fn run(broker: &TestBroker, request: ReplayRequest) -> authrelay::replay::
 #[tokio::test]
 async fn each_filter_moves_exactly_the_matching_jobs_and_keeps_the_rest_in_order() {
     let cases: Vec<(ReplayRequest, Vec<&str>)> = vec![
-        (ReplayRequest { workspace: Some("acme".into()), phase: Some(Phase::PostCall), ..Default::default() }, vec!["p1", "p3", "p5"]),
+        (
+            ReplayRequest { workspace: Some("acme".into()), phase: Some(Phase::PostCall), ..Default::default() },
+            vec!["p1", "p3", "p5"],
+        ),
         (ReplayRequest { error_kind: Some(ErrorKind::TokenRequestFailed), ..Default::default() }, vec!["p3"]),
         (ReplayRequest { job_id: Some("p2".into()), ..Default::default() }, vec!["p2"]),
         (ReplayRequest { older_than: Some(Duration::from_secs(600)), ..Default::default() }, vec!["p1", "p2"]),
@@ -94,7 +97,8 @@ async fn each_filter_moves_exactly_the_matching_jobs_and_keeps_the_rest_in_order
 async fn a_dry_run_lists_the_jobs_and_moves_nothing() {
     let broker = TestBroker::new(&prefix()).await;
     parked_fixture(&broker).await;
-    let report = run(&broker, ReplayRequest { workspace: Some("acme".into()), dry_run: true, ..Default::default() }).await;
+    let report =
+        run(&broker, ReplayRequest { workspace: Some("acme".into()), dry_run: true, ..Default::default() }).await;
     assert_eq!(report.job_ids, ["p1", "p3", "p4", "p5"]);
     assert_eq!(broker.message_count(&broker.names.phase_queue(Phase::PostCall)).await, 0);
     assert_eq!(ids(&broker.drain(&broker.names.failed_queue()).await), ["p1", "p2", "p3", "p4", "p5"]);
@@ -128,14 +132,22 @@ async fn a_job_that_failed_with_401_succeeds_after_its_profile_is_fixed_and_it_i
         .mount(&target)
         .await;
     Mock::given(path("/hook")).respond_with(ResponseTemplate::new(401)).expect(1).mount(&target).await;
-    let id = app.create_profile("acme", json!({"name": "Hook", "type": "bearer", "config": {"token": "stale-token-123456"}})).await;
+    let id = app
+        .create_profile("acme", json!({"name": "Hook", "type": "bearer", "config": {"token": "stale-token-123456"}}))
+        .await;
     let job = json!({"job_id": "hook-1", "workspace_id": "acme", "phase": "post_call", "action_id": "summary",
         "auth_profile_id": id, "request": {"method": "POST", "url": format!("{}/hook", target.uri()), "body": {"ok": true}}});
     broker.publish_job(&job).await;
     let first = broker.next_result(Duration::from_secs(15)).await;
-    assert_eq!((first["outcome"].as_str(), first["response"]["status"].as_u64()), (Some("failed"), Some(401)), "{first}");
+    assert_eq!(
+        (first["outcome"].as_str(), first["response"]["status"].as_u64()),
+        (Some("failed"), Some(401)),
+        "{first}"
+    );
 
-    let (status, _) = app.patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"config": {"token": "fixed-token-123456"}})).await;
+    let (status, _) = app
+        .patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"config": {"token": "fixed-token-123456"}}))
+        .await;
     assert_eq!(status, 200);
     // The PATCH's event reaches the worker and drops its cached profile; replay goes through the API.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

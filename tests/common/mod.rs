@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod amqp;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -120,6 +121,8 @@ pub struct TestApp {
     pub env: TestEnv,
     /// Deletes the app's exchanges and queues when the test ends.
     pub broker_guard: Option<amqp::TestBroker>,
+    /// The worker's shared state (caches), when the app runs the worker role.
+    pub worker: Option<std::sync::Arc<authrelay::worker::WorkerContext>>,
 }
 
 /// The admin API alone (no workers).
@@ -137,10 +140,11 @@ pub async fn spawn_app_with(env: TestEnv, roles: Roles) -> TestApp {
     let app = App::build(config, roles).await.expect("app builds");
     let addr = app.http_addr();
     let store = app.store().clone();
+    let worker = app.worker().cloned();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    TestApp { addr, token, http, store, shutdown, handle, env, broker_guard: None }
+    TestApp { addr, token, http, store, shutdown, handle, env, broker_guard: None, worker }
 }
 
 impl TestApp {

@@ -1,0 +1,209 @@
+//! Profile events close the loop between editing a profile and the workers
+//! that cached it; the broker connection is cut through a proxy the test owns.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authrelay::app::Roles;
+use authrelay::profile::AuthConfig;
+use authrelay::worker::WorkerContext;
+use common::amqp::{TestBroker, json_props};
+use common::proxy::TcpProxy;
+use common::{TestApp, TestEnv, spawn_app_with};
+use futures_util::StreamExt as _;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use serde_json::json;
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn oauth_profile(app: &TestApp, idp: &MockServer) -> String {
+    Mock::given(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"access_token": "tok-123456789", "expires_in": 3600})),
+        )
+        .mount(idp)
+        .await;
+    app.create_profile(
+        "acme",
+        json!({"name": "IdP", "type": "oauth2_client_credentials", "config": {
+            "client_id": "cid", "client_secret": "cs-123456789", "token_endpoint": format!("{}/token", idp.uri())}}),
+    )
+    .await
+}
+
+/// Caches a decrypted profile and a token in a worker, as a job would.
+async fn warm(app: &TestApp, ctx: &Arc<WorkerContext>, id: &str) {
+    let profile = app.store.get("acme", id.parse().unwrap()).await.unwrap();
+    let AuthConfig::OAuth2ClientCredentials(config) = &profile.config else { panic!("oauth profile") };
+    ctx.executor.tokens().get(profile.id, profile.version, config, Duration::from_secs(5)).await.unwrap();
+    ctx.profiles.insert(Arc::new(profile));
+    assert_eq!((ctx.profiles.len(), ctx.executor.tokens().len()), (1, 1));
+}
+
+fn is_cold(ctx: &Arc<WorkerContext>) -> bool {
+    ctx.profiles.is_empty() && ctx.executor.tokens().is_empty()
+}
+
+/// A second instance on the same database and broker names.
+fn sibling_env(first: &TestEnv) -> TestEnv {
+    let mut env = TestEnv::new();
+    for key in ["AUTHRELAY_DATABASE_URL", "AUTHRELAY_MASTER_KEYS", "AUTHRELAY_ADMIN_TOKEN", "AUTHRELAY_AMQP_PREFIX"] {
+        env.set(key, first.vars[key].clone());
+    }
+    env
+}
+
+#[tokio::test]
+async fn every_running_instance_drops_its_cached_profile_and_token_on_any_profile_event() {
+    let env_a = TestEnv::new();
+    let env_b = sibling_env(&env_a);
+    let broker = TestBroker::new(&env_a.vars["AUTHRELAY_AMQP_PREFIX"]).await;
+    let a = spawn_app_with(env_a, Roles::ALL).await;
+    let b = spawn_app_with(env_b, Roles { worker: true, api: false }).await;
+    let (ctx_a, ctx_b) = (a.worker.clone().unwrap(), b.worker.clone().unwrap());
+    let idp = MockServer::start().await;
+    let id = oauth_profile(&a, &idp).await;
+    // Each instance's event queue must be bound before the events we count are published.
+    until("both event consumers run", || {
+        ctx_a.metrics.consumer_starts.with_label_values(&["profile_events"]).get() == 1
+            && ctx_b.metrics.consumer_starts.with_label_values(&["profile_events"]).get() == 1
+    })
+    .await;
+
+    // A PATCH through the API (outbox → relay → fanout).
+    warm(&a, &ctx_a, &id).await;
+    warm(&a, &ctx_b, &id).await;
+    let (status, _) =
+        a.patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"config": {"scope": "write"}})).await;
+    assert_eq!(status, 200);
+    until("both instances dropped what they cached", || is_cold(&ctx_a) && is_cold(&ctx_b)).await;
+
+    // An event from another publisher (the platform itself) does the same.
+    warm(&a, &ctx_a, &id).await;
+    warm(&a, &ctx_b, &id).await;
+    let events = broker.names.events_exchange();
+    broker.publish(&events, "", b"{not an event", json_props()).await;
+    broker.publish(&events, "", br#"{"type": "profile.updated"}"#, json_props()).await;
+    let foreign = json!({"type": "profile.updated", "workspace_id": "acme", "profile_id": id, "version": 7, "occurred_at": "2026-11-29T10:00:00Z"});
+    broker.publish(&events, "", &serde_json::to_vec(&foreign).unwrap(), json_props()).await;
+    until("a foreign event is honoured after malformed ones", || is_cold(&ctx_a) && is_cold(&ctx_b)).await;
+    assert_eq!(ctx_a.metrics.events.with_label_values(&["malformed"]).get(), 2);
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn proxied_app(proxy: &TcpProxy) -> (TestApp, TestBroker) {
+    let mut env = TestEnv::new();
+    env.set("AUTHRELAY_AMQP_URL", format!("amqp://guest:guest@{}/%2f", proxy.addr));
+    let broker = TestBroker::new(&env.vars["AUTHRELAY_AMQP_PREFIX"]).await;
+    (spawn_app_with(env, Roles::ALL).await, broker)
+}
+
+/// The shared RabbitMQ, reached through a proxy by the app under test.
+fn upstream() -> std::net::SocketAddr {
+    "127.0.0.1:5672".parse().unwrap()
+}
+
+#[tokio::test]
+async fn an_event_committed_while_the_broker_is_unreachable_is_published_when_it_returns() {
+    let proxy = TcpProxy::start(upstream()).await;
+    let (app, broker) = proxied_app(&proxy).await;
+    // Watch the events exchange directly (not through the proxy).
+    let queue = broker
+        .channel
+        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .unwrap();
+    broker
+        .channel
+        .queue_bind(
+            queue.name().clone(),
+            broker.names.events_exchange().as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut events = broker
+        .channel
+        .basic_consume(
+            queue.name().clone(),
+            "".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let id =
+        app.create_profile("acme", json!({"name": "p", "type": "bearer", "config": {"token": "t-1234567890"}})).await;
+    let created = tokio::time::timeout(WAIT, events.next()).await.expect("create event").unwrap().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&created.data).unwrap()["type"], "profile.created");
+
+    proxy.cut();
+    let (status, _) = app.patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"name": "renamed"})).await;
+    assert_eq!(status, 200, "profile edits work without the broker");
+    assert!(tokio::time::timeout(Duration::from_secs(1), events.next()).await.is_err(), "no event while cut");
+    proxy.restore();
+    let updated = tokio::time::timeout(Duration::from_secs(40), events.next())
+        .await
+        .expect("event after the broker returns")
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_slice(&updated.data).unwrap();
+    assert_eq!((event["type"].as_str(), event["version"].as_i64()), (Some("profile.updated"), Some(2)));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_follows_the_broker_connection_and_a_reconnect_drops_all_caches() {
+    let proxy = TcpProxy::start(upstream()).await;
+    let (app, mut broker) = proxied_app(&proxy).await;
+    let ctx = app.worker.clone().unwrap();
+    let idp = MockServer::start().await;
+    let id = oauth_profile(&app, &idp).await;
+    let ready = || async { app.http.get(app.url("/readyz")).send().await.unwrap().status().as_u16() };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ready().await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    warm(&app, &ctx, &id).await;
+
+    proxy.cut();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ready().await != 503 {
+        assert!(tokio::time::Instant::now() < deadline, "readiness never reflected the lost broker");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A job published meanwhile waits in its queue, and runs after recovery.
+    let target = MockServer::start().await;
+    Mock::given(path("/after")).respond_with(ResponseTemplate::new(200)).expect(1).mount(&target).await;
+    broker
+        .publish_job(&json!({"job_id": "during-outage", "workspace_id": "acme", "phase": "post_call", "action_id": "a",
+            "request": {"url": format!("{}/after", target.uri())}}))
+        .await;
+    proxy.restore();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ready().await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(is_cold(&ctx), "caches are dropped on reconnect");
+    let result = broker.next_result(WAIT).await;
+    assert_eq!((result["job_id"].as_str(), result["outcome"].as_str()), (Some("during-outage"), Some("succeeded")));
+    app.stop().await;
+}
