@@ -75,11 +75,16 @@ impl ReplayArgs {
     pub fn into_request(self) -> anyhow::Result<crate::replay::ReplayRequest> {
         let phase = self
             .phase
-            .map(|p| crate::job::Phase::parse(&p).with_context(|| format!("--phase `{p}`: use pre_call, during_call or post_call")))
+            .map(|p| {
+                crate::job::Phase::parse(&p)
+                    .with_context(|| format!("--phase `{p}`: use pre_call, during_call or post_call"))
+            })
             .transpose()?;
         let error_kind = self
             .error_kind
-            .map(|k| crate::job::ErrorKind::parse(&k).with_context(|| format!("--error-kind `{k}` is not an error kind")))
+            .map(|k| {
+                crate::job::ErrorKind::parse(&k).with_context(|| format!("--error-kind `{k}` is not an error kind"))
+            })
             .transpose()?;
         Ok(crate::replay::ReplayRequest {
             phase,
@@ -232,7 +237,8 @@ pub async fn execute(command: Command, env: &dyn EnvSource) -> anyhow::Result<i3
         Command::Replay(args) => {
             let request = args.into_request()?;
             let config = Config::load(env)?;
-            let connection = crate::queue::broker::connect_with_wait(&config.amqp_url, config.database.connect_timeout).await?;
+            let connection =
+                crate::queue::broker::connect_with_wait(&config.amqp_url, config.database.connect_timeout).await?;
             let names = crate::queue::Names::new(&config.amqp_prefix);
             let report = crate::replay::replay(&connection, &names, &config.worker, &request).await?;
             let _ = connection.close(200, "replay done".into()).await;
@@ -247,7 +253,10 @@ pub async fn execute(command: Command, env: &dyn EnvSource) -> anyhow::Result<i3
                 println!("moved {} job(s)", report.moved);
             }
             if report.skipped_expired > 0 {
-                eprintln!("{} matching job(s) are past their deadline and stay parked (--include-expired to move them)", report.skipped_expired);
+                eprintln!(
+                    "{} matching job(s) are past their deadline and stay parked (--include-expired to move them)",
+                    report.skipped_expired
+                );
             }
             Ok(0)
         }

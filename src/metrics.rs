@@ -36,6 +36,8 @@ pub struct Metrics {
     pub database_unavailable: IntCounter,
     /// Consumers (re)started, by lane.
     pub consumer_starts: IntCounterVec,
+    /// Lanes found idle while their queue had ready messages (then resubscribed).
+    pub consumer_stalls: IntCounterVec,
     pub broker_connects: IntCounter,
     /// Profile events: received, applied, ignored, malformed.
     pub events: IntCounterVec,
@@ -115,6 +117,11 @@ impl Metrics {
             )
             .expect("valid metric"),
             consumer_starts: counter("authrelay_consumer_starts_total", "Consumers started or restarted", &["lane"]),
+            consumer_stalls: counter(
+                "authrelay_consumer_stalls_total",
+                "Lanes idle while their queue had ready messages",
+                &["lane"],
+            ),
             broker_connects: IntCounter::new("authrelay_broker_connects_total", "Connections made to the broker")
                 .expect("valid metric"),
             outbox_published: IntCounter::new("authrelay_outbox_published_total", "Profile events published")
@@ -156,6 +163,7 @@ impl Metrics {
             Box::new(self.profile_lookups.clone()),
             Box::new(self.database_unavailable.clone()),
             Box::new(self.consumer_starts.clone()),
+            Box::new(self.consumer_stalls.clone()),
             Box::new(self.broker_connects.clone()),
             Box::new(self.events.clone()),
             Box::new(self.outbox_published.clone()),

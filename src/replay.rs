@@ -20,8 +20,8 @@ use crate::config::WorkerConfig;
 use crate::job::{ErrorKind, Phase};
 use crate::queue::publisher::{PublishError, Publisher, Routed};
 use crate::queue::{
-    HEADER_ATTEMPTS, HEADER_DEADLINE, HEADER_ERROR, HEADER_ERROR_KIND, HEADER_FAILED_AT, HEADER_PHASE, Names, header_str,
-    header_time, set_header, text,
+    HEADER_ATTEMPTS, HEADER_DEADLINE, HEADER_ERROR, HEADER_ERROR_KIND, HEADER_FAILED_AT, HEADER_PHASE, Names,
+    header_str, header_time, set_header, text,
 };
 
 /// Set by a replay with `include_expired`: the job gets a fresh deadline even
@@ -99,7 +99,12 @@ impl Parked {
         let phase = header_str(headers, HEADER_PHASE)
             .and_then(|p| Phase::parse(&p))
             .or_else(|| job.as_ref()?.get("phase")?.as_str().and_then(Phase::parse));
-        Self { phase, job, failed_at: header_time(headers, HEADER_FAILED_AT), error_kind: header_str(headers, HEADER_ERROR_KIND) }
+        Self {
+            phase,
+            job,
+            failed_at: header_time(headers, HEADER_FAILED_AT),
+            error_kind: header_str(headers, HEADER_ERROR_KIND),
+        }
     }
 
     fn field(&self, name: &str) -> Option<&str> {
@@ -113,7 +118,8 @@ impl Parked {
             && request.job_id.as_deref().is_none_or(|j| self.field("job_id") == Some(j))
             && request.error_kind.is_none_or(|k| self.error_kind.as_deref() == Some(k.as_str()))
             && request.older_than.is_none_or(|d| {
-                self.failed_at.is_some_and(|t| now - t >= chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+                self.failed_at
+                    .is_some_and(|t| now - t >= chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
             })
     }
 
@@ -126,7 +132,8 @@ impl Parked {
         }
         match (self.phase, self.failed_at) {
             (Some(phase @ (Phase::PreCall | Phase::DuringCall)), Some(failed_at)) => {
-                let window = chrono::Duration::from_std(settings.phase(phase).deadline).unwrap_or(chrono::Duration::MAX);
+                let window =
+                    chrono::Duration::from_std(settings.phase(phase).deadline).unwrap_or(chrono::Duration::MAX);
                 now - failed_at > window
             }
             _ => false,
@@ -152,7 +159,9 @@ pub async fn replay(
     let mut report = ReplayReport { dry_run: request.dry_run, ..Default::default() };
     let queue = names.failed_queue();
     while request.limit.is_none_or(|limit| report.moved < limit) {
-        let Some(message) = scan.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false }).await? else { break };
+        let Some(message) = scan.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false }).await? else {
+            break;
+        };
         let delivery = message.delivery;
         report.examined += 1;
         let parked = Parked::read(&delivery.data, delivery.properties.headers().as_ref());
@@ -168,7 +177,8 @@ pub async fn replay(
         let job_id = parked.field("job_id").unwrap_or("").to_owned();
         if !request.dry_run {
             let properties = fresh_properties(&delivery.properties, expired);
-            let routed = publisher.publish(&names.actions_exchange(), phase.as_str(), &delivery.data, properties).await?;
+            let routed =
+                publisher.publish(&names.actions_exchange(), phase.as_str(), &delivery.data, properties).await?;
             if routed == Routed::Unroutable {
                 return Err(ReplayError::Unroutable(phase));
             }
@@ -192,8 +202,16 @@ fn fresh_properties(original: &BasicProperties, expired: bool) -> BasicPropertie
     let mut headers = FieldTable::default();
     if let Some(old) = original.headers() {
         for (name, value) in old.inner() {
-            let drop = [HEADER_ATTEMPTS, HEADER_DEADLINE, HEADER_ERROR, HEADER_ERROR_KIND, HEADER_FAILED_AT, HEADER_PHASE, HEADER_DEADLINE_OVERRIDE]
-                .contains(&name.as_str())
+            let drop = [
+                HEADER_ATTEMPTS,
+                HEADER_DEADLINE,
+                HEADER_ERROR,
+                HEADER_ERROR_KIND,
+                HEADER_FAILED_AT,
+                HEADER_PHASE,
+                HEADER_DEADLINE_OVERRIDE,
+            ]
+            .contains(&name.as_str())
                 || name.as_str() == "x-death";
             if !drop {
                 headers.insert(name.clone(), value.clone());

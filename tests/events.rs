@@ -207,3 +207,33 @@ async fn readiness_follows_the_broker_connection_and_a_reconnect_drops_all_cache
     assert_eq!((result["job_id"].as_str(), result["outcome"].as_str()), (Some("during-outage"), Some("succeeded")));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_consumer_cancelled_by_the_broker_is_restarted_and_counted() {
+    use lapin::options::QueueDeleteOptions;
+    let env = TestEnv::new();
+    let mut broker = TestBroker::new(&env.vars["AUTHRELAY_AMQP_PREFIX"]).await;
+    let app = spawn_app_with(env, Roles::ALL).await;
+    let ctx = app.worker.clone().unwrap();
+    let starts = || ctx.metrics.consumer_starts.with_label_values(&["during_call"]).get();
+    until("the lane runs", || starts() == 1).await;
+    // Deleting the queue makes the broker cancel our consumer.
+    let queue = broker.names.phase_queue(authrelay::job::Phase::DuringCall);
+    broker.channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.unwrap();
+    until("the lane was restarted", || starts() >= 2).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.http.get(app.url("/readyz")).send().await.unwrap().status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let target = MockServer::start().await;
+    Mock::given(path("/again")).respond_with(ResponseTemplate::new(200)).expect(1).mount(&target).await;
+    broker
+        .publish_job(
+            &json!({"job_id": "after-cancel", "workspace_id": "acme", "phase": "during_call", "action_id": "a",
+            "request": {"url": format!("{}/again", target.uri())}}),
+        )
+        .await;
+    assert_eq!(broker.next_result(WAIT).await["outcome"], "succeeded");
+    app.stop().await;
+}

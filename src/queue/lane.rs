@@ -30,7 +30,12 @@ pub enum LaneError {
     },
     #[error("{0} lane: the broker ended the consumer")]
     ConsumerEnded(Phase),
+    #[error("{0} lane: messages are ready but none arrived for a while; resubscribing")]
+    Stalled(Phase),
 }
+
+/// How often an idle lane checks that it is not missing ready messages.
+const WATCHDOG_PERIOD: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Consumes `phase`'s queue until `stop` is cancelled or the consumer fails.
 /// On stop, in-flight jobs get `grace` to finish and settle; deliveries not
@@ -63,6 +68,10 @@ pub async fn run(
 
     let slots = Arc::new(Semaphore::new(policy.concurrency));
     let mut in_flight = JoinSet::new();
+    let mut last_delivery = Instant::now();
+    let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    watchdog.tick().await;
     let ended = loop {
         // Take a slot first: with every slot busy, deliveries wait in the
         // prefetch buffer (bounded by the broker) instead of piling up here.
@@ -70,20 +79,37 @@ pub async fn run(
             _ = stop.cancelled() => break Ok(()),
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
         };
-        let next = tokio::select! {
-            _ = stop.cancelled() => break Ok(()),
-            next = consumer.next() => next,
+        let wake = loop {
+            tokio::select! {
+                _ = stop.cancelled() => break Wake::Stop,
+                next = consumer.next() => break Wake::Delivery(next),
+                _ = watchdog.tick() => {
+                    // Nothing unacked and nothing arriving: if the queue has ready
+                    // messages all the same, the consumer is stuck.
+                    while in_flight.try_join_next().is_some() {}
+                    if in_flight.is_empty()
+                        && last_delivery.elapsed() >= WATCHDOG_PERIOD
+                        && ready_messages(&channel, &queue).await > 0
+                    {
+                        ctx.metrics.consumer_stalls.with_label_values(&[phase.as_str()]).inc();
+                        break Wake::Stalled;
+                    }
+                }
+            }
         };
-        match next {
-            Some(Ok(delivery)) => {
+        match wake {
+            Wake::Stop => break Ok(()),
+            Wake::Stalled => break Err(LaneError::Stalled(phase)),
+            Wake::Delivery(Some(Ok(delivery))) => {
+                last_delivery = Instant::now();
                 let (ctx, publisher) = (ctx.clone(), publisher.clone());
                 in_flight.spawn(async move {
                     handle(&ctx, &publisher, phase, delivery).await;
                     drop(slot);
                 });
             }
-            Some(Err(source)) => break Err(amqp(source)),
-            None => break Err(LaneError::ConsumerEnded(phase)),
+            Wake::Delivery(Some(Err(source))) => break Err(amqp(source)),
+            Wake::Delivery(None) => break Err(LaneError::ConsumerEnded(phase)),
         }
         // Reap finished tasks so the set does not grow.
         while in_flight.try_join_next().is_some() {}
@@ -100,6 +126,21 @@ pub async fn run(
     }
     let _ = channel.close(200, "authrelay lane stopped".into()).await;
     ended
+}
+
+enum Wake {
+    Stop,
+    Delivery(Option<Result<Delivery, lapin::Error>>),
+    Stalled,
+}
+
+/// Messages ready on `queue` (0 when it cannot be told).
+async fn ready_messages(channel: &lapin::Channel, queue: &str) -> u32 {
+    let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    match channel.queue_declare(queue.into(), passive, FieldTable::default()).await {
+        Ok(q) => q.message_count(),
+        Err(_) => 0,
+    }
 }
 
 /// Processes and settles one delivery. Never panics outward: a panic while
