@@ -237,3 +237,60 @@ async fn a_consumer_cancelled_by_the_broker_is_restarted_and_counted() {
     assert_eq!(broker.next_result(WAIT).await["outcome"], "succeeded");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn two_relaying_instances_publish_every_outbox_row() {
+    let env_a = TestEnv::new();
+    let env_b = sibling_env(&env_a);
+    let broker = TestBroker::new(&env_a.vars["AUTHRELAY_AMQP_PREFIX"]).await;
+    let queue = broker
+        .channel
+        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .unwrap();
+    broker
+        .channel
+        .queue_bind(
+            queue.name().clone(),
+            broker.names.events_exchange().as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let a = spawn_app_with(env_a, Roles { worker: false, api: true }).await;
+    let b = spawn_app_with(env_b, Roles { worker: false, api: true }).await;
+    // Write through both APIs at once, so both relays are woken.
+    let writes = (0..40).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.post(
+            "/v1/workspaces/acme/auth-profiles",
+            json!({"name": format!("p{i}"), "type": "bearer", "config": {"token": "t"}}),
+        )
+    });
+    for (status, body) in futures_util::future::join_all(writes).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    let db = a.env.db.client().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let pending: i64 = db
+            .query_one("SELECT count(*) FROM profile_events_outbox WHERE published_at IS NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if pending == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{pending} events never published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = broker.drain(queue.name().as_str()).await;
+    let mut ids: Vec<String> = received.iter().map(|m| m.json()["profile_id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "every created profile's event arrived at least once");
+    a.stop().await;
+    b.stop().await;
+}
