@@ -14,6 +14,7 @@
 //! - [`metrics`]: Prometheus metrics with bounded labels.
 //! - [`app`]: wires the parts of `authrelay run` together.
 //! - [`cli`]: the `authrelay` commands, each a thin call into the library.
+//! - [`ui`]: the admin web page at `/ui/`, compiled into the binary.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -32,4 +33,5 @@ pub mod profile;
 pub mod queue;
 pub mod replay;
 pub mod telemetry;
+pub mod ui;
 pub mod worker;

@@ -105,6 +105,7 @@ pub fn ops_router(state: ApiState) -> Router {
 
 fn with_common_layers(routes: Router<ApiState>, state: ApiState) -> Router {
     routes
+        .merge(crate::ui::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
