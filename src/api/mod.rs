@@ -95,7 +95,7 @@ pub fn router(state: ApiState) -> Router {
             put(profiles::put_reference).delete(profiles::delete_reference),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin_token));
-    with_common_layers(Router::new().merge(v1), state)
+    with_common_layers(Router::new().merge(v1).merge(crate::ui::router()), state)
 }
 
 /// Only health, readiness and metrics: what a worker-only process serves.
@@ -105,7 +105,6 @@ pub fn ops_router(state: ApiState) -> Router {
 
 fn with_common_layers(routes: Router<ApiState>, state: ApiState) -> Router {
     routes
-        .merge(crate::ui::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
