@@ -16,7 +16,7 @@ use crate::job::{
     ErrorKind, Job, JobError, JobIdentity, JobLimits, JobParseError, JobResult, Outcome, Phase, parse_job,
 };
 use crate::metrics::Metrics;
-use crate::profile::cache::ProfileCache;
+use crate::profile::cache::{CachedProfile, ProfileCache};
 use crate::profile::{ProfileStore, StoreError};
 use crate::queue::{HEADER_ATTEMPTS, HEADER_DEADLINE, header_bool, header_time, header_u32};
 use crate::replay::HEADER_DEADLINE_OVERRIDE;
@@ -162,20 +162,26 @@ impl WorkerContext {
         let Some(id) = job.auth_profile_id else {
             return Ok(job.inline_auth.clone().map(|config| ResolvedAuth { config: Arc::new(config), profile: None }));
         };
-        if let Some(profile) = self.profiles.get(&job.workspace_id, id) {
+        let resolved = |cached: &CachedProfile| ResolvedAuth {
+            config: cached.config.clone(),
+            profile: Some((id, cached.version)),
+        };
+        if let Some(cached) = self.profiles.get(&job.workspace_id, id) {
             self.metrics.profile_lookups.with_label_values(&["hit"]).inc();
-            return Ok(Some(ResolvedAuth {
-                config: Arc::new(profile.config.clone()),
-                profile: Some((id, profile.version)),
-            }));
+            return Ok(Some(resolved(&cached)));
         }
-        match self.store.get(&job.workspace_id, id).await {
+        let load = self.profiles.join_load(&job.workspace_id, id, || {
+            let (store, workspace_id) = (self.store.clone(), job.workspace_id.clone());
+            Box::pin(async move { store.get(&workspace_id, id).await.map(Arc::new).map_err(Arc::new) })
+        });
+        let loaded = load.clone().await;
+        if loaded.is_err() {
+            self.profiles.abandon_load(&job.workspace_id, id, &load);
+        }
+        match loaded.as_ref().map_err(|e| e.as_ref()) {
             Ok(profile) => {
                 self.metrics.profile_lookups.with_label_values(&["miss"]).inc();
-                let auth =
-                    ResolvedAuth { config: Arc::new(profile.config.clone()), profile: Some((id, profile.version)) };
-                self.profiles.insert(Arc::new(profile));
-                Ok(Some(auth))
+                Ok(Some(resolved(&self.profiles.finish_load(&job.workspace_id, id, &load, profile))))
             }
             Err(StoreError::NotFound) => Err(AuthFailure::Rejected(JobError::new(
                 ErrorKind::ProfileNotFound,
@@ -188,7 +194,7 @@ impl WorkerContext {
             }
             Err(StoreError::Db(e)) => {
                 self.metrics.profile_lookups.with_label_values(&["error"]).inc();
-                if !db::is_unavailable(&e) {
+                if !db::is_unavailable(e) {
                     tracing::error!(error = %e, "database error while loading a profile");
                 }
                 Err(AuthFailure::DatabaseUnavailable(e.to_string()))
