@@ -157,6 +157,10 @@ impl Executor {
             // OAuth 2.0: a token for this attempt (cached, fetched once for all waiters).
             let token = match self.access_token(auth, budget).await {
                 Ok(token) => token,
+                // Nothing was sent: not an attempt.
+                Err(error) if error.kind == ErrorKind::DestinationBlocked => {
+                    return finish(Outcome::Rejected, attempts, None, Some(error));
+                }
                 Err(error) => {
                     attempts += 1;
                     let retryable = error.retryable;
@@ -367,7 +371,7 @@ impl Executor {
                 if body.truncated {
                     self.metrics.bodies_truncated.inc();
                 }
-                let summary = response::summarize(status.as_u16(), &headers, body, redactor);
+                let summary = response::summarize(status.as_u16(), &headers, body, max_body, redactor);
                 if status.is_success() {
                     AttemptEnd::Response(summary)
                 } else if status == StatusCode::UNAUTHORIZED {

@@ -34,6 +34,7 @@ pub fn summarize(
     status: u16,
     headers: &reqwest::header::HeaderMap,
     body: BoundedBody,
+    max_bytes: usize,
     redactor: &Redactor,
 ) -> ResponseSummary {
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
@@ -54,11 +55,47 @@ pub fn summarize(
     let mut body_value = if body.bytes.is_empty() {
         Value::Null
     } else if body.truncated {
-        Value::String(String::from_utf8_lossy(&body.bytes).into_owned())
+        Value::String(text_within(&body.bytes, max_bytes))
     } else {
-        serde_json::from_slice(&body.bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body.bytes).into_owned()))
+        serde_json::from_slice(&body.bytes).unwrap_or_else(|_| Value::String(text_within(&body.bytes, max_bytes)))
     };
     redactor.redact_json(&mut body_value);
     ResponseSummary { status, headers: shown, body: body_value, body_truncated: body.truncated }
+}
+
+/// The body as text of at most `max` bytes: a character cut by the byte
+/// budget is dropped (not replaced), and replacement characters for invalid
+/// bytes never push the text over the budget.
+fn text_within(bytes: &[u8], max: usize) -> String {
+    let complete = match std::str::from_utf8(bytes) {
+        Err(e) if e.error_len().is_none() => &bytes[..e.valid_up_to()],
+        _ => bytes,
+    };
+    let mut text = String::from_utf8_lossy(complete).into_owned();
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_within;
+
+    #[test]
+    fn a_character_cut_by_the_budget_is_dropped_not_replaced() {
+        let euro = "€".repeat(3); // 9 bytes
+        let text = text_within(&euro.as_bytes()[..8], 8);
+        assert_eq!(text, "€€");
+    }
+
+    #[test]
+    fn invalid_bytes_never_push_the_text_over_the_budget() {
+        let text = text_within(&[0xff; 10], 10);
+        assert!(text.len() <= 10, "{}", text.len());
+    }
 }
