@@ -102,6 +102,7 @@ impl Relay {
             self.record_backlog().await;
             tokio::select! {
                 _ = shutdown.cancelled() => {
+                    publisher.close().await;
                     let _ = connection.close(200, "authrelay stopping".into()).await;
                     return Ok(());
                 }

@@ -203,5 +203,6 @@ async fn session(
             },
         }
     }
+    publisher.close().await;
     failure.map_or(Ok(()), Err)
 }

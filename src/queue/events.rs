@@ -68,7 +68,10 @@ pub async fn run(
     on_started();
     loop {
         let delivery = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
+            _ = stop.cancelled() => {
+                let _ = channel.close(200, "authrelay stopping".into()).await;
+                return Ok(());
+            }
             next = consumer.next() => match next {
                 Some(delivery) => delivery?,
                 None => return Err(EventsError::ConsumerEnded),

@@ -46,6 +46,13 @@ impl Publisher {
         &self.names
     }
 
+    /// Closes the channel (before its connection, so the broker sees a clean close).
+    pub async fn close(&self) {
+        if self.channel.status().connected() {
+            let _ = self.channel.close(200, "authrelay stopping".into()).await;
+        }
+    }
+
     pub fn is_connected(&self) -> bool {
         self.channel.status().connected()
     }

@@ -1,0 +1,652 @@
+//! The performance benchmark: authrelay's real worker against a bare pipeline
+//! built from the same crates, on loopback, with ratios measured in one run.
+//!
+//! ```text
+//! cargo run --release --bin authrelay-bench -- full     # the numbers for the README
+//! cargo run --bin authrelay-bench -- quick              # a smoke run (CI)
+//! ```
+//!
+//! It needs PostgreSQL and RabbitMQ as the tests do; everything it creates
+//! (a database, queues behind a random prefix) is removed at the end. Output:
+//! a Markdown table on stdout and `bench-results.json`.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use authrelay::config::DatabaseConfig;
+use authrelay::crypto::KeyRing;
+use authrelay::db::Database;
+use authrelay::job::Phase;
+use authrelay::profile::{Actor, NewProfile, ProfileStore};
+use authrelay::queue::{Names, topology};
+use futures_util::StreamExt as _;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const PG: &str = "postgres://postgres@127.0.0.1:5432";
+const TOKEN: &str = "bench-bearer-token-0123456789";
+
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    drain_jobs: usize,
+    latency_seconds: f64,
+    burst_jobs: usize,
+    memory_jobs: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bare") => bare::run(&args[1..]).await,
+        Some("full") | None => {
+            bench(Sizes { drain_jobs: 20_000, latency_seconds: 10.0, burst_jobs: 1000, memory_jobs: 10_000 }).await
+        }
+        Some("quick") => {
+            bench(Sizes { drain_jobs: 600, latency_seconds: 2.0, burst_jobs: 200, memory_jobs: 150 }).await
+        }
+        Some(other) => bail!("unknown mode `{other}`: use full, quick"),
+    }
+}
+
+/// CPU time (user + system) of a process so far, from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; 100 ticks/s on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Peak resident set size (VmHWM) in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// The upstream: a minimal HTTP server in its own runtime and thread, so it
+/// does not share the measuring runtime's threads.
+mod upstream {
+    use super::*;
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+
+    #[derive(Default)]
+    pub struct Counters {
+        pub token_requests: AtomicU64,
+        pub requests: AtomicU64,
+    }
+
+    pub fn start() -> (SocketAddr, Arc<Counters>) {
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let c = counters.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let big: Arc<Vec<u8>> = Arc::new(vec![b'x'; 1024 * 1024]);
+                let app = Router::new()
+                    .route("/ok", get(ok).post(ok))
+                    .route(
+                        "/big",
+                        get(move || {
+                            let big = big.clone();
+                            async move { big.as_ref().clone() }
+                        }),
+                    )
+                    .route("/token", post(token))
+                    .with_state(c);
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        (rx.recv().unwrap(), counters)
+    }
+
+    async fn ok(State(c): State<Arc<Counters>>, _headers: HeaderMap) -> impl IntoResponse {
+        let started = Instant::now();
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        let body = format!(r#"{{"ok":true,"handled_us":{}}}"#, started.elapsed().as_micros());
+        ([("content-type", "application/json")], body)
+    }
+
+    async fn token(State(c): State<Arc<Counters>>) -> impl IntoResponse {
+        let n = c.token_requests.fetch_add(1, Ordering::SeqCst);
+        axum::Json(
+            json!({"access_token": format!("bench-access-token-{n}"), "token_type": "Bearer", "expires_in": 3600}),
+        )
+    }
+}
+
+/// The bare pipeline: consume → HTTP request → confirmed publish → ack, with
+/// none of authrelay's work. Run as a child process so its CPU is its own.
+mod bare {
+    use super::*;
+
+    pub async fn run(args: &[String]) -> anyhow::Result<()> {
+        let arg =
+            |i: usize| args.get(i).cloned().context("usage: bare QUEUE RESULTS_EXCHANGE TARGET PREFETCH CONCURRENCY N");
+        let (queue, exchange, target) = (arg(0)?, arg(1)?, arg(2)?);
+        let prefetch: u16 = arg(3)?.parse()?;
+        let concurrency: usize = arg(4)?.parse()?;
+        let n: usize = arg(5)?.parse()?;
+        let conn = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
+        let consume = conn.create_channel().await?;
+        consume.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let publish = conn.create_channel().await?;
+        publish.confirm_select(ConfirmSelectOptions::default()).await?;
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let mut consumer = consume
+            .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let done = Arc::new(AtomicU64::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        while done.load(Ordering::SeqCst) < n as u64 {
+            let slot = slots.clone().acquire_owned().await?;
+            let Some(delivery) = consumer.next().await else { break };
+            let delivery = delivery?;
+            let (http, publish, target, exchange, done) =
+                (http.clone(), publish.clone(), target.clone(), exchange.clone(), done.clone());
+            tasks.spawn(async move {
+                let job: Value = serde_json::from_slice(&delivery.data).unwrap_or_default();
+                let response = http.get(&target).bearer_auth(TOKEN).send().await;
+                let body = match response {
+                    Ok(r) => r.bytes().await.unwrap_or_default(),
+                    Err(_) => Default::default(),
+                };
+                let result = json!({"job_id": job["job_id"], "outcome": "succeeded", "response": {"status": 200, "body": String::from_utf8_lossy(&body)}});
+                let confirm = publish
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        "post_call.succeeded".into(),
+                        BasicPublishOptions { mandatory: true, ..Default::default() },
+                        &serde_json::to_vec(&result).unwrap(),
+                        BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json")),
+                    )
+                    .await;
+                if let Ok(confirm) = confirm {
+                    let _ = confirm.await;
+                }
+                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                done.fetch_add(1, Ordering::SeqCst);
+                drop(slot);
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+struct Env {
+    prefix: String,
+    names: Names,
+    db_name: String,
+    keys: String,
+    conn: Connection,
+    channel: lapin::Channel,
+    results: lapin::Consumer,
+    store: ProfileStore,
+    upstream: SocketAddr,
+    counters: Arc<upstream::Counters>,
+    bin_dir: PathBuf,
+}
+
+impl Env {
+    async fn new() -> anyhow::Result<Self> {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+        let prefix = format!("bench{suffix}");
+        let names = Names::new(&prefix);
+        let db_name = format!("authrelay_bench_{suffix}");
+        let keys = KeyRing::generate_key_spec("bench")?;
+        let settings = DatabaseConfig {
+            url: SecretString::from(format!("{PG}/{db_name}")),
+            ca_file: None,
+            pool_size: 4,
+            connect_timeout: Duration::from_secs(10),
+        };
+        let (_db, pool) = Database::prepare(&settings).await?;
+        let store = ProfileStore::new(pool, Arc::new(KeyRing::parse(&keys)?));
+        let conn = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
+        let channel = conn.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        topology::declare(&channel, &names).await?;
+        let results_queue = format!("{prefix}.bench-results");
+        channel
+            .queue_declare(results_queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await?;
+        channel
+            .queue_bind(
+                results_queue.as_str().into(),
+                names.results_exchange().as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let results = channel
+            .basic_consume(
+                results_queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await?;
+        let (upstream, counters) = upstream::start();
+        let bin_dir = std::env::current_exe()?.parent().context("binary directory")?.to_path_buf();
+        Ok(Self { prefix, names, db_name, keys, conn, channel, results, store, upstream, counters, bin_dir })
+    }
+
+    async fn profile(&self, name: &str, auth_type: &str, config: Value) -> anyhow::Result<String> {
+        let p = self
+            .store
+            .create(
+                &Actor("bench".into()),
+                "bench",
+                NewProfile { name: name.into(), auth_type: auth_type.into(), config },
+            )
+            .await?;
+        Ok(p.id.to_string())
+    }
+
+    fn job(&self, id: &str, phase: Phase, profile: &str, path: &str) -> Vec<u8> {
+        // About 500 bytes, like a typical action.
+        serde_json::to_vec(&json!({
+            "job_id": id, "workspace_id": "bench", "phase": phase.as_str(), "action_id": "crm-contact-lookup",
+            "call_id": "call-0000000000000000", "auth_profile_id": profile,
+            "request": {"method": "GET", "url": format!("http://{}{path}?source=voice&campaign=benchmark", self.upstream),
+                        "headers": {"Accept": "application/json", "X-Request-Source": "authrelay-bench"},
+                        "query": {"limit": "10", "fields": "id,name,phone,email,company,owner,stage,updated_at"}, "timeout_ms": 5000},
+            "max_attempts": 1
+        }))
+        .expect("job serializes")
+    }
+
+    /// Publishes without waiting for the confirm, so the sender keeps its pace.
+    async fn publish(&self, routing_key: &str, exchange: &str, body: &[u8]) -> anyhow::Result<()> {
+        let props =
+            BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json"));
+        drop(
+            self.channel
+                .basic_publish(exchange.into(), routing_key.into(), BasicPublishOptions::default(), body, props)
+                .await?,
+        );
+        Ok(())
+    }
+
+    async fn publish_many(&self, exchange: &str, routing_key: &str, bodies: Vec<Vec<u8>>) -> anyhow::Result<()> {
+        let props =
+            BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json"));
+        let mut confirms = Vec::with_capacity(bodies.len());
+        for body in &bodies {
+            confirms.push(
+                self.channel
+                    .basic_publish(
+                        exchange.into(),
+                        routing_key.into(),
+                        BasicPublishOptions::default(),
+                        body,
+                        props.clone(),
+                    )
+                    .await?,
+            );
+        }
+        for c in confirms {
+            c.await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for `n` results; returns (receive instant, result) pairs.
+    async fn collect(&mut self, n: usize, wait: Duration) -> anyhow::Result<Vec<(Instant, Value)>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let next = tokio::time::timeout_at(deadline, self.results.next())
+                .await
+                .with_context(|| format!("only {} of {n} results arrived", out.len()))?
+                .context("results consumer closed")??;
+            out.push((Instant::now(), serde_json::from_slice(&next.data)?));
+        }
+        Ok(out)
+    }
+
+    fn worker(&self, extra: &[(&str, &str)]) -> anyhow::Result<(Child, u16)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = Command::new(self.bin_dir.join("authrelay"));
+        cmd.args(["run", "--roles", "worker"])
+            .env("AUTHRELAY_DATABASE_URL", format!("{PG}/{}", self.db_name))
+            .env("AUTHRELAY_MASTER_KEYS", &self.keys)
+            .env("AUTHRELAY_ADMIN_TOKEN", "bench-admin-token-0123456789")
+            .env("AUTHRELAY_AMQP_PREFIX", &self.prefix)
+            .env("AUTHRELAY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("AUTHRELAY_ALLOW_PRIVATE_DESTINATIONS", "127.0.0.1/32")
+            .env("AUTHRELAY_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        Ok((cmd.spawn().context("start the authrelay binary (build it first: cargo build --bins)")?, port))
+    }
+
+    async fn wait_ready(&self, port: u16) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the worker never became ready");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn cleanup(self) {
+        let mut queues =
+            vec![format!("{}.bench-results", self.prefix), format!("{}.bare", self.prefix), self.names.failed_queue()];
+        for phase in Phase::ALL {
+            queues.push(self.names.phase_queue(phase));
+            for (tier, _) in topology::DELAY_TIERS {
+                queues.push(self.names.delay_queue(phase, tier));
+            }
+        }
+        for q in queues {
+            if let Ok(ch) = self.conn.create_channel().await {
+                let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+                let _ = ch.close(200, "".into()).await;
+            }
+        }
+        for e in [self.names.actions_exchange(), self.names.results_exchange(), self.names.events_exchange()] {
+            if let Ok(ch) = self.conn.create_channel().await {
+                let _ = ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await;
+                let _ = ch.close(200, "".into()).await;
+            }
+        }
+        drop(self.store);
+        if let Ok((client, conn)) = tokio_postgres::connect(&format!("{PG}/postgres"), tokio_postgres::NoTls).await {
+            tokio::spawn(conn);
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name)).await;
+        }
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Drain {
+    jobs_per_s: f64,
+    cpu_ms_per_job: f64,
+}
+
+fn drain_stats(received: &[(Instant, Value)], cpu: Duration) -> Drain {
+    let first = received.first().map(|r| r.0).unwrap();
+    let last = received.last().map(|r| r.0).unwrap();
+    let n = (received.len() - 1).max(1) as f64;
+    Drain { jobs_per_s: n / (last - first).as_secs_f64().max(1e-6), cpu_ms_per_job: cpu.as_secs_f64() * 1000.0 / n }
+}
+
+async fn bench(sizes: Sizes) -> anyhow::Result<()> {
+    let mut env = Env::new().await?;
+    let outcome = scenarios(&mut env, sizes).await;
+    env.cleanup().await;
+    let report = outcome?;
+    print_report(&report);
+    std::fs::write("bench-results.json", serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote bench-results.json");
+    Ok(())
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Report {
+    sizes: String,
+    worker: Drain,
+    bare: Drain,
+    throughput_ratio: f64,
+    cpu_ratio: f64,
+    latency_rate_per_s: f64,
+    latency_added_ms: [f64; 3],
+    bare_latency_added_ms: [f64; 3],
+    burst_jobs: usize,
+    burst_token_requests: u64,
+    burst_p99_ms: f64,
+    memory_jobs: usize,
+    memory_peak_rss_mib: f64,
+}
+
+async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
+    let mut report = Report { sizes: format!("{sizes:?}"), ..Default::default() };
+    let bearer = env.profile("bench-bearer", "bearer", json!({"token": TOKEN})).await?;
+    let n = sizes.drain_jobs;
+    eprintln!("drain: {n} post-call jobs through authrelay");
+    let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("d{i}"), Phase::PostCall, &bearer, "/ok")).collect();
+    env.publish_many(&env.names.actions_exchange(), "post_call", jobs).await?;
+    let (worker, port) = env.worker(&[])?;
+    let pid = worker.id();
+    let mut cpu_start = None;
+    let first = env.collect(1, Duration::from_secs(120)).await?;
+    cpu_start.get_or_insert(cpu_time(pid));
+    let mut received = first;
+    received.extend(env.collect(n - 1, Duration::from_secs(600)).await?);
+    report.worker = drain_stats(&received, cpu_time(pid) - cpu_start.unwrap());
+    if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
+        bail!("a drain job did not succeed: {bad}");
+    }
+
+    eprintln!("drain: {n} jobs through the bare pipeline");
+    let bare_queue = format!("{}.bare", env.prefix);
+    env.channel
+        .queue_declare(
+            bare_queue.as_str().into(),
+            QueueDeclareOptions { durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await?;
+    let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("b{i}"), Phase::PostCall, &bearer, "/ok")).collect();
+    env.publish_many("", &bare_queue, jobs).await?;
+    let bare = Command::new(std::env::current_exe()?)
+        .args([
+            "bare",
+            &bare_queue,
+            &env.names.results_exchange(),
+            &format!("http://{}/ok", env.upstream),
+            "64",
+            "32",
+            &n.to_string(),
+        ])
+        .spawn()?;
+    let bare_pid = bare.id();
+    let first = env.collect(1, Duration::from_secs(120)).await?;
+    let bare_cpu_start = cpu_time(bare_pid);
+    let mut received = first;
+    received.extend(env.collect(n - 1, Duration::from_secs(600)).await?);
+    report.bare = drain_stats(&received, cpu_time(bare_pid) - bare_cpu_start);
+    stop(bare);
+    report.throughput_ratio = report.worker.jobs_per_s / report.bare.jobs_per_s;
+    report.cpu_ratio = report.worker.cpu_ms_per_job / report.bare.cpu_ms_per_job;
+
+    // Latency at half the measured peak, during-call lane.
+    env.wait_ready(port).await?;
+    let rate = (report.worker.jobs_per_s / 2.0).max(1.0);
+    report.latency_rate_per_s = rate;
+    let count = (rate * sizes.latency_seconds).ceil() as usize;
+    eprintln!("latency: {count} during-call jobs at {rate:.0}/s");
+    report.latency_added_ms =
+        latency(env, &bearer, count, rate, "l", &env.names.actions_exchange(), "during_call").await?;
+    eprintln!("latency: the same through the bare pipeline");
+    let bare_jobs = Command::new(std::env::current_exe()?)
+        .args([
+            "bare",
+            &bare_queue,
+            &env.names.results_exchange(),
+            &format!("http://{}/ok", env.upstream),
+            "128",
+            "64",
+            &count.to_string(),
+        ])
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report.bare_latency_added_ms = latency(env, &bearer, count, rate, "bl", "", &bare_queue).await?;
+    stop(bare_jobs);
+
+    // OAuth burst on a cold profile.
+    let oauth = env
+        .profile(
+            "bench-oauth",
+            "oauth2_client_credentials",
+            json!({"client_id": "bench", "client_secret": "bench-client-secret-0123", "token_endpoint": format!("http://{}/token", env.upstream)}),
+        )
+        .await?;
+    let burst = sizes.burst_jobs;
+    eprintln!("burst: {burst} during-call jobs on a cold OAuth profile");
+    let before = env.counters.token_requests.load(Ordering::SeqCst);
+    let jobs: Vec<(String, Vec<u8>)> =
+        (0..burst).map(|i| (format!("o{i}"), env.job(&format!("o{i}"), Phase::DuringCall, &oauth, "/ok"))).collect();
+    let start = Instant::now();
+    env.publish_many(&env.names.actions_exchange(), "during_call", jobs.into_iter().map(|(_, b)| b).collect()).await?;
+    let received = env.collect(burst, Duration::from_secs(120)).await?;
+    let mut lat: Vec<f64> = received.iter().map(|(t, _)| (*t - start).as_secs_f64() * 1000.0).collect();
+    lat.sort_by(f64::total_cmp);
+    report.burst_jobs = burst;
+    report.burst_p99_ms = percentile(&lat, 99.0);
+    report.burst_token_requests = env.counters.token_requests.load(Ordering::SeqCst) - before;
+    if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
+        bail!("a burst job did not succeed: {bad}");
+    }
+    stop(worker);
+
+    // Memory: large responses, capped in results.
+    let m = sizes.memory_jobs;
+    eprintln!("memory: {m} post-call jobs with 1 MiB responses");
+    let jobs: Vec<Vec<u8>> = (0..m).map(|i| env.job(&format!("m{i}"), Phase::PostCall, &bearer, "/big")).collect();
+    env.publish_many(&env.names.actions_exchange(), "post_call", jobs).await?;
+    let (worker, _) = env.worker(&[("AUTHRELAY_MAX_RESPONSE_BYTES", "65536")])?;
+    let pid = worker.id();
+    let received = env.collect(m, Duration::from_secs(900)).await?;
+    report.memory_jobs = m;
+    report.memory_peak_rss_mib = peak_rss_mib(pid);
+    if let Some((_, bad)) = received.iter().find(|(_, r)| r["response"]["body_truncated"] != true) {
+        bail!("a 1 MiB response was not capped: {}", bad["job_id"]);
+    }
+    stop(worker);
+    Ok(report)
+}
+
+/// Publishes `count` jobs at `rate` per second; returns p50/p99/max of
+/// publish→result time minus the upstream's own handling time, in ms.
+async fn latency(
+    env: &mut Env,
+    profile: &str,
+    count: usize,
+    rate: f64,
+    tag: &str,
+    exchange: &str,
+    routing_key: &str,
+) -> anyhow::Result<[f64; 3]> {
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut sent: HashMap<String, Instant> = HashMap::with_capacity(count);
+    let mut received: Vec<(Instant, Value)> = Vec::with_capacity(count);
+    let mut next_send = Instant::now();
+    let mut i = 0;
+    while received.len() < count {
+        if i < count && Instant::now() >= next_send {
+            let id = format!("{tag}{i}");
+            let body = env.job(&id, Phase::DuringCall, profile, "/ok");
+            sent.insert(id, Instant::now());
+            env.publish(routing_key, exchange, &body).await?;
+            i += 1;
+            next_send += interval;
+            continue;
+        }
+        let wait =
+            if i < count { next_send.saturating_duration_since(Instant::now()) } else { Duration::from_secs(30) };
+        match tokio::time::timeout(wait, env.results.next()).await {
+            Ok(Some(Ok(d))) => received.push((Instant::now(), serde_json::from_slice(&d.data)?)),
+            Ok(_) => bail!("results consumer closed"),
+            Err(_) if i >= count => bail!("latency: only {} of {count} results", received.len()),
+            Err(_) => {}
+        }
+    }
+    let mut added: Vec<f64> = received
+        .iter()
+        .filter_map(|(at, r)| {
+            let sent_at = sent.get(r["job_id"].as_str()?)?;
+            let body = &r["response"]["body"];
+            let upstream_us = body["handled_us"].as_f64().or_else(|| {
+                body.as_str().and_then(|s| serde_json::from_str::<Value>(s).ok()).and_then(|v| v["handled_us"].as_f64())
+            })?;
+            Some((*at - *sent_at).as_secs_f64() * 1000.0 - upstream_us / 1000.0)
+        })
+        .collect();
+    added.sort_by(f64::total_cmp);
+    Ok([percentile(&added, 50.0), percentile(&added, 99.0), added.last().copied().unwrap_or(0.0)])
+}
+
+fn print_report(r: &Report) {
+    println!("| measure | authrelay | bare pipeline | ratio / target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| drain throughput (jobs/s) | {:.0} | {:.0} | {:.2} (≥ 0.9) |",
+        r.worker.jobs_per_s, r.bare.jobs_per_s, r.throughput_ratio
+    );
+    println!(
+        "| CPU per job (ms) | {:.3} | {:.3} | {:.2} (≤ 1.3) |",
+        r.worker.cpu_ms_per_job, r.bare.cpu_ms_per_job, r.cpu_ratio
+    );
+    println!(
+        "| during-call added latency p50 / p99 / max (ms) at {:.0}/s | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
+        r.latency_rate_per_s,
+        r.latency_added_ms[0],
+        r.latency_added_ms[1],
+        r.latency_added_ms[2],
+        r.bare_latency_added_ms[0],
+        r.bare_latency_added_ms[1],
+        r.bare_latency_added_ms[2]
+    );
+    println!("| OAuth burst: token requests for {} jobs | {} | – | = 1 |", r.burst_jobs, r.burst_token_requests);
+    println!("| OAuth burst p99 (ms) | {:.1} | – | – |", r.burst_p99_ms);
+    println!(
+        "| peak RSS, {} jobs with 1 MiB responses (MiB) | {:.1} | – | ≤ 256 |",
+        r.memory_jobs, r.memory_peak_rss_mib
+    );
+}
