@@ -28,14 +28,13 @@ pub enum DbError {
     #[error("cannot set up TLS for PostgreSQL: {0}")]
     Tls(String),
     #[error(
-        "cannot reach PostgreSQL at {target} after {waited:?}: {source}; check AUTHRELAY_DATABASE_URL and that the server is up"
+        "cannot reach PostgreSQL at {target} after {waited:?}: {detail}; check AUTHRELAY_DATABASE_URL and that the server is up"
     )]
-    Unreachable {
-        target: String,
-        waited: Duration,
-        #[source]
-        source: tokio_postgres::Error,
-    },
+    Unreachable { target: String, waited: Duration, detail: String },
+    #[error(
+        "TLS with PostgreSQL at {target} failed: {detail}; check the certificate (AUTHRELAY_DATABASE_CA_FILE) or sslmode"
+    )]
+    TlsHandshake { target: String, detail: String },
     #[error("cannot create database `{name}`: {source}; create it yourself or grant CREATEDB")]
     CreateDatabase {
         name: String,
@@ -112,8 +111,16 @@ impl Database {
                 // A server that answered with an error (bad password, missing
                 // database) will not change its mind: do not wait.
                 Err(e) if e.as_db_error().is_some() => return Err(e.into()),
+                // Neither will a certificate.
+                Err(e) if error_chain(&e).contains("TLS handshake") => {
+                    return Err(DbError::TlsHandshake { target: self.describe(), detail: error_chain(&e) });
+                }
                 Err(e) if started.elapsed() + delay > self.settings.connect_timeout => {
-                    return Err(DbError::Unreachable { target: self.describe(), waited: started.elapsed(), source: e });
+                    return Err(DbError::Unreachable {
+                        target: self.describe(),
+                        waited: started.elapsed(),
+                        detail: error_chain(&e),
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(target = %self.describe(), error = %e, "database not reachable yet; retrying");
@@ -252,6 +259,22 @@ fn tls_connector(settings: &DatabaseConfig) -> Result<MakeRustlsConnect, DbError
         }
     };
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// An error and its causes on one line (the causes of connection errors,
+/// such as the certificate problem behind a failed handshake, are the useful part).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Whether a database error means "the database is not reachable right now"
