@@ -112,14 +112,17 @@ impl Database {
                 // database) will not change its mind: do not wait.
                 Err(e) if e.as_db_error().is_some() => return Err(e.into()),
                 // Neither will a certificate.
-                Err(e) if error_chain(&e).contains("TLS handshake") => {
-                    return Err(DbError::TlsHandshake { target: self.describe(), detail: error_chain(&e) });
+                Err(e) if crate::error_text::chain(&e).contains("TLS handshake") => {
+                    return Err(DbError::TlsHandshake {
+                        target: self.describe(),
+                        detail: crate::error_text::chain(&e),
+                    });
                 }
                 Err(e) if started.elapsed() + delay > self.settings.connect_timeout => {
                     return Err(DbError::Unreachable {
                         target: self.describe(),
                         waited: started.elapsed(),
-                        detail: error_chain(&e),
+                        detail: crate::error_text::chain(&e),
                     });
                 }
                 Err(e) => {
@@ -259,22 +262,6 @@ fn tls_connector(settings: &DatabaseConfig) -> Result<MakeRustlsConnect, DbError
         }
     };
     Ok(MakeRustlsConnect::new(config))
-}
-
-/// An error and its causes on one line (the causes of connection errors,
-/// such as the certificate problem behind a failed handshake, are the useful part).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.ends_with(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// Whether a database error means "the database is not reachable right now"

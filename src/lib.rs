@@ -6,6 +6,7 @@
 //! - [`telemetry`]: the tracing subscriber (text or JSON).
 //! - [`db`]: PostgreSQL pool, create-database-if-missing, migrations.
 //! - [`crypto`]: the master key ring; AES-256-GCM sealing bound to its slot.
+//! - [`error_text`]: errors and their causes as one line of text.
 //! - [`egress`]: which destinations outbound requests may reach (SSRF guard).
 //! - [`credentials`]: applying credentials to requests; OAuth 2.0 tokens and their cache.
 //! - [`job`]: wire types of jobs and results, and job validation.
@@ -25,6 +26,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod db;
 pub mod egress;
+pub mod error_text;
 pub mod executor;
 pub mod job;
 pub mod metrics;

@@ -23,15 +23,7 @@ async fn main() {
 /// The error and its causes on one line, each said once (many of our errors
 /// already name their cause in their own message).
 fn one_line(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
+    authrelay::error_text::chain(e.as_ref())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {

@@ -16,7 +16,6 @@
 //! runs under one timeout, so a slow or endless endpoint costs bounded time and
 //! memory.
 
-use std::error::Error as _;
 use std::fmt;
 use std::time::Duration;
 
@@ -322,14 +321,7 @@ fn transport_error(error: reqwest::Error) -> TokenError {
     // The URL stays out: only the endpoint's host is ours to log, and the chain of causes
     // (refused by the egress guard, connection refused, TLS) is what an operator needs.
     let error = error.without_url();
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    let message = truncate(message, 300);
+    let message = truncate(crate::error_text::chain(&error), 300);
     if is_connect { TokenError::Connect(message) } else { TokenError::Request(message) }
 }
 

@@ -429,21 +429,10 @@ fn classify_transport_error(e: &reqwest::Error, redactor: &Redactor) -> JobError
     if let Some(blocked) = find_egress_error(e) {
         return JobError::new(ErrorKind::DestinationBlocked, blocked.to_string(), false);
     }
-    let message = redactor.redact(&error_chain(e)).into_owned();
+    let message = redactor.redact(&crate::error_text::chain(e)).into_owned();
     if e.is_timeout() {
         JobError::new(ErrorKind::Timeout, message, true)
     } else {
         JobError::new(ErrorKind::Connect, message, true)
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
