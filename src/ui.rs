@@ -110,12 +110,23 @@ mod tests {
 
     #[test]
     fn the_page_has_no_inline_script_or_style() {
-        let html = std::str::from_utf8(ASSETS[0].body).unwrap();
+        let index = ASSETS.iter().find(|a| a.name == "index.html").expect("the page is an asset");
+        let html = std::str::from_utf8(index.body).unwrap();
         assert!(!html.contains("<script>"), "inline script would be refused by the CSP");
         assert!(!html.contains("style="), "inline style would be refused by the CSP");
         assert!(!html.contains("<style"), "inline style would be refused by the CSP");
         for attribute in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
             assert!(!html.contains(attribute), "the page loads nothing from elsewhere ({attribute})");
+        }
+    }
+
+    #[test]
+    fn scripts_build_the_page_from_text_never_from_html_strings() {
+        for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            let js = std::str::from_utf8(asset.body).unwrap();
+            for sink in ["innerHTML", "outerHTML =", "insertAdjacentHTML", "document.write", "eval("] {
+                assert!(!js.contains(sink), "{} uses {sink}", asset.name);
+            }
         }
     }
 }

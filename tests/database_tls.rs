@@ -48,7 +48,7 @@ async fn sslmode_require_refuses_an_untrusted_certificate_instead_of_falling_bac
     let public_cas = Some("/etc/ssl/certs/ca-certificates.crt");
     let db =
         Database::new(&settings("postgres://postgres@localhost:5432/postgres?sslmode=require", public_cas)).unwrap();
-    let err = db.pool().await.err().expect("an untrusted certificate is refused");
+    let err = db.pool().await.expect_err("an untrusted certificate is refused");
     let message = format!("{err:#}");
     assert!(message.contains("TLS") && message.contains("certificate"), "{message}");
 }

@@ -82,7 +82,7 @@ pub async fn run(
         let wake = loop {
             tokio::select! {
                 _ = stop.cancelled() => break Wake::Stop,
-                next = consumer.next() => break Wake::Delivery(next),
+                next = consumer.next() => break Wake::Delivery(next.map(|d| d.map(Box::new))),
                 _ = watchdog.tick() => {
                     // Nothing unacked and nothing arriving: if the queue has ready
                     // messages all the same, the consumer is stuck.
@@ -104,7 +104,7 @@ pub async fn run(
                 last_delivery = Instant::now();
                 let (ctx, publisher) = (ctx.clone(), publisher.clone());
                 in_flight.spawn(async move {
-                    handle(&ctx, &publisher, phase, delivery).await;
+                    handle(&ctx, &publisher, phase, *delivery).await;
                     drop(slot);
                 });
             }
@@ -130,7 +130,7 @@ pub async fn run(
 
 enum Wake {
     Stop,
-    Delivery(Option<Result<Delivery, lapin::Error>>),
+    Delivery(Option<Result<Box<Delivery>, lapin::Error>>),
     Stalled,
 }
 
