@@ -5,42 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use authrelay::app::Roles;
-use common::amqp::TestBroker;
-use common::{TestApp, TestEnv, spawn_app_with};
-use serde_json::{Value, json};
+use common::worker::{WAIT, job, start, with};
+use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-struct Harness {
-    app: TestApp,
-    broker: TestBroker,
-}
-
-async fn start_with(mut env: TestEnv) -> Harness {
-    env.set("AUTHRELAY_RETRY_JITTER", "0");
-    let prefix = env.vars["AUTHRELAY_AMQP_PREFIX"].clone();
-    let broker = TestBroker::new(&prefix).await;
-    let app = spawn_app_with(env, Roles::ALL).await;
-    Harness { app, broker }
-}
-
-async fn start() -> Harness {
-    start_with(TestEnv::new()).await
-}
-
-fn job(id: &str, phase: &str, request: Value) -> Value {
-    json!({"job_id": id, "workspace_id": "acme", "phase": phase, "action_id": "crm-lookup", "call_id": "call-1", "request": request})
-}
-
-fn with(mut job: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        job[k] = v.clone();
-    }
-    job
-}
 
 #[tokio::test]
 async fn a_bearer_profile_reaches_the_target_and_the_result_is_published() {

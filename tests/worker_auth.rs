@@ -9,43 +9,13 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use authrelay::app::Roles;
 use base64::Engine as _;
-use common::amqp::{TestBroker, json_props};
-use common::{TestApp, TestEnv, spawn_app_with};
+use common::TestApp;
+use common::amqp::json_props;
+use common::worker::{Harness, WAIT, job, start, with};
 use serde_json::{Map, Value, json};
 use wiremock::matchers::{body_json, body_string, body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-struct Harness {
-    app: TestApp,
-    broker: TestBroker,
-}
-
-async fn start_with(mut env: TestEnv) -> Harness {
-    env.set("AUTHRELAY_RETRY_JITTER", "0");
-    let prefix = env.vars["AUTHRELAY_AMQP_PREFIX"].clone();
-    let broker = TestBroker::new(&prefix).await;
-    let app = spawn_app_with(env, Roles::ALL).await;
-    Harness { app, broker }
-}
-
-async fn start() -> Harness {
-    start_with(TestEnv::new()).await
-}
-
-fn job(id: &str, phase: &str, request: Value) -> Value {
-    json!({"job_id": id, "workspace_id": "acme", "phase": phase, "action_id": "crm-lookup", "call_id": "call-1", "request": request})
-}
-
-fn with(mut job: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        job[k] = v.clone();
-    }
-    job
-}
 
 /// A during-call job that uses the stored profile `profile`.
 fn profile_job(id: &str, profile: &str, request: Value) -> Value {

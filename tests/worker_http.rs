@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authrelay::app::Roles;
 use authrelay::job::Phase;
 use chrono::{SecondsFormat, Utc};
 use common::amqp::{TestBroker, json_props};
-use common::{TestApp, TestEnv, spawn_app_with};
+use common::worker::{WAIT, job, start, start_with, with};
+use common::{TestApp, TestEnv};
 use futures_util::StreamExt as _;
 use lapin::options::{BasicConsumeOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{FieldTable, ShortString};
@@ -22,36 +22,6 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-struct Harness {
-    app: TestApp,
-    broker: TestBroker,
-}
-
-async fn start_with(mut env: TestEnv) -> Harness {
-    env.set("AUTHRELAY_RETRY_JITTER", "0");
-    let prefix = env.vars["AUTHRELAY_AMQP_PREFIX"].clone();
-    let broker = TestBroker::new(&prefix).await;
-    let app = spawn_app_with(env, Roles::ALL).await;
-    Harness { app, broker }
-}
-
-async fn start() -> Harness {
-    start_with(TestEnv::new()).await
-}
-
-fn job(id: &str, phase: &str, request: Value) -> Value {
-    json!({"job_id": id, "workspace_id": "acme", "phase": phase, "action_id": "crm-lookup", "call_id": "call-1", "request": request})
-}
-
-fn with(mut job: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        job[k] = v.clone();
-    }
-    job
-}
 
 /// Answers the n-th request with the n-th response (the last one repeats) and
 /// records when each request arrived.

@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod proxy;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
