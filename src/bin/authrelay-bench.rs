@@ -475,12 +475,11 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
 
     eprintln!("drain: {n} jobs through the bare pipeline");
     let bare_queue = format!("{}.bare", env.prefix);
+    // A quorum queue like the phase queues, so both pipelines pay the same broker costs.
+    let mut quorum = FieldTable::default();
+    quorum.insert("x-queue-type".into(), lapin::types::AMQPValue::LongString("quorum".into()));
     env.channel
-        .queue_declare(
-            bare_queue.as_str().into(),
-            QueueDeclareOptions { durable: true, ..Default::default() },
-            FieldTable::default(),
-        )
+        .queue_declare(bare_queue.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, quorum)
         .await?;
     let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("b{i}"), Phase::PostCall, &bearer, "/ok")).collect();
     env.publish_many("", &bare_queue, jobs).await?;

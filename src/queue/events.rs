@@ -79,6 +79,11 @@ pub async fn run(
         };
         ctx.metrics.events.with_label_values(&["received"]).inc();
         match serde_json::from_slice::<EventRef>(&delivery.data) {
+            // A profile that was just created has nothing stale to drop; dropping would
+            // only cancel the first token fetch of the jobs already using it.
+            Ok(event) if event.event_type == "profile.created" => {
+                ctx.metrics.events.with_label_values(&["ignored"]).inc();
+            }
             Ok(event) if event.event_type.starts_with("profile.") => {
                 ctx.invalidate_profile(event.profile_id);
                 ctx.metrics.events.with_label_values(&["applied"]).inc();
