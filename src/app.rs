@@ -122,7 +122,7 @@ impl App {
             admin_token: self.config.admin_token.clone(),
             readiness: self.readiness.clone(),
             prober: prober(&self.config)?,
-            replay: api::ReplayTarget {
+            replay: api::replay::ReplayTarget {
                 amqp_url: self.config.amqp_url.clone(),
                 names: Names::new(&self.config.amqp_prefix),
                 settings: Arc::new(self.config.worker.clone()),

@@ -8,7 +8,7 @@
 //! | `GET /v1/workspaces/{ws}/auth-profiles/{id}/usage` | [`profiles::usage`] |
 //! | `POST /v1/workspaces/{ws}/auth-profiles/{id}/test` | [`profiles::test`] (optional `{"url"}`) |
 //! | `PUT·DELETE /v1/workspaces/{ws}/references/{kind}/{ref_id}` | [`profiles::put_reference`], [`profiles::delete_reference`] |
-//! | `POST /v1/replay` | move parked jobs back (filters as `authrelay replay`) |
+//! | `POST /v1/replay` | [`replay::replay`] (filters as `authrelay replay`) |
 //! | `GET /healthz`, `/readyz`, `/metrics` | [`health`] |
 //!
 //! Every `/v1` route needs `Authorization: Bearer <admin token>`; errors are
@@ -18,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod profiles;
+pub mod replay;
 
 use std::time::Instant;
 
@@ -43,41 +44,7 @@ pub struct ApiState {
     pub admin_token: AdminToken,
     pub readiness: Readiness,
     pub prober: crate::credentials::probe::Prober,
-    pub replay: ReplayTarget,
-}
-
-/// What `POST /v1/replay` needs to reach the broker.
-#[derive(Clone)]
-pub struct ReplayTarget {
-    pub amqp_url: secrecy::SecretString,
-    pub names: crate::queue::Names,
-    pub settings: std::sync::Arc<crate::config::WorkerConfig>,
-}
-
-/// `POST /v1/replay`: the same operation and filters as `authrelay replay`.
-async fn replay(
-    State(state): State<ApiState>,
-    ApiJson(request): ApiJson<crate::replay::ReplayRequest>,
-) -> Result<axum::response::Response, ApiError> {
-    use axum::http::StatusCode;
-    use axum::response::IntoResponse as _;
-    let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::warn!(error = %e, "replay failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable", e.to_string())
-    };
-    let connection = crate::queue::broker::connect(&state.replay.amqp_url).await.map_err(|e| unavailable(&e))?;
-    let report = crate::replay::replay(&connection, &state.replay.names, &state.replay.settings, &request).await;
-    let _ = connection.close(200, "replay done".into()).await;
-    match report {
-        Ok(report) => {
-            report.record(&state.metrics);
-            Ok(axum::Json(report).into_response())
-        }
-        Err(crate::replay::ReplayError::BadRate) => {
-            Err(ApiError::invalid(crate::profile::FieldErrors::single("rate", "must be a positive number")))
-        }
-        Err(e) => Err(unavailable(&e)),
-    }
+    pub replay: replay::ReplayTarget,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -89,7 +56,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/workspaces/{ws}/auth-profiles/{id}/usage", get(profiles::usage))
         .route("/v1/workspaces/{ws}/auth-profiles/{id}/test", post(profiles::test))
-        .route("/v1/replay", post(replay))
+        .route("/v1/replay", post(replay::replay))
         .route(
             "/v1/workspaces/{ws}/references/{kind}/{ref_id}",
             put(profiles::put_reference).delete(profiles::delete_reference),

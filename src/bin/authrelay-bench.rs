@@ -510,8 +510,9 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     report.latency_rate_per_s = rate;
     let count = (rate * sizes.latency_seconds).ceil() as usize;
     eprintln!("latency: {count} during-call jobs at {rate:.0}/s");
-    report.latency_added_ms =
-        latency(env, &bearer, count, rate, "l", &env.names.actions_exchange(), "during_call").await?;
+    // Straight to the queue, as the bare pipeline gets its jobs.
+    let during_queue = env.names.phase_queue(Phase::DuringCall);
+    report.latency_added_ms = latency(env, &bearer, count, rate, "l", "", &during_queue).await?;
     eprintln!("latency: the same through the bare pipeline");
     let bare_jobs = Command::new(std::env::current_exe()?)
         .args([

@@ -1,0 +1,40 @@
+//! `POST /v1/replay`: moves parked jobs back to their queues (as `authrelay replay`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
+
+use super::{ApiError, ApiJson, ApiState};
+
+/// What `POST /v1/replay` needs to reach the broker.
+#[derive(Clone)]
+pub struct ReplayTarget {
+    pub amqp_url: secrecy::SecretString,
+    pub names: crate::queue::Names,
+    pub settings: std::sync::Arc<crate::config::WorkerConfig>,
+}
+
+/// `POST /v1/replay`: the same operation and filters as `authrelay replay`.
+pub async fn replay(
+    State(state): State<ApiState>,
+    ApiJson(request): ApiJson<crate::replay::ReplayRequest>,
+) -> Result<Response, ApiError> {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "replay failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable", e.to_string())
+    };
+    let connection = crate::queue::broker::connect(&state.replay.amqp_url).await.map_err(|e| unavailable(&e))?;
+    let report = crate::replay::replay(&connection, &state.replay.names, &state.replay.settings, &request).await;
+    let _ = connection.close(200, "replay done".into()).await;
+    match report {
+        Ok(report) => {
+            report.record(&state.metrics);
+            Ok(Json(report).into_response())
+        }
+        Err(crate::replay::ReplayError::BadRate) => {
+            Err(ApiError::invalid(crate::profile::FieldErrors::single("rate", "must be a positive number")))
+        }
+        Err(e) => Err(unavailable(&e)),
+    }
+}
