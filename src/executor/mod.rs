@@ -184,20 +184,27 @@ impl Executor {
                     );
                 }
             };
-            let mut attempt_request = request.clone();
-            if let (Some(a), Some(token)) = (auth, &token) {
-                if let Err(e) = attempt_request.apply(&a.config, Some(&token.value)) {
-                    return finish(Outcome::Rejected, attempts, None, Some(e));
+            // Only an OAuth token changes between attempts; other credentials were applied once.
+            let oauth_request;
+            let attempt_request = match (auth, &token) {
+                (Some(a), Some(token)) => {
+                    let mut with_token = request.clone();
+                    if let Err(e) = with_token.apply(&a.config, Some(&token.value)) {
+                        return finish(Outcome::Rejected, attempts, None, Some(e));
+                    }
+                    redactor = Redactor::for_config(&a.config, Some(&token.value));
+                    oauth_request = with_token;
+                    &oauth_request
                 }
-                redactor = Redactor::for_config(&a.config, Some(&token.value));
-            }
+                _ => &request,
+            };
 
             attempts += 1;
             let timeout_by_request = job.request.timeout.unwrap_or(self.settings.request_timeout);
             let (timeout, cut_by_deadline) =
                 if budget < timeout_by_request { (budget, true) } else { (timeout_by_request, false) };
             let started = tokio::time::Instant::now();
-            let end = self.attempt(job, &attempt_request, timeout, cut_by_deadline, &redactor).await;
+            let end = self.attempt(job, attempt_request, timeout, cut_by_deadline, &redactor).await;
             self.metrics
                 .attempt_duration
                 .with_label_values(&[job.phase.as_str()])
