@@ -85,7 +85,8 @@ impl WorkerContext {
     /// Runs one message of the `lane` queue to its disposition.
     pub async fn process(&self, lane: Phase, body: &[u8], headers: Option<&FieldTable>) -> Disposition {
         let received_at = Utc::now();
-        let attempts_before = header_u32(headers, HEADER_ATTEMPTS).unwrap_or(0);
+        // A count no job could reach is somebody's nonsense: start from zero.
+        let attempts_before = header_u32(headers, HEADER_ATTEMPTS).filter(|n| *n <= 1000).unwrap_or(0);
         let job = match parse_job(body, lane, &self.limits) {
             Ok(job) => job,
             Err(JobParseError::Unidentifiable(message)) => {

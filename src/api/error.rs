@@ -78,6 +78,12 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "stored profile cannot be opened");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "profile_unusable", e.to_string())
             }
+            // PostgreSQL refuses NUL bytes in text: a path or query that carries one is bad input.
+            StoreError::Db(db::DbError::Postgres(e))
+                if e.code() == Some(&tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE) =>
+            {
+                Self::new(StatusCode::BAD_REQUEST, "bad_request", "text must not contain NUL bytes")
+            }
             StoreError::Db(db) if db::is_unavailable(&db) => {
                 tracing::warn!(error = %db, "database unavailable");
                 Self::new(

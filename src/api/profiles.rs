@@ -149,8 +149,13 @@ pub struct TestBody {
 pub async fn test(
     State(state): State<ApiState>,
     Path((ws, id)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_request" };
+        ApiError::new(status, code, rejection.body_text())
+    })?;
     // The body is optional: none (or `{}`) tests without calling a URL.
     let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
         TestBody::default()

@@ -162,7 +162,7 @@ impl Executor {
                     return finish(Outcome::Rejected, attempts, None, Some(error));
                 }
                 Err(error) => {
-                    attempts += 1;
+                    attempts = attempts.saturating_add(1);
                     let retryable = error.retryable;
                     last = Some((error, None));
                     if retryable && attempts < max_attempts {
@@ -199,7 +199,7 @@ impl Executor {
                 _ => &request,
             };
 
-            attempts += 1;
+            attempts = attempts.saturating_add(1);
             let timeout_by_request = job.request.timeout.unwrap_or(self.settings.request_timeout);
             let (timeout, cut_by_deadline) =
                 if budget < timeout_by_request { (budget, true) } else { (timeout_by_request, false) };

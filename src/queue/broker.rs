@@ -158,9 +158,11 @@ async fn session(
     for phase in Phase::ALL {
         let (ctx, publisher, conn, stop, readiness) =
             (ctx.clone(), publisher.clone(), conn.clone(), stop.clone(), readiness.clone());
+        let shutdown = shutdown.clone();
         tasks.spawn(async move {
             let component = lane_component(phase);
-            let result = lane::run(ctx, publisher, &conn, phase, stop, || readiness.set(&component, true)).await;
+            let started = || readiness.set(&component, true);
+            let result = lane::run(ctx, publisher, &conn, phase, stop, shutdown, started).await;
             readiness.set(&component, false);
             result.map_err(|e| e.to_string())
         });
@@ -177,11 +179,20 @@ async fn session(
 
     let mut failure: Option<String> = None;
     let mut listening = true;
+    // Not ready from the moment anything fails, not only once everything stopped.
+    let unready = |readiness: &Readiness| {
+        readiness.set(BROKER, false);
+        for phase in Phase::ALL {
+            readiness.set(&lane_component(phase), false);
+        }
+        readiness.set(EVENTS_COMPONENT, false);
+    };
     loop {
         tokio::select! {
             event = events_listener.next(), if listening => match event {
                 Some(Event::Error(e)) => {
                     failure.get_or_insert(format!("connection error: {e}"));
+                    unready(readiness);
                     stop.cancel();
                 }
                 Some(_) => {}
@@ -193,11 +204,13 @@ async fn session(
                 Some(Ok(Err(e))) => {
                     if !shutdown.is_cancelled() {
                         failure.get_or_insert(e);
+                        unready(readiness);
                     }
                     stop.cancel();
                 }
                 Some(Err(e)) => {
                     failure.get_or_insert(format!("a consumer task failed: {e}"));
+                    unready(readiness);
                     stop.cancel();
                 }
             },

@@ -4,7 +4,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::Connection;
@@ -46,6 +46,7 @@ pub async fn run(
     connection: &Connection,
     phase: Phase,
     stop: CancellationToken,
+    shutdown: CancellationToken,
     on_started: impl FnOnce(),
 ) -> Result<(), LaneError> {
     let amqp = |source| LaneError::Amqp { lane: phase, source };
@@ -115,16 +116,26 @@ pub async fn run(
         while in_flight.try_join_next().is_some() {}
     };
 
+    let quick = Duration::from_secs(1);
     if channel.status().connected() {
-        let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+        let _ = tokio::time::timeout(quick, channel.basic_cancel(consumer.tag(), BasicCancelOptions::default())).await;
     }
-    let grace = ctx.settings.shutdown_grace;
-    let drained = tokio::time::timeout(grace, async { while in_flight.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(lane = %phase, unfinished = in_flight.len(), "grace period over; unfinished jobs return to the queue");
-        in_flight.abort_all();
+    // On shutdown, in-flight jobs get the grace period to finish and settle. When
+    // the connection failed instead, they cannot settle on it: stop them now (the
+    // broker returns their deliveries) so the supervisor can reconnect at once.
+    let graceful = ended.is_ok() && shutdown.is_cancelled();
+    if graceful {
+        let grace = ctx.settings.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async { while in_flight.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(lane = %phase, unfinished = in_flight.len(), "grace period over; unfinished jobs return to the queue");
+        }
+    } else if !in_flight.is_empty() {
+        tracing::warn!(lane = %phase, unfinished = in_flight.len(), "connection lost; unsettled jobs return to the queue");
     }
-    let _ = channel.close(200, "authrelay lane stopped".into()).await;
+    in_flight.abort_all();
+    while in_flight.join_next().await.is_some() {}
+    let _ = tokio::time::timeout(quick, channel.close(200, "authrelay lane stopped".into())).await;
     ended
 }
 
