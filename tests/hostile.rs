@@ -612,7 +612,6 @@ async fn a_worker_survives_nested_headers(deliver: impl AsyncFnOnce(&TestBroker,
 }
 
 #[tokio::test]
-#[ignore = "bug: a job message with a deeply nested AMQP header table aborts the process (stack overflow in lapin-io-loop)"]
 async fn a_job_message_with_deeply_nested_amqp_headers_does_not_end_the_worker() {
     a_worker_survives_nested_headers(async |broker: &TestBroker, headers| {
         let queue = broker.names.phase_queue(Phase::PostCall);
@@ -622,7 +621,6 @@ async fn a_job_message_with_deeply_nested_amqp_headers_does_not_end_the_worker()
 }
 
 #[tokio::test]
-#[ignore = "bug: a profile event with a deeply nested AMQP header table aborts every running instance"]
 async fn a_profile_event_with_deeply_nested_amqp_headers_does_not_end_the_worker() {
     a_worker_survives_nested_headers(async |broker: &TestBroker, headers| {
         raw_amqp::publish(&broker.names.events_exchange(), "", headers, b"{}").await;

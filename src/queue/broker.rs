@@ -41,9 +41,24 @@ pub fn describe(url: &SecretString) -> String {
     }
 }
 
+/// The largest frame we accept (RabbitMQ's default). A message's headers must
+/// fit in one frame, so this also bounds how deeply a header table can nest.
+const FRAME_MAX: u32 = 128 * 1024;
+
 pub async fn connect(url: &SecretString) -> Result<Connection, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name("authrelay".into());
-    Connection::connect(url.expose_secret(), properties).await
+    Connection::connect(&with_frame_max(url.expose_secret()), properties).await
+}
+
+/// The URL with `frame_max` pinned, unless it already says otherwise.
+fn with_frame_max(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.query_pairs().any(|(k, _)| k == "frame_max") => {
+            parsed.query_pairs_mut().append_pair("frame_max", &FRAME_MAX.to_string());
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Connects, retrying for up to `wait`; used at start so a missing broker is
@@ -218,4 +233,13 @@ async fn session(
     }
     publisher.close().await;
     failure.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frame_max_is_pinned_unless_the_url_sets_it() {
+        assert_eq!(super::with_frame_max("amqp://g:g@h:5672/%2f"), "amqp://g:g@h:5672/%2f?frame_max=131072");
+        assert_eq!(super::with_frame_max("amqp://h/%2f?frame_max=4096"), "amqp://h/%2f?frame_max=4096");
+    }
 }
