@@ -19,7 +19,13 @@ pub enum PublishError {
     Amqp(#[from] lapin::Error),
     #[error("the broker refused the message (nack)")]
     Nacked,
+    #[error("the broker did not confirm the message within {0:?}")]
+    Timeout(std::time::Duration),
 }
+
+/// A confirm that takes longer than this means the connection is gone in a way
+/// the client has not noticed yet: give up, so the caller can retry elsewhere.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Whether a confirmed message reached at least one queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,17 +71,21 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<Routed, PublishError> {
-        let confirm = self
-            .channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
-                body,
-                properties,
-            )
-            .await?
-            .await?;
+        let publish = async {
+            self.channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    body,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        let confirm = tokio::time::timeout(CONFIRM_TIMEOUT, publish)
+            .await
+            .map_err(|_| PublishError::Timeout(CONFIRM_TIMEOUT))??;
         match confirm {
             Confirmation::Ack(returned) if returned.is_none() => Ok(Routed::Yes),
             Confirmation::Ack(_) => Ok(Routed::Unroutable),
