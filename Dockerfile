@@ -13,7 +13,8 @@ FROM debian:bookworm-slim
 # ca-certificates: the platform trust store used for TLS to targets and to PostgreSQL (sslmode=require).
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home /var/lib/authrelay --create-home authrelay
+    && useradd --system --uid 10001 --home /var/lib/authrelay --create-home authrelay \
+    && install -d -m 0700 -o authrelay -g authrelay /var/lib/authrelay/.authrelay
 COPY --from=build /src/target/release/authrelay /usr/local/bin/authrelay
 USER authrelay
 WORKDIR /var/lib/authrelay
