@@ -90,6 +90,11 @@ async fn every_running_instance_drops_its_cached_profile_and_token_on_any_profil
         a.patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"config": {"scope": "write"}})).await;
     assert_eq!(status, 200);
     until("both instances dropped what they cached", || is_cold(&ctx_a) && is_cold(&ctx_b)).await;
+    // The next use in each instance fetches a new token: 2 at warm-up, 2 now.
+    warm(&a, &ctx_a, &id).await;
+    warm(&a, &ctx_b, &id).await;
+    let token_requests = idp.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
+    assert_eq!(token_requests, 4);
 
     // An event from another publisher (the platform itself) does the same.
     warm(&a, &ctx_a, &id).await;
