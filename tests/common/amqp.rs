@@ -177,7 +177,18 @@ impl Drop for TestBroker {
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let Ok(conn) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await else { return };
+                // Retried: a busy broker must not make a test leave its queues behind.
+                let mut conn = None;
+                for _ in 0..5 {
+                    match Connection::connect(AMQP_URL, ConnectionProperties::default()).await {
+                        Ok(c) => {
+                            conn = Some(c);
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                    }
+                }
+                let Some(conn) = conn else { return };
                 let mut queues = vec![results_queue, names.failed_queue()];
                 for phase in Phase::ALL {
                     queues.push(names.phase_queue(phase));
