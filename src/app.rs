@@ -98,10 +98,6 @@ impl App {
         self.worker.as_ref().map(|(ctx, _)| ctx)
     }
 
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     pub fn http_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }

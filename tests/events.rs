@@ -13,7 +13,7 @@ use common::amqp::{TestBroker, json_props};
 use common::proxy::TcpProxy;
 use common::{TestApp, TestEnv, spawn_app_with};
 use futures_util::StreamExt as _;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
 use serde_json::json;
 use wiremock::matchers::path;
@@ -127,26 +127,12 @@ async fn an_event_committed_while_the_broker_is_unreachable_is_published_when_it
     let proxy = TcpProxy::start(upstream()).await;
     let (app, broker) = proxied_app(&proxy).await;
     // Watch the events exchange directly (not through the proxy).
-    let queue = broker
-        .channel
-        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
-        .await
-        .unwrap();
-    broker
-        .channel
-        .queue_bind(
-            queue.name().clone(),
-            broker.names.events_exchange().as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let events_exchange = broker.names.events_exchange();
+    let queue = TestBroker::private_queue(&broker.channel, Some((&events_exchange, ""))).await;
     let mut events = broker
         .channel
         .basic_consume(
-            queue.name().clone(),
+            queue.clone(),
             "".into(),
             BasicConsumeOptions { no_ack: true, ..Default::default() },
             FieldTable::default(),
@@ -252,22 +238,8 @@ async fn two_relaying_instances_publish_every_outbox_row() {
     let env_a = TestEnv::new();
     let env_b = sibling_env(&env_a);
     let broker = TestBroker::new(&env_a.vars["AUTHRELAY_AMQP_PREFIX"]).await;
-    let queue = broker
-        .channel
-        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
-        .await
-        .unwrap();
-    broker
-        .channel
-        .queue_bind(
-            queue.name().clone(),
-            broker.names.events_exchange().as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let events_exchange = broker.names.events_exchange();
+    let queue = TestBroker::private_queue(&broker.channel, Some((&events_exchange, ""))).await;
     let a = spawn_app_with(env_a, Roles { worker: false, api: true }).await;
     let b = spawn_app_with(env_b, Roles { worker: false, api: true }).await;
     // Write through both APIs at once, so both relays are woken.
@@ -295,7 +267,7 @@ async fn two_relaying_instances_publish_every_outbox_row() {
         assert!(tokio::time::Instant::now() < deadline, "{pending} events never published");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let received = broker.drain(queue.name().as_str()).await;
+    let received = broker.drain(queue.as_str()).await;
     let mut ids: Vec<String> = received.iter().map(|m| m.json()["profile_id"].as_str().unwrap().to_owned()).collect();
     ids.sort();
     ids.dedup();

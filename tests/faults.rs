@@ -30,7 +30,7 @@ use common::amqp::TestBroker;
 use common::proxy::TcpProxy;
 use common::{TestApp, TestEnv, spawn_app_with};
 use futures_util::StreamExt as _;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
@@ -287,27 +287,10 @@ struct ResultTap {
 impl ResultTap {
     async fn open(broker: &TestBroker) -> Self {
         let channel = broker.conn.create_channel().await.unwrap();
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                broker.names.results_exchange().as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let queue = TestBroker::private_queue(&channel, Some((&broker.names.results_exchange(), "#"))).await;
         let mut consumer = channel
             .basic_consume(
-                queue.name().clone(),
+                queue.clone(),
                 "".into(),
                 BasicConsumeOptions { no_ack: true, ..Default::default() },
                 FieldTable::default(),

@@ -16,7 +16,7 @@ use common::amqp::{TestBroker, json_props};
 use common::worker::{WAIT, job, start, start_with, with};
 use common::{TestApp, TestEnv};
 use futures_util::StreamExt as _;
-use lapin::options::{BasicConsumeOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, BasicGetOptions};
 use lapin::types::{FieldTable, ShortString};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -338,24 +338,17 @@ async fn a_job_with_reply_to_gets_its_result_on_that_queue_with_its_correlation_
 /// An exclusive, server-named queue to receive replies on, as an RPC caller has.
 async fn reply_queue(broker: &TestBroker) -> (lapin::Channel, ShortString, lapin::Consumer) {
     let channel = broker.conn.create_channel().await.unwrap();
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let queue = TestBroker::private_queue(&channel, None).await;
     let consumer = channel
         .basic_consume(
-            queue.name().clone(),
+            queue.clone(),
             "".into(),
             BasicConsumeOptions { no_ack: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
         .unwrap();
-    (channel, queue.name().clone(), consumer)
+    (channel, queue, consumer)
 }
 
 async fn publish_rpc(broker: &TestBroker, job: &Value, reply_to: &ShortString, correlation_id: &str) {
@@ -428,24 +421,8 @@ async fn results_are_routed_by_phase_and_outcome() {
     Mock::given(path("/ok")).respond_with(ResponseTemplate::new(200)).expect(2).mount(&target).await;
     Mock::given(path("/missing")).respond_with(ResponseTemplate::new(404)).expect(1).mount(&target).await;
     let channel = h.broker.conn.create_channel().await.unwrap();
-    let only_succeeded = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            only_succeeded.name().clone(),
-            h.broker.names.results_exchange().as_str().into(),
-            "during_call.succeeded".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let results_exchange = h.broker.names.results_exchange();
+    let only_succeeded = TestBroker::private_queue(&channel, Some((&results_exchange, "during_call.succeeded"))).await;
 
     h.broker.publish_job(&job("during-ok", "during_call", json!({"url": format!("{}/ok", target.uri())}))).await;
     h.broker.publish_job(&job("during-404", "during_call", json!({"url": format!("{}/missing", target.uri())}))).await;
@@ -453,7 +430,7 @@ async fn results_are_routed_by_phase_and_outcome() {
 
     // All three results are published (and routed) once the catch-all queue has them.
     h.broker.results(3, WAIT).await;
-    let queue = only_succeeded.name().as_str();
+    let queue = only_succeeded.as_str();
     assert_eq!(h.broker.message_count(queue).await, 1);
     let message =
         channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap().expect("one message");
@@ -505,25 +482,8 @@ struct ResultsTap {
 impl ResultsTap {
     async fn open(broker: &TestBroker) -> Self {
         let channel = broker.conn.create_channel().await.unwrap();
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                broker.names.results_exchange().as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        Self { channel, queue: queue.name().as_str().to_owned() }
+        let queue = TestBroker::private_queue(&channel, Some((&broker.names.results_exchange(), "#"))).await;
+        Self { channel, queue: queue.as_str().to_owned() }
     }
 }
 

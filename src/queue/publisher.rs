@@ -59,10 +59,6 @@ impl Publisher {
         }
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.channel.status().connected()
-    }
-
     /// Publishes and waits for the broker's confirm.
     pub async fn publish(
         &self,

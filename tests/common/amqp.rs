@@ -82,6 +82,27 @@ impl TestBroker {
         Self { names, conn, channel, results, results_queue }
     }
 
+    /// A server-named, exclusive, auto-delete queue on `channel`, bound to
+    /// `exchange` with `routing_key` when given (it goes with the connection,
+    /// so a test leaves nothing behind). Returns its name.
+    pub async fn private_queue(channel: &Channel, bind: Option<(&str, &str)>) -> ShortString {
+        let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+        let queue = channel.queue_declare("".into(), options, FieldTable::default()).await.unwrap();
+        if let Some((exchange, routing_key)) = bind {
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    exchange.into(),
+                    routing_key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+        queue.name().clone()
+    }
+
     /// Publishes a job to the actions exchange with its phase as routing key.
     pub async fn publish_job(&self, job: &Value) {
         let phase = job["phase"].as_str().unwrap_or("post_call").to_owned();
