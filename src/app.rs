@@ -88,7 +88,7 @@ impl App {
             let ctx = Arc::new(worker_context(&config, store.clone(), metrics.clone())?);
             Some((ctx, connection))
         } else {
-            let _ = connection.close(200, "topology declared".into()).await;
+            crate::queue::close_connection(&connection, "topology declared").await;
             None
         };
         Ok(Self { config, roles, db, pool, store, metrics, readiness, listener, worker })

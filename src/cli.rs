@@ -241,7 +241,7 @@ pub async fn execute(command: Command, env: &dyn EnvSource) -> anyhow::Result<i3
                 crate::queue::broker::connect_with_wait(&config.amqp_url, config.database.connect_timeout).await?;
             let names = crate::queue::Names::new(&config.amqp_prefix);
             let report = crate::replay::replay(&connection, &names, &config.worker, &request).await?;
-            let _ = connection.close(200, "replay done".into()).await;
+            crate::queue::close_connection(&connection, "replay done").await;
             // Replay runs in its own process here; its metrics live with the workers'
             // job counters (a replayed job is counted again when it settles).
             for id in &report.job_ids {

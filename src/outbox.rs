@@ -55,7 +55,12 @@ enum RelayError {
     Listen(#[from] crate::db::DbError),
     #[error("the LISTEN connection ended")]
     ListenEnded,
+    #[error("the broker did not answer within {0:?}")]
+    Unanswered(Duration),
 }
+
+/// How long connecting and opening the confirm channel may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct Relay {
     pub pool: Pool,
@@ -89,12 +94,29 @@ impl Relay {
     async fn session(&self, notify: &Arc<Notify>, shutdown: &CancellationToken) -> Result<(), RelayError> {
         // Listen first: a row committed after the first sweep still wakes us.
         let (_listener, listening) = self.db.listen("authrelay_outbox", notify.clone()).await?;
-        let connection = broker::connect(&self.amqp_url).await?;
-        let publisher = Publisher::open(&connection, self.names.clone()).await?;
+        let open = async {
+            let connection = broker::connect(&self.amqp_url).await?;
+            let publisher = Publisher::open(&connection, self.names.clone()).await?;
+            Ok::<_, RelayError>((connection, publisher))
+        };
+        // Bounded: a connection lost mid-handshake may leave a call unanswered.
+        let (connection, publisher) = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            opened = tokio::time::timeout(OPEN_TIMEOUT, open) => opened.map_err(|_| RelayError::Unanswered(OPEN_TIMEOUT))??,
+        };
         tokio::pin!(listening);
         let mut last_prune = tokio::time::Instant::now() - Duration::from_secs(3600);
         loop {
-            while self.relay_batch(&publisher).await? == BATCH as usize {}
+            // A publish may wait for a confirm from a broker that stopped
+            // answering; stopping wins (the batch rolls back and is sent again later).
+            let relayed = async {
+                while self.relay_batch(&publisher).await? == BATCH as usize {}
+                Ok::<_, RelayError>(())
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                relayed = relayed => relayed?,
+            }
             if last_prune.elapsed() >= Duration::from_secs(3600) {
                 self.prune().await?;
                 last_prune = tokio::time::Instant::now();
@@ -103,7 +125,7 @@ impl Relay {
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     publisher.close().await;
-                    let _ = connection.close(200, "authrelay stopping".into()).await;
+                    crate::queue::close_connection(&connection, "authrelay stopping").await;
                     return Ok(());
                 }
                 _ = notify.notified() => {}

@@ -192,7 +192,7 @@ pub async fn replay(
         report.job_ids.push(job_id);
     }
     // Closing the scan channel returns every message we did not ack.
-    let _ = scan.close(200, "replay done".into()).await;
+    crate::queue::close_channel(&scan, "replay done").await;
     Ok(report)
 }
 

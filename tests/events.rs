@@ -164,6 +164,32 @@ async fn an_event_committed_while_the_broker_is_unreachable_is_published_when_it
 }
 
 #[tokio::test]
+async fn a_broker_that_stops_answering_holds_up_neither_profile_edits_nor_shutdown() {
+    let proxy = TcpProxy::start(upstream()).await;
+    let mut env = TestEnv::new();
+    env.set("AUTHRELAY_AMQP_URL", format!("amqp://guest:guest@{}/%2f", proxy.addr));
+    env.set("AUTHRELAY_SHUTDOWN_GRACE", "1s");
+    let _broker = TestBroker::new(&env.vars["AUTHRELAY_AMQP_PREFIX"]).await;
+    let app = spawn_app_with(env, Roles::ALL).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.http.get(app.url("/readyz")).send().await.unwrap().status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id =
+        app.create_profile("acme", json!({"name": "p", "type": "bearer", "config": {"token": "t-1234567890"}})).await;
+
+    // Silent, not closed: every AMQP call in flight now waits for an answer that never comes.
+    proxy.freeze();
+    let (status, _) = app.patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"name": "renamed"})).await;
+    assert_eq!(status, 200, "profile edits do not wait for the broker");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    app.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(15), "shutdown took {:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn readiness_follows_the_broker_connection_and_a_reconnect_drops_all_caches() {
     let proxy = TcpProxy::start(upstream()).await;
     let (app, mut broker) = proxied_app(&proxy).await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Read as _;
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -50,6 +50,17 @@ async fn logs_never_contain_a_secret_whatever_the_jobs_do() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read both pipes while the process runs: a full pipe would block its logging.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            pipe.unwrap().read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let mut child = KillOnDrop(child);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -114,12 +125,17 @@ async fn logs_never_contain_a_secret_whatever_the_jobs_do() {
         http.get(format!("{base}/v1/workspaces/acme/auth-profiles/{id}")).bearer_auth(token).send().await.unwrap();
     }
 
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let status = child.wait().unwrap();
+    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the process did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(status.success(), "exit code 0 on SIGTERM");
-    let (mut out, mut err) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
     let settled = err.lines().filter(|l| l.contains("job settled")).count();
     assert_eq!(settled, n, "one line per settled job: {err}");
     for line in err.lines().filter(|l| !l.trim().is_empty()) {
@@ -127,5 +143,15 @@ async fn logs_never_contain_a_secret_whatever_the_jobs_do() {
     }
     for secret in SECRETS {
         assert!(!err.contains(secret) && !out.contains(secret), "{secret} leaked into the output");
+    }
+}
+
+/// The child process, killed if the test ends early.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

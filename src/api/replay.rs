@@ -26,7 +26,7 @@ pub async fn replay(
     };
     let connection = crate::queue::broker::connect(&state.replay.amqp_url).await.map_err(|e| unavailable(&e))?;
     let report = crate::replay::replay(&connection, &state.replay.names, &state.replay.settings, &request).await;
-    let _ = connection.close(200, "replay done".into()).await;
+    crate::queue::close_connection(&connection, "replay done").await;
     match report {
         Ok(report) => {
             report.record(&state.metrics);

@@ -45,9 +45,23 @@ pub fn describe(url: &SecretString) -> String {
 /// fit in one frame, so this also bounds how deeply a header table can nest.
 const FRAME_MAX: u32 = 128 * 1024;
 
+/// How long the TCP connect plus the AMQP handshake may take. A peer that
+/// accepts the connection but never speaks AMQP would otherwise hold the
+/// caller (start-up, a reconnect, the outbox relay) forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
 pub async fn connect(url: &SecretString) -> Result<Connection, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name("authrelay".into());
-    Connection::connect(&with_frame_max(url.expose_secret()), properties).await
+    let url = with_frame_max(url.expose_secret());
+    let connecting = Connection::connect(&url, properties);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no AMQP handshake within {HANDSHAKE_TIMEOUT:?}"),
+        )
+        .into()),
+    }
 }
 
 /// The URL with `frame_max` pinned, unless it already says otherwise.
@@ -85,7 +99,7 @@ pub async fn connect_with_wait(url: &SecretString, wait: Duration) -> Result<Con
 pub async fn declare_topology(connection: &Connection, names: &Names) -> Result<(), BrokerError> {
     let channel = connection.create_channel().await.map_err(BrokerError::Topology)?;
     topology::declare(&channel, names).await.map_err(BrokerError::Topology)?;
-    let _ = channel.close(200, "topology declared".into()).await;
+    super::close_channel(&channel, "topology declared").await;
     Ok(())
 }
 
@@ -97,6 +111,10 @@ pub fn lane_component(phase: Phase) -> String {
 }
 
 pub const EVENTS_COMPONENT: &str = "consumer.profile_events";
+
+/// How long lanes and the event consumer may take to stop once told to, beyond
+/// the shutdown grace period: a lane closes its channel within [`super::CLOSE_WAIT`].
+const WIND_DOWN: Duration = Duration::from_secs(5);
 
 /// Runs the workers until `shutdown`, reconnecting as often as needed.
 pub async fn supervise(
@@ -145,7 +163,7 @@ pub async fn supervise(
             readiness.set(&lane_component(phase), false);
         }
         readiness.set(EVENTS_COMPONENT, false);
-        let _ = conn.close(200, "authrelay stopping".into()).await;
+        super::close_connection(&conn, "authrelay stopping").await;
         match ended {
             Ok(()) => return,
             Err(reason) => tracing::error!(error = %reason, "lost the broker; reconnecting"),
@@ -162,8 +180,18 @@ async fn session(
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
-    declare_topology(conn, names).await.map_err(|e| e.to_string())?;
-    let publisher = Arc::new(Publisher::open(conn, names.clone()).await.map_err(|e| e.to_string())?);
+    let setup = async {
+        declare_topology(conn, names).await.map_err(|e| e.to_string())?;
+        Publisher::open(conn, names.clone()).await.map_err(|e| e.to_string())
+    };
+    // Bounded: a connection lost mid-declare may leave a call unanswered.
+    let publisher = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, setup) => match opened {
+            Ok(opened) => Arc::new(opened?),
+            Err(_) => return Err(format!("the broker did not answer the topology declarations within {HANDSHAKE_TIMEOUT:?}")),
+        },
+    };
     readiness.set(BROKER, true);
 
     let stop = shutdown.child_token();
@@ -194,6 +222,10 @@ async fn session(
 
     let mut failure: Option<String> = None;
     let mut listening = true;
+    // Once stopping, the tasks get a bounded time to wind down (the grace period
+    // on shutdown): an AMQP call that was in flight when the connection broke
+    // may never be answered, and must not keep the session from ending.
+    let mut wind_down: Option<tokio::time::Instant> = None;
     // Not ready from the moment anything fails, not only once everything stopped.
     let unready = |readiness: &Readiness| {
         readiness.set(BROKER, false);
@@ -204,6 +236,15 @@ async fn session(
     };
     loop {
         tokio::select! {
+            _ = stop.cancelled(), if wind_down.is_none() => {
+                let allowance = if shutdown.is_cancelled() { ctx.settings.shutdown_grace + WIND_DOWN } else { WIND_DOWN };
+                wind_down = Some(tokio::time::Instant::now() + allowance);
+            }
+            _ = tokio::time::sleep_until(wind_down.unwrap_or_else(tokio::time::Instant::now)), if wind_down.is_some() => {
+                tracing::warn!(unfinished = tasks.len(), "consumers did not stop in time; abandoning them");
+                tasks.abort_all();
+                wind_down = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+            }
             event = events_listener.next(), if listening => match event {
                 Some(Event::Error(e)) => {
                     failure.get_or_insert(format!("connection error: {e}"));
@@ -223,6 +264,7 @@ async fn session(
                     }
                     stop.cancel();
                 }
+                Some(Err(e)) if e.is_cancelled() => {}
                 Some(Err(e)) => {
                     failure.get_or_insert(format!("a consumer task failed: {e}"));
                     unready(readiness);

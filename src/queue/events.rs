@@ -39,37 +39,45 @@ pub async fn run(
     stop: CancellationToken,
     on_started: impl FnOnce(),
 ) -> Result<(), EventsError> {
-    let channel = connection.create_channel().await?;
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            names.events_exchange().as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.name().clone(),
-            "authrelay-events".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let subscribe = async {
+        let channel = connection.create_channel().await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                names.events_exchange().as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "authrelay-events".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, lapin::Error>((channel, consumer))
+    };
+    // A connection lost mid-subscribe may leave a call unanswered: stopping wins.
+    let (channel, mut consumer) = tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        subscribed = subscribe => subscribed?,
+    };
     ctx.metrics.consumer_starts.with_label_values(&["profile_events"]).inc();
     on_started();
     loop {
         let delivery = tokio::select! {
             _ = stop.cancelled() => {
-                let _ = channel.close(200, "authrelay stopping".into()).await;
+                super::close_channel(&channel, "authrelay stopping").await;
                 return Ok(());
             }
             next = consumer.next() => match next {

@@ -34,6 +34,9 @@ pub enum LaneError {
     Stalled(Phase),
 }
 
+/// How long a lane that just acked its last jobs waits before closing its channel on shutdown.
+const ACK_SETTLE_PAUSE: Duration = Duration::from_millis(500);
+
 /// How often an idle lane checks that it is not missing ready messages.
 const WATCHDOG_PERIOD: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -51,18 +54,25 @@ pub async fn run(
 ) -> Result<(), LaneError> {
     let amqp = |source| LaneError::Amqp { lane: phase, source };
     let policy = ctx.settings.phase(phase).clone();
-    let channel = connection.create_channel().await.map_err(amqp)?;
-    channel.basic_qos(policy.prefetch, BasicQosOptions::default()).await.map_err(amqp)?;
     let queue = publisher.names().phase_queue(phase);
-    let mut consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            format!("authrelay-{}-{}", phase.as_str(), uuid::Uuid::new_v4().simple()).into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp)?;
+    let subscribe = async {
+        let channel = connection.create_channel().await?;
+        channel.basic_qos(policy.prefetch, BasicQosOptions::default()).await?;
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                format!("authrelay-{}-{}", phase.as_str(), uuid::Uuid::new_v4().simple()).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((channel, consumer))
+    };
+    // A connection lost mid-subscribe may leave a call unanswered: stopping wins.
+    let (channel, mut consumer) = tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        subscribed = subscribe => subscribed.map_err(amqp)?,
+    };
     ctx.metrics.consumer_starts.with_label_values(&[phase.as_str()]).inc();
     on_started();
     tracing::info!(lane = %phase, queue = %queue, prefetch = policy.prefetch, concurrency = policy.concurrency, "consuming");
@@ -126,16 +136,22 @@ pub async fn run(
     let graceful = ended.is_ok() && shutdown.is_cancelled();
     if graceful {
         let grace = ctx.settings.shutdown_grace;
+        let settling = !in_flight.is_empty();
         let drained = tokio::time::timeout(grace, async { while in_flight.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!(lane = %phase, unfinished = in_flight.len(), "grace period over; unfinished jobs return to the queue");
+        } else if settling {
+            // RabbitMQ may drop acks that reach a quorum queue just before their
+            // channel closes (rabbitmq-server#10327), returning finished jobs to
+            // the queue to run again. Give the last acks a moment to be applied.
+            tokio::time::sleep(ACK_SETTLE_PAUSE).await;
         }
     } else if !in_flight.is_empty() {
         tracing::warn!(lane = %phase, unfinished = in_flight.len(), "connection lost; unsettled jobs return to the queue");
     }
     in_flight.abort_all();
     while in_flight.join_next().await.is_some() {}
-    let _ = tokio::time::timeout(quick, channel.close(200, "authrelay lane stopped".into())).await;
+    super::close_channel(&channel, "authrelay lane stopped").await;
     ended
 }
 

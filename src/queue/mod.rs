@@ -15,8 +15,11 @@ pub mod publisher;
 pub mod settle;
 pub mod topology;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, Connection};
 
 use crate::job::Phase;
 
@@ -26,6 +29,26 @@ pub const HEADER_ERROR_KIND: &str = "x-authrelay-error-kind";
 pub const HEADER_ERROR: &str = "x-authrelay-error";
 pub const HEADER_FAILED_AT: &str = "x-authrelay-failed-at";
 pub const HEADER_PHASE: &str = "x-authrelay-phase";
+
+/// How long a clean close may wait for the broker's answer. A broker that
+/// stopped reading (a half-open socket, a resource alarm) must not hold up a
+/// shutdown or a reconnect: after this the socket is dropped and the broker
+/// cleans up on its side, returning unacked deliveries to their queues.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Closes `channel` cleanly if it is still open, waiting at most [`CLOSE_WAIT`].
+pub async fn close_channel(channel: &Channel, reason: &str) {
+    if channel.status().connected() {
+        let _ = tokio::time::timeout(CLOSE_WAIT, channel.close(200, reason.into())).await;
+    }
+}
+
+/// Closes `connection` cleanly if it is still open, waiting at most [`CLOSE_WAIT`].
+pub async fn close_connection(connection: &Connection, reason: &str) {
+    if connection.status().connected() {
+        let _ = tokio::time::timeout(CLOSE_WAIT, connection.close(200, reason.into())).await;
+    }
+}
 
 /// Every exchange and queue name, behind one prefix (tests use their own).
 #[derive(Debug, Clone, PartialEq, Eq)]

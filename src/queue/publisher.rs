@@ -54,9 +54,7 @@ impl Publisher {
 
     /// Closes the channel (before its connection, so the broker sees a clean close).
     pub async fn close(&self) {
-        if self.channel.status().connected() {
-            let _ = self.channel.close(200, "authrelay stopping".into()).await;
-        }
+        super::close_channel(&self.channel, "authrelay stopping").await;
     }
 
     /// Publishes and waits for the broker's confirm.

@@ -50,6 +50,7 @@ impl Taken {
 
 impl TestBroker {
     pub async fn new(prefix: &str) -> Self {
+        super::watchdog();
         let names = Names::new(prefix);
         let conn = Connection::connect(AMQP_URL, ConnectionProperties::default()).await.expect("RabbitMQ is up");
         let channel = conn.create_channel().await.unwrap();
@@ -195,44 +196,40 @@ impl Drop for TestBroker {
     fn drop(&mut self) {
         let names = self.names.clone();
         let results_queue = self.results_queue.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                // Retried: a busy broker must not make a test leave its queues behind.
-                let mut conn = None;
-                for _ in 0..5 {
-                    match Connection::connect(AMQP_URL, ConnectionProperties::default()).await {
-                        Ok(c) => {
-                            conn = Some(c);
-                            break;
-                        }
-                        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        super::cleanup_on_own_runtime(async move {
+            // Retried: a busy broker must not make a test leave its queues behind.
+            let mut conn = None;
+            for _ in 0..5 {
+                match Connection::connect(AMQP_URL, ConnectionProperties::default()).await {
+                    Ok(c) => {
+                        conn = Some(c);
+                        break;
                     }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
                 }
-                let Some(conn) = conn else { return };
-                let mut queues = vec![results_queue, names.failed_queue()];
-                for phase in Phase::ALL {
-                    queues.push(names.phase_queue(phase));
-                    for (tier, _) in topology::DELAY_TIERS {
-                        queues.push(names.delay_queue(phase, tier));
-                    }
+            }
+            let Some(conn) = conn else { return };
+            let mut queues = vec![results_queue, names.failed_queue()];
+            for phase in Phase::ALL {
+                queues.push(names.phase_queue(phase));
+                for (tier, _) in topology::DELAY_TIERS {
+                    queues.push(names.delay_queue(phase, tier));
                 }
-                // A missing queue closes the channel; use one channel per delete.
-                for queue in queues {
-                    if let Ok(ch) = conn.create_channel().await {
-                        let _ = ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-                        let _ = ch.close(200, "".into()).await;
-                    }
+            }
+            // A missing queue closes the channel; use one channel per delete.
+            for queue in queues {
+                if let Ok(ch) = conn.create_channel().await {
+                    let _ = ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+                    let _ = ch.close(200, "".into()).await;
                 }
-                for exchange in [names.actions_exchange(), names.results_exchange(), names.events_exchange()] {
-                    if let Ok(ch) = conn.create_channel().await {
-                        let _ = ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
-                        let _ = ch.close(200, "".into()).await;
-                    }
+            }
+            for exchange in [names.actions_exchange(), names.results_exchange(), names.events_exchange()] {
+                if let Ok(ch) = conn.create_channel().await {
+                    let _ = ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
+                    let _ = ch.close(200, "".into()).await;
                 }
-                let _ = conn.close(200, "".into()).await;
-            });
-        })
-        .join();
+            }
+            let _ = conn.close(200, "".into()).await;
+        });
     }
 }

@@ -9,6 +9,7 @@ pub mod worker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use authrelay::app::{App, Roles};
 use authrelay::config::Config;
@@ -26,6 +27,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new() -> Self {
+        watchdog();
         // Created lazily by the app (create-database-if-missing is part of what we test).
         Self { name: format!("authrelay_test_{}", uuid::Uuid::new_v4().simple()) }
     }
@@ -45,25 +47,56 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop runs inside the test's runtime; use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                // Retried: a busy server must not make a test leave its database behind.
-                for _ in 0..5 {
-                    if let Ok((client, conn)) = tokio_postgres::connect(PG_ADMIN_URL, tokio_postgres::NoTls).await {
-                        tokio::spawn(conn);
-                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        if client.batch_execute(&sql).await.is_ok() {
-                            return;
-                        }
+        cleanup_on_own_runtime(async move {
+            // Retried: a busy server must not make a test leave its database behind.
+            for _ in 0..5 {
+                if let Ok((client, conn)) = tokio_postgres::connect(PG_ADMIN_URL, tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    if client.batch_execute(&sql).await.is_ok() {
+                        return;
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 }
-            });
-        })
-        .join();
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        });
     }
+}
+
+/// Runs a guard's cleanup to completion from `Drop`, which runs inside the
+/// test's runtime: on a thread with a runtime of its own, and bounded, so a
+/// server that stopped answering fails to clean up instead of hanging the test.
+pub fn cleanup_on_own_runtime(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        if rt.block_on(async { tokio::time::timeout(CLEANUP_WAIT, cleanup).await }).is_err() {
+            eprintln!("test cleanup did not finish within {CLEANUP_WAIT:?}; something may be left behind");
+        }
+    })
+    .join();
+}
+
+const CLEANUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A test binary that runs longer than this is hung: a hang must fail CI with
+/// a message, not use up its whole time. libtest has already named the test
+/// ("has been running for over 60 seconds") by the time this fires.
+const BINARY_BUDGET: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Starts (once per test binary) a watchdog that aborts the binary after [`BINARY_BUDGET`].
+pub fn watchdog() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        // AUTHRELAY_TEST_LOG=debug shows the app's own log lines while tests run.
+        if let Ok(filter) = std::env::var("AUTHRELAY_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        }
+        std::thread::spawn(|| {
+            std::thread::sleep(BINARY_BUDGET);
+            eprintln!("test binary still running after {BINARY_BUDGET:?}: a test is hung; aborting");
+            std::process::abort();
+        });
+    });
 }
 
 pub struct TempDir(pub PathBuf);
@@ -151,7 +184,7 @@ pub async fn spawn_app_with(env: TestEnv, roles: Roles) -> TestApp {
     let worker = app.worker().cloned();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap();
     TestApp { addr, token, http, store, shutdown, handle, env, broker_guard: None, worker }
 }
 
@@ -204,8 +237,10 @@ impl TestApp {
         created["id"].as_str().unwrap().to_owned()
     }
 
+    /// Stops the app; it must stop within its grace period plus a margin.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        let _ = self.handle.await;
+        let limit = self.env.config().worker.shutdown_grace + Duration::from_secs(30);
+        let _ = tokio::time::timeout(limit, self.handle).await.expect("the app stops within its grace period");
     }
 }
