@@ -43,9 +43,13 @@ const TOKEN: &str = "bench-bearer-token-0123456789";
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
     drain_jobs: usize,
+    /// Drain rounds per pipeline; the medians are reported.
+    rounds: usize,
     latency_seconds: f64,
     burst_jobs: usize,
     memory_jobs: usize,
+    /// Also measure prefetch 50/200/1000 and two worker processes.
+    scaling: bool,
 }
 
 #[tokio::main]
@@ -54,10 +58,26 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("bare") => bare::run(&args[1..]).await,
         Some("full") | None => {
-            bench(Sizes { drain_jobs: 20_000, latency_seconds: 10.0, burst_jobs: 1000, memory_jobs: 10_000 }).await
+            bench(Sizes {
+                drain_jobs: 20_000,
+                rounds: 3,
+                latency_seconds: 10.0,
+                burst_jobs: 1000,
+                memory_jobs: 10_000,
+                scaling: true,
+            })
+            .await
         }
         Some("quick") => {
-            bench(Sizes { drain_jobs: 600, latency_seconds: 2.0, burst_jobs: 200, memory_jobs: 150 }).await
+            bench(Sizes {
+                drain_jobs: 600,
+                rounds: 1,
+                latency_seconds: 2.0,
+                burst_jobs: 200,
+                memory_jobs: 150,
+                scaling: false,
+            })
+            .await
         }
         Some(other) => bail!("unknown mode `{other}`: use full, quick"),
     }
@@ -344,9 +364,34 @@ impl Env {
         Ok(out)
     }
 
-    fn worker(&self, extra: &[(&str, &str)]) -> anyhow::Result<(Child, u16)> {
+    fn bare_queue(&self) -> String {
+        format!("{}.bare", self.prefix)
+    }
+
+    /// The bare pipeline as a child process, consuming `n` jobs from the bare queue.
+    fn bare(&self, prefetch: u16, concurrency: usize, n: usize) -> anyhow::Result<Child> {
+        let child = Command::new(std::env::current_exe()?)
+            .args([
+                "bare",
+                &self.bare_queue(),
+                &self.names.results_exchange(),
+                &format!("http://{}/ok", self.upstream),
+                &prefetch.to_string(),
+                &concurrency.to_string(),
+                &n.to_string(),
+            ])
+            .spawn()?;
+        Ok(child)
+    }
+
+    /// An `authrelay run --roles worker` process: the binary next to the bench,
+    /// or the one `AUTHRELAY_BENCH_BIN` names (to compare two builds).
+    fn worker(&self, extra: &[(&str, String)]) -> anyhow::Result<(Child, u16)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut cmd = Command::new(self.bin_dir.join("authrelay"));
+        let binary = std::env::var_os("AUTHRELAY_BENCH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.bin_dir.join("authrelay"));
+        let mut cmd = Command::new(binary);
         cmd.args(["run", "--roles", "worker"])
             .env("AUTHRELAY_DATABASE_URL", format!("{PG}/{}", self.db_name))
             .env("AUTHRELAY_MASTER_KEYS", &self.keys)
@@ -380,8 +425,7 @@ impl Env {
     }
 
     async fn cleanup(self) {
-        let mut queues =
-            vec![format!("{}.bench-results", self.prefix), format!("{}.bare", self.prefix), self.names.failed_queue()];
+        let mut queues = vec![format!("{}.bench-results", self.prefix), self.bare_queue(), self.names.failed_queue()];
         for phase in Phase::ALL {
             queues.push(self.names.phase_queue(phase));
             for (tier, _) in topology::DELAY_TIERS {
@@ -413,10 +457,40 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 struct Drain {
     jobs_per_s: f64,
     cpu_ms_per_job: f64,
+}
+
+impl Drain {
+    /// The median of each measure on its own.
+    fn median(rounds: &[Drain]) -> Drain {
+        let middle = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied().unwrap_or(0.0)
+        };
+        Drain {
+            jobs_per_s: middle(rounds.iter().map(|d| d.jobs_per_s).collect()),
+            cpu_ms_per_job: middle(rounds.iter().map(|d| d.cpu_ms_per_job).collect()),
+        }
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Latency {
+    rate_per_s: f64,
+    /// p50, p99, max of the time added (ms).
+    authrelay_ms: [f64; 3],
+    bare_ms: [f64; 3],
+    /// authrelay's own part: job taken → result ready, minus the upstream's time.
+    inside_ms: [f64; 3],
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Scaling {
+    label: String,
+    drain: Drain,
 }
 
 fn drain_stats(received: &[(Instant, Value)], cpu: Duration) -> Drain {
@@ -442,92 +516,70 @@ struct Report {
     sizes: String,
     worker: Drain,
     bare: Drain,
+    worker_rounds: Vec<Drain>,
+    bare_rounds: Vec<Drain>,
     throughput_ratio: f64,
     cpu_ratio: f64,
-    latency_rate_per_s: f64,
-    latency_added_ms: [f64; 3],
-    bare_latency_added_ms: [f64; 3],
+    /// At half of the peak, then at a tenth of it.
+    latency: [Latency; 2],
     burst_jobs: usize,
     burst_token_requests: u64,
     burst_p99_ms: f64,
     memory_jobs: usize,
     memory_peak_rss_mib: f64,
+    scaling: Vec<Scaling>,
 }
 
 async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     let mut report = Report { sizes: format!("{sizes:?}"), ..Default::default() };
     let bearer = env.profile("bench-bearer", "bearer", json!({"token": TOKEN})).await?;
     let n = sizes.drain_jobs;
-    eprintln!("drain: {n} post-call jobs through authrelay");
-    let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("d{i}"), Phase::PostCall, &bearer, "/ok")).collect();
-    env.publish_many(&env.names.actions_exchange(), "post_call", jobs).await?;
-    let (worker, port) = env.worker(&[])?;
-    let pid = worker.id();
-    let mut cpu_start = None;
-    let first = env.collect(1, Duration::from_secs(120)).await?;
-    cpu_start.get_or_insert(cpu_time(pid));
-    let mut received = first;
-    received.extend(env.collect(n - 1, Duration::from_secs(600)).await?);
-    report.worker = drain_stats(&received, cpu_time(pid) - cpu_start.unwrap());
-    if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
-        bail!("a drain job did not succeed: {bad}");
-    }
-
-    eprintln!("drain: {n} jobs through the bare pipeline");
-    let bare_queue = format!("{}.bare", env.prefix);
     // A quorum queue like the phase queues, so both pipelines pay the same broker costs.
     let mut quorum = FieldTable::default();
     quorum.insert("x-queue-type".into(), lapin::types::AMQPValue::LongString("quorum".into()));
     env.channel
-        .queue_declare(bare_queue.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, quorum)
+        .queue_declare(
+            env.bare_queue().as_str().into(),
+            QueueDeclareOptions { durable: true, ..Default::default() },
+            quorum,
+        )
         .await?;
-    let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("b{i}"), Phase::PostCall, &bearer, "/ok")).collect();
-    env.publish_many("", &bare_queue, jobs).await?;
-    let bare = Command::new(std::env::current_exe()?)
-        .args([
-            "bare",
-            &bare_queue,
-            &env.names.results_exchange(),
-            &format!("http://{}/ok", env.upstream),
-            "64",
-            "32",
-            &n.to_string(),
-        ])
-        .spawn()?;
-    let bare_pid = bare.id();
-    let first = env.collect(1, Duration::from_secs(120)).await?;
-    let bare_cpu_start = cpu_time(bare_pid);
-    let mut received = first;
-    received.extend(env.collect(n - 1, Duration::from_secs(600)).await?);
-    report.bare = drain_stats(&received, cpu_time(bare_pid) - bare_cpu_start);
-    stop(bare);
+
+    // Rounds alternate the two pipelines, so drift on the machine (other load,
+    // CPU frequency, the broker's own housekeeping) weighs on both alike.
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    for round in 0..sizes.rounds {
+        eprintln!("drain round {}/{}: {n} post-call jobs through authrelay", round + 1, sizes.rounds);
+        ours.push(drain_authrelay(env, &format!("d{round}-"), n, &bearer, 1, &[]).await?);
+        eprintln!("drain round {}/{}: {n} jobs through the bare pipeline", round + 1, sizes.rounds);
+        bare.push(drain_bare(env, &format!("b{round}-"), n, &bearer, 64, 32).await?);
+    }
+    report.worker = Drain::median(&ours);
+    report.bare = Drain::median(&bare);
+    report.worker_rounds = ours;
+    report.bare_rounds = bare;
     report.throughput_ratio = report.worker.jobs_per_s / report.bare.jobs_per_s;
     report.cpu_ratio = report.worker.cpu_ms_per_job / report.bare.cpu_ms_per_job;
 
-    // Latency at half the measured peak, during-call lane.
+    // Latency, during-call lane: at half the measured peak (the target) and at a
+    // tenth of it (a machine with headroom), jobs straight to the queue as the
+    // bare pipeline gets its jobs.
+    let (worker, port) = env.worker(&[])?;
     env.wait_ready(port).await?;
-    let rate = (report.worker.jobs_per_s / 2.0).max(1.0);
-    report.latency_rate_per_s = rate;
-    let count = (rate * sizes.latency_seconds).ceil() as usize;
-    eprintln!("latency: {count} during-call jobs at {rate:.0}/s");
-    // Straight to the queue, as the bare pipeline gets its jobs.
     let during_queue = env.names.phase_queue(Phase::DuringCall);
-    report.latency_added_ms = latency(env, &bearer, count, rate, "l", "", &during_queue).await?;
-    eprintln!("latency: the same through the bare pipeline");
-    let bare_jobs = Command::new(std::env::current_exe()?)
-        .args([
-            "bare",
-            &bare_queue,
-            &env.names.results_exchange(),
-            &format!("http://{}/ok", env.upstream),
-            "128",
-            "64",
-            &count.to_string(),
-        ])
-        .spawn()?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    report.bare_latency_added_ms = latency(env, &bearer, count, rate, "bl", "", &bare_queue).await?;
-    stop(bare_jobs);
+    for (share, slot) in [(0.5, 0usize), (0.1, 1)] {
+        let rate = (report.worker.jobs_per_s * share).max(1.0);
+        let count = (rate * sizes.latency_seconds).ceil() as usize;
+        eprintln!("latency: {count} during-call jobs at {rate:.0}/s through authrelay");
+        let (ours, inside) = latency(env, &bearer, count, rate, &format!("l{slot}-"), "", &during_queue).await?;
+        eprintln!("latency: the same through the bare pipeline");
+        let bare_jobs = env.bare(128, 64, count)?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (theirs, _) = latency(env, &bearer, count, rate, &format!("bl{slot}-"), "", &env.bare_queue()).await?;
+        stop(bare_jobs);
+        let inside_ms = inside.unwrap_or_default();
+        report.latency[slot] = Latency { rate_per_s: rate, authrelay_ms: ours, bare_ms: theirs, inside_ms };
+    }
 
     // OAuth burst on a cold profile.
     let oauth = env
@@ -540,10 +592,9 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     let burst = sizes.burst_jobs;
     eprintln!("burst: {burst} during-call jobs on a cold OAuth profile");
     let before = env.counters.token_requests.load(Ordering::SeqCst);
-    let jobs: Vec<(String, Vec<u8>)> =
-        (0..burst).map(|i| (format!("o{i}"), env.job(&format!("o{i}"), Phase::DuringCall, &oauth, "/ok"))).collect();
+    let jobs: Vec<Vec<u8>> = (0..burst).map(|i| env.job(&format!("o{i}"), Phase::DuringCall, &oauth, "/ok")).collect();
     let start = Instant::now();
-    env.publish_many(&env.names.actions_exchange(), "during_call", jobs.into_iter().map(|(_, b)| b).collect()).await?;
+    env.publish_many(&env.names.actions_exchange(), "during_call", jobs).await?;
     let received = env.collect(burst, Duration::from_secs(120)).await?;
     let mut lat: Vec<f64> = received.iter().map(|(t, _)| (*t - start).as_secs_f64() * 1000.0).collect();
     lat.sort_by(f64::total_cmp);
@@ -560,7 +611,7 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     eprintln!("memory: {m} post-call jobs with 1 MiB responses");
     let jobs: Vec<Vec<u8>> = (0..m).map(|i| env.job(&format!("m{i}"), Phase::PostCall, &bearer, "/big")).collect();
     env.publish_many(&env.names.actions_exchange(), "post_call", jobs).await?;
-    let (worker, _) = env.worker(&[("AUTHRELAY_MAX_RESPONSE_BYTES", "65536")])?;
+    let (worker, _) = env.worker(&[("AUTHRELAY_MAX_RESPONSE_BYTES", "65536".into())])?;
     let pid = worker.id();
     let received = env.collect(m, Duration::from_secs(900)).await?;
     report.memory_jobs = m;
@@ -569,7 +620,74 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
         bail!("a 1 MiB response was not capped: {}", bad["job_id"]);
     }
     stop(worker);
+
+    // How cost grows with work in flight and with a second worker process.
+    if sizes.scaling {
+        for prefetch in [50u16, 200, 1000] {
+            eprintln!("scaling: {n} jobs, prefetch {prefetch}");
+            let settings = [
+                ("AUTHRELAY_POST_CALL_PREFETCH", prefetch.to_string()),
+                ("AUTHRELAY_POST_CALL_CONCURRENCY", (prefetch / 2).to_string()),
+            ];
+            let drain = drain_authrelay(env, &format!("p{prefetch}-"), n, &bearer, 1, &settings).await?;
+            report.scaling.push(Scaling { label: format!("1 worker, prefetch {prefetch}"), drain });
+        }
+        eprintln!("scaling: {n} jobs, 2 worker processes");
+        let drain = drain_authrelay(env, "w2-", n, &bearer, 2, &[]).await?;
+        report.scaling.push(Scaling { label: "2 workers, default prefetch (64) each".into(), drain });
+    }
     Ok(report)
+}
+
+/// `n` post-call jobs pre-filled, then drained by `workers` authrelay
+/// processes; the clock and the CPU count start at the first result.
+async fn drain_authrelay(
+    env: &mut Env,
+    tag: &str,
+    n: usize,
+    profile: &str,
+    workers: usize,
+    settings: &[(&str, String)],
+) -> anyhow::Result<Drain> {
+    let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("{tag}{i}"), Phase::PostCall, profile, "/ok")).collect();
+    env.publish_many(&env.names.actions_exchange(), "post_call", jobs).await?;
+    let mut children = Vec::new();
+    for _ in 0..workers {
+        children.push(env.worker(settings)?.0);
+    }
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let drain = measure_drain(env, n, &pids).await;
+    children.into_iter().for_each(stop);
+    drain
+}
+
+/// The same through the bare pipeline.
+async fn drain_bare(
+    env: &mut Env,
+    tag: &str,
+    n: usize,
+    profile: &str,
+    prefetch: u16,
+    concurrency: usize,
+) -> anyhow::Result<Drain> {
+    let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("{tag}{i}"), Phase::PostCall, profile, "/ok")).collect();
+    env.publish_many("", &env.bare_queue(), jobs).await?;
+    let child = env.bare(prefetch, concurrency, n)?;
+    let drain = measure_drain(env, n, &[child.id()]).await;
+    stop(child);
+    drain
+}
+
+async fn measure_drain(env: &mut Env, n: usize, pids: &[u32]) -> anyhow::Result<Drain> {
+    let cpu = || pids.iter().map(|pid| cpu_time(*pid)).sum::<Duration>();
+    let mut received = env.collect(1, Duration::from_secs(120)).await?;
+    let cpu_start = cpu();
+    received.extend(env.collect(n - 1, Duration::from_secs(600)).await?);
+    let drain = drain_stats(&received, cpu() - cpu_start);
+    if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
+        bail!("a drain job did not succeed: {bad}");
+    }
+    Ok(drain)
 }
 
 /// Publishes `count` jobs at `rate` per second; returns p50/p99/max of
@@ -582,7 +700,7 @@ async fn latency(
     tag: &str,
     exchange: &str,
     routing_key: &str,
-) -> anyhow::Result<[f64; 3]> {
+) -> anyhow::Result<([f64; 3], Option<[f64; 3]>)> {
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut sent: HashMap<String, Instant> = HashMap::with_capacity(count);
     let mut received: Vec<(Instant, Value)> = Vec::with_capacity(count);
@@ -611,42 +729,78 @@ async fn latency(
         .iter()
         .filter_map(|(at, r)| {
             let sent_at = sent.get(r["job_id"].as_str()?)?;
-            let body = &r["response"]["body"];
-            let upstream_us = body["handled_us"].as_f64().or_else(|| {
-                body.as_str().and_then(|s| serde_json::from_str::<Value>(s).ok()).and_then(|v| v["handled_us"].as_f64())
-            })?;
+            let upstream_us = handled_us(&r["response"]["body"])?;
             Some((*at - *sent_at).as_secs_f64() * 1000.0 - upstream_us / 1000.0)
         })
         .collect();
     added.sort_by(f64::total_cmp);
-    Ok([percentile(&added, 50.0), percentile(&added, 99.0), added.last().copied().unwrap_or(0.0)])
+    let end_to_end = [percentile(&added, 50.0), percentile(&added, 99.0), added.last().copied().unwrap_or(0.0)];
+    // authrelay's results say when it took the job and when the result was
+    // ready: its own time, without the broker's queueing (the bare pipeline's do not).
+    let mut inside: Vec<f64> = received
+        .iter()
+        .filter_map(|(_, r)| {
+            let at = |k: &str| chrono::DateTime::parse_from_rfc3339(r[k].as_str()?).ok();
+            let upstream_us = handled_us(&r["response"]["body"])?;
+            let span = at("finished_at")? - at("started_at")?;
+            Some(span.num_microseconds()? as f64 / 1000.0 - upstream_us / 1000.0)
+        })
+        .collect();
+    inside.sort_by(f64::total_cmp);
+    let inside =
+        (!inside.is_empty()).then(|| [percentile(&inside, 50.0), percentile(&inside, 99.0), *inside.last().unwrap()]);
+    Ok((end_to_end, inside))
+}
+
+/// The upstream's own handling time, from a result's response body (JSON, or JSON as text).
+fn handled_us(body: &Value) -> Option<f64> {
+    body["handled_us"].as_f64().or_else(|| {
+        body.as_str().and_then(|s| serde_json::from_str::<Value>(s).ok()).and_then(|v| v["handled_us"].as_f64())
+    })
 }
 
 fn print_report(r: &Report) {
     println!("| measure | authrelay | bare pipeline | ratio / target |");
     println!("|---|---|---|---|");
     println!(
-        "| drain throughput (jobs/s) | {:.0} | {:.0} | {:.2} (≥ 0.9) |",
+        "| drain throughput (jobs/s, median of rounds) | {:.0} | {:.0} | {:.2} (≥ 0.9) |",
         r.worker.jobs_per_s, r.bare.jobs_per_s, r.throughput_ratio
     );
     println!(
         "| CPU per job (ms) | {:.3} | {:.3} | {:.2} (≤ 1.3) |",
         r.worker.cpu_ms_per_job, r.bare.cpu_ms_per_job, r.cpu_ratio
     );
-    println!(
-        "| during-call added latency p50 / p99 / max (ms) at {:.0}/s | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
-        r.latency_rate_per_s,
-        r.latency_added_ms[0],
-        r.latency_added_ms[1],
-        r.latency_added_ms[2],
-        r.bare_latency_added_ms[0],
-        r.bare_latency_added_ms[1],
-        r.bare_latency_added_ms[2]
-    );
+    for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]) {
+        let [a, b] = [l.authrelay_ms, l.bare_ms];
+        println!(
+            "| during-call added latency p50 / p99 / max (ms), {what} ({:.0}/s) | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
+            l.rate_per_s, a[0], a[1], a[2], b[0], b[1], b[2]
+        );
+        let i = l.inside_ms;
+        println!(
+            "| … of which inside authrelay (job taken → result ready), {what} | {:.2} / {:.2} / {:.2} | – | – |",
+            i[0], i[1], i[2]
+        );
+    }
     println!("| OAuth burst: token requests for {} jobs | {} | – | = 1 |", r.burst_jobs, r.burst_token_requests);
     println!("| OAuth burst p99 (ms) | {:.1} | – | – |", r.burst_p99_ms);
     println!(
         "| peak RSS, {} jobs with 1 MiB responses (MiB) | {:.1} | – | ≤ 256 |",
         r.memory_jobs, r.memory_peak_rss_mib
+    );
+    if !r.scaling.is_empty() {
+        println!();
+        println!("| scaling (post-call drain) | jobs/s | CPU per job (ms) |");
+        println!("|---|---|---|");
+        for s in &r.scaling {
+            println!("| {} | {:.0} | {:.3} |", s.label, s.drain.jobs_per_s, s.drain.cpu_ms_per_job);
+        }
+    }
+    let rounds = |d: &[Drain]| d.iter().map(|d| format!("{:.0}", d.jobs_per_s)).collect::<Vec<_>>().join(", ");
+    println!();
+    println!(
+        "Drain rounds (jobs/s): authrelay {}; bare {}. Medians above.",
+        rounds(&r.worker_rounds),
+        rounds(&r.bare_rounds)
     );
 }
