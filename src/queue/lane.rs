@@ -176,7 +176,9 @@ async fn handle(ctx: &WorkerContext, publisher: &Publisher, phase: Phase, delive
     let gauge = ctx.metrics.in_flight.with_label_values(&[phase.as_str()]);
     gauge.inc();
     let started = Instant::now();
-    let processing = ctx.process(phase, &delivery.data, delivery.properties.headers().as_ref());
+    // Boxed: the job's future is a few KiB, and moving it through the wrappers
+    // below (and into the spawned task) would copy it each time.
+    let processing = Box::pin(ctx.process(phase, &delivery.data, delivery.properties.headers().as_ref()));
     let disposition = AssertUnwindSafe(processing).catch_unwind().await.unwrap_or_else(|_| {
         tracing::error!(lane = %phase, "processing a job panicked; the message is parked for inspection");
         Disposition::ParkOnly(ParkReason {
