@@ -59,6 +59,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 4] = [Outcome::Succeeded, Outcome::Failed, Outcome::Expired, Outcome::Rejected];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Succeeded => "succeeded",
@@ -235,8 +237,22 @@ const FORBIDDEN_HEADERS: &[&str] =
 /// came from: a job must name the phase of its queue.
 pub fn parse_job(bytes: &[u8], lane: Phase, limits: &JobLimits) -> Result<Job, JobParseError> {
     if bytes.len() > limits.max_message_bytes {
-        // Too large to trust any of it, but try to name it in the result.
-        let identity = serde_json::from_slice::<Value>(bytes).ok().and_then(|v| identity_of(&v, lane));
+        // Too large to trust any of it, but try to name it in the result. Only the
+        // identity fields are kept: the rest is skipped, never built in memory.
+        let identity = serde_json::from_slice::<IdentityFields>(bytes).ok().and_then(|fields| {
+            let object: Map<String, Value> = [
+                ("job_id", fields.job_id),
+                ("workspace_id", fields.workspace_id),
+                ("phase", fields.phase),
+                ("action_id", fields.action_id),
+                ("call_id", fields.call_id),
+                ("auth_profile_id", fields.auth_profile_id),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+            .collect();
+            identity_of(&Value::Object(object), lane)
+        });
         let message = format!("the message is {} bytes; the limit is {}", bytes.len(), limits.max_message_bytes);
         return Err(match identity {
             Some(identity) => JobParseError::Invalid { identity: Box::new(identity), message },
@@ -251,6 +267,17 @@ pub fn parse_job(bytes: &[u8], lane: Phase, limits: &JobLimits) -> Result<Job, J
         ));
     };
     validate(&value, lane, limits).map_err(|message| JobParseError::Invalid { identity: Box::new(identity), message })
+}
+
+/// The fields that identify a job; every other field is skipped unread.
+#[derive(Deserialize)]
+struct IdentityFields {
+    job_id: Option<Value>,
+    workspace_id: Option<Value>,
+    phase: Option<Value>,
+    action_id: Option<Value>,
+    call_id: Option<Value>,
+    auth_profile_id: Option<Value>,
 }
 
 fn identity_of(value: &Value, lane: Phase) -> Option<JobIdentity> {
@@ -593,7 +620,13 @@ mod tests {
         let v = job(json!({"request": {"url": "https://x/", "body": "x".repeat(2000)}}));
         let limits = JobLimits { max_message_bytes: 1000, ..Default::default() };
         let err = parse_job(&serde_json::to_vec(&v).unwrap(), Phase::DuringCall, &limits).unwrap_err();
-        assert!(matches!(err, JobParseError::Invalid { .. }), "{err:?}");
+        let JobParseError::Invalid { identity, message } = err else { panic!("{err:?}") };
+        assert_eq!((identity.job_id.as_str(), identity.workspace_id.as_deref()), ("j1", Some("acme")));
+        assert!(message.contains("limit is 1000"), "{message}");
+        // Without a usable job_id it cannot be answered, however large.
+        let nameless = json!({"job_id": 7, "padding": "x".repeat(2000)});
+        let err = parse_job(&serde_json::to_vec(&nameless).unwrap(), Phase::DuringCall, &limits).unwrap_err();
+        assert!(matches!(err, JobParseError::Unidentifiable(_)), "{err:?}");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Prometheus metrics on a registry of our own (no global state, so tests can
 //! build many apps in one process). Labels only ever come from small, fixed sets.
 
+use std::sync::Arc;
+
 use prometheus::{
     Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+
+use crate::job::{Outcome, Phase};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -48,6 +52,44 @@ pub struct Metrics {
     pub outbox_publish_latency: Histogram,
     /// Parked jobs moved back to their queue by replay, by phase.
     pub replayed: IntCounterVec,
+    /// The per-job series of each lane, resolved once (a label lookup per job
+    /// would hash and lock on the hot path).
+    lanes: Arc<[LaneMetrics; 3]>,
+    /// `profile_lookups{result="hit"}`, the common case.
+    pub profile_hits: IntCounter,
+}
+
+/// One lane's per-job series.
+pub struct LaneMetrics {
+    pub in_flight: IntGauge,
+    pub attempt_duration: Histogram,
+    jobs: [IntCounter; 4],
+    job_duration: [Histogram; 4],
+}
+
+impl LaneMetrics {
+    fn new(
+        phase: Phase,
+        in_flight: &IntGaugeVec,
+        attempt_duration: &HistogramVec,
+        jobs: &IntCounterVec,
+        job_duration: &HistogramVec,
+    ) -> Self {
+        let p = phase.as_str();
+        Self {
+            in_flight: in_flight.with_label_values(&[p]),
+            attempt_duration: attempt_duration.with_label_values(&[p]),
+            jobs: Outcome::ALL.map(|o| jobs.with_label_values(&[p, o.as_str()])),
+            job_duration: Outcome::ALL.map(|o| job_duration.with_label_values(&[p, o.as_str()])),
+        }
+    }
+
+    /// Counts a settled job and its time from receipt.
+    pub fn settled(&self, outcome: Outcome, seconds: f64) {
+        let i = Outcome::ALL.iter().position(|o| *o == outcome).expect("every outcome is listed");
+        self.jobs[i].inc();
+        self.job_duration[i].observe(seconds);
+    }
 }
 
 impl Metrics {
@@ -77,23 +119,31 @@ impl Metrics {
             HistogramVec::new(HistogramOpts::new(name, help).buckets(job_buckets.clone()), labels)
                 .expect("valid metric")
         };
+        let jobs = counter("authrelay_jobs_total", "Jobs settled, by phase and outcome", &["phase", "outcome"]);
+        let job_duration = histogram(
+            "authrelay_job_duration_seconds",
+            "Time from receipt to settlement of a job",
+            &["phase", "outcome"],
+        );
+        let attempt_duration =
+            histogram("authrelay_attempt_duration_seconds", "Duration of one HTTP attempt, body included", &["phase"]);
+        let in_flight = IntGaugeVec::new(Opts::new("authrelay_jobs_in_flight", "Jobs being worked on"), &["phase"])
+            .expect("valid metric");
+        let profile_lookups = counter("authrelay_profile_lookups_total", "Profile lookups by workers", &["result"]);
+        let lanes = Arc::new(
+            Phase::ALL.map(|phase| LaneMetrics::new(phase, &in_flight, &attempt_duration, &jobs, &job_duration)),
+        );
         let metrics = Self {
-            jobs: counter("authrelay_jobs_total", "Jobs settled, by phase and outcome", &["phase", "outcome"]),
-            job_duration: histogram(
-                "authrelay_job_duration_seconds",
-                "Time from receipt to settlement of a job",
-                &["phase", "outcome"],
-            ),
-            attempt_duration: histogram(
-                "authrelay_attempt_duration_seconds",
-                "Duration of one HTTP attempt, body included",
-                &["phase"],
-            ),
+            lanes,
+            profile_hits: profile_lookups.with_label_values(&["hit"]),
+            jobs,
+            job_duration,
+            attempt_duration,
+            in_flight,
+            profile_lookups,
             retries: counter("authrelay_retries_total", "Attempts beyond the first", &["phase", "reason"]),
             deferred: counter("authrelay_jobs_deferred_total", "Jobs sent to a delay queue", &["phase", "reason"]),
             parked: counter("authrelay_jobs_parked_total", "Jobs parked on the failed queue", &["phase", "error_kind"]),
-            in_flight: IntGaugeVec::new(Opts::new("authrelay_jobs_in_flight", "Jobs being worked on"), &["phase"])
-                .expect("valid metric"),
             token_lookups: counter("authrelay_token_lookups_total", "OAuth 2.0 token lookups", &["result"]),
             destinations_blocked: IntCounter::new(
                 "authrelay_destinations_blocked_total",
@@ -110,7 +160,6 @@ impl Metrics {
                 "Results no queue was bound to receive",
             )
             .expect("valid metric"),
-            profile_lookups: counter("authrelay_profile_lookups_total", "Profile lookups by workers", &["result"]),
             database_unavailable: IntCounter::new(
                 "authrelay_jobs_delayed_database_unavailable_total",
                 "Jobs delayed because the database was unreachable",
@@ -142,6 +191,11 @@ impl Metrics {
         };
         metrics.register_all();
         metrics
+    }
+
+    /// The per-job series of `phase`'s lane.
+    pub fn lane(&self, phase: Phase) -> &LaneMetrics {
+        &self.lanes[Phase::ALL.iter().position(|p| *p == phase).expect("every phase is listed")]
     }
 
     fn register_all(&self) {
@@ -187,5 +241,23 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_handles_count_into_their_own_labelled_series() {
+        let m = Metrics::new();
+        m.lane(Phase::DuringCall).settled(Outcome::Expired, 0.2);
+        m.lane(Phase::PostCall).in_flight.inc();
+        assert_eq!(m.jobs.with_label_values(&["during_call", "expired"]).get(), 1);
+        assert_eq!(m.jobs.with_label_values(&["post_call", "expired"]).get(), 0);
+        assert_eq!(m.jobs.with_label_values(&["during_call", "succeeded"]).get(), 0);
+        assert_eq!(m.job_duration.with_label_values(&["during_call", "expired"]).get_sample_count(), 1);
+        assert_eq!(m.in_flight.with_label_values(&["post_call"]).get(), 1);
+        assert_eq!(m.in_flight.with_label_values(&["pre_call"]).get(), 0);
     }
 }

@@ -162,8 +162,8 @@ impl Relay {
             let body = serde_json::to_vec(&payload).expect("JSON values serialize");
             let exchange = exchange.clone();
             async move {
-                // Unroutable only means no instance is listening right now: nothing to invalidate.
-                publisher.publish(&exchange, "", &body, properties).await.map(|_| ())
+                // No queue bound only means no instance is listening right now: nothing to invalidate.
+                publisher.publish_broadcast(&exchange, "", &body, properties).await
             }
         });
         futures_util::future::try_join_all(publishes).await?;

@@ -168,7 +168,7 @@ impl WorkerContext {
             profile: Some((id, cached.version)),
         };
         if let Some(cached) = self.profiles.get(&job.workspace_id, id) {
-            self.metrics.profile_lookups.with_label_values(&["hit"]).inc();
+            self.metrics.profile_hits.inc();
             return Ok(Some(resolved(&cached)));
         }
         let load = self.profiles.join_load(&job.workspace_id, id, || {

@@ -205,10 +205,7 @@ impl Executor {
                 if budget < timeout_by_request { (budget, true) } else { (timeout_by_request, false) };
             let started = tokio::time::Instant::now();
             let end = self.attempt(job, attempt_request, timeout, cut_by_deadline, &redactor).await;
-            self.metrics
-                .attempt_duration
-                .with_label_values(&[job.phase.as_str()])
-                .observe(started.elapsed().as_secs_f64());
+            self.metrics.lane(job.phase).attempt_duration.observe(started.elapsed().as_secs_f64());
 
             match end {
                 AttemptEnd::Response(response) => return finish(Outcome::Succeeded, attempts, Some(response), None),

@@ -173,7 +173,7 @@ async fn ready_messages(channel: &lapin::Channel, queue: &str) -> u32 {
 /// Processes and settles one delivery. Never panics outward: a panic while
 /// processing parks the message (a bug to look at), it does not lose it.
 async fn handle(ctx: &WorkerContext, publisher: &Publisher, phase: Phase, delivery: Delivery) {
-    let gauge = ctx.metrics.in_flight.with_label_values(&[phase.as_str()]);
+    let gauge = &ctx.metrics.lane(phase).in_flight;
     gauge.inc();
     let started = Instant::now();
     // Boxed: the job's future is a few KiB, and moving it through the wrappers
@@ -204,8 +204,7 @@ fn record(ctx: &WorkerContext, phase: Phase, disposition: &Disposition, started:
     match disposition {
         Disposition::Done { result, .. } => {
             let outcome = result.outcome.as_str();
-            ctx.metrics.jobs.with_label_values(&[phase.as_str(), outcome]).inc();
-            ctx.metrics.job_duration.with_label_values(&[phase.as_str(), outcome]).observe(elapsed.as_secs_f64());
+            ctx.metrics.lane(phase).settled(result.outcome, elapsed.as_secs_f64());
             let error_kind = result.error.as_ref().map(|e| e.kind.as_str());
             if result.outcome == Outcome::Succeeded || result.outcome == Outcome::Expired {
                 tracing::info!(
@@ -222,7 +221,7 @@ fn record(ctx: &WorkerContext, phase: Phase, disposition: &Disposition, started:
             }
         }
         Disposition::ParkOnly(reason) => {
-            ctx.metrics.jobs.with_label_values(&[phase.as_str(), Outcome::Rejected.as_str()]).inc();
+            ctx.metrics.lane(phase).settled(Outcome::Rejected, elapsed.as_secs_f64());
             tracing::warn!(phase = %phase, error_kind = reason.kind.as_str(), "unidentifiable message parked");
         }
         Disposition::Delay { attempts, delay, reason, .. } => {

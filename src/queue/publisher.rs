@@ -57,7 +57,8 @@ impl Publisher {
         super::close_channel(&self.channel, "authrelay stopping").await;
     }
 
-    /// Publishes and waits for the broker's confirm.
+    /// Publishes and waits for the broker's confirm; a message no queue takes
+    /// comes back as [`Routed::Unroutable`].
     pub async fn publish(
         &self,
         exchange: &str,
@@ -65,12 +66,36 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<Routed, PublishError> {
+        self.publish_with(exchange, routing_key, body, properties, true).await
+    }
+
+    /// Publishes and waits for the broker's confirm, for messages that may
+    /// reach no queue at all (a profile event while no worker listens): the
+    /// broker drops those instead of returning them.
+    pub async fn publish_broadcast(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        self.publish_with(exchange, routing_key, body, properties, false).await.map(|_| ())
+    }
+
+    async fn publish_with(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<Routed, PublishError> {
         let publish = async {
             self.channel
                 .basic_publish(
                     exchange.into(),
                     routing_key.into(),
-                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    BasicPublishOptions { mandatory, ..Default::default() },
                     body,
                     properties,
                 )
