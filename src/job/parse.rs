@@ -1,234 +1,19 @@
-//! Wire types of the action pipeline (contract sections 3 and 4): the job a
-//! producer publishes, its validation, and the result authrelay publishes.
+//! Reading one message into a validated [`Job`]: every field checked, and
+//! errors that say what to fix without echoing anything unsafe. A message too
+//! broken to be answered is [`JobParseError::Unidentifiable`].
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
-use url::Url;
 use uuid::Uuid;
 
+use super::{Job, JobIdentity, JobLimits, JobParseError, JobRequest, Phase};
 use crate::profile::auth_config::parse_http_url;
 use crate::profile::{AuthConfig, AuthType, has_control_chars};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    PreCall,
-    DuringCall,
-    PostCall,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::PreCall, Phase::DuringCall, Phase::PostCall];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::PreCall => "pre_call",
-            Phase::DuringCall => "during_call",
-            Phase::PostCall => "post_call",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// A 2xx response.
-    Succeeded,
-    /// Attempted, and the attempts failed.
-    Failed,
-    /// The deadline passed before the first attempt: nothing was sent.
-    Expired,
-    /// Not attempted: the job or its credentials cannot be used as they are.
-    Rejected,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 4] = [Outcome::Succeeded, Outcome::Failed, Outcome::Expired, Outcome::Rejected];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Expired => "expired",
-            Outcome::Rejected => "rejected",
-        }
-    }
-
-    /// Failed and rejected jobs are parked for replay.
-    pub fn is_parked(self) -> bool {
-        matches!(self, Outcome::Failed | Outcome::Rejected)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    InvalidJob,
-    ProfileNotFound,
-    ProfileUnusable,
-    TokenRequestFailed,
-    DestinationBlocked,
-    Connect,
-    Timeout,
-    HttpStatus,
-    DeadlineExceeded,
-    ResponseTooLarge,
-}
-
-impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
-        ErrorKind::InvalidJob,
-        ErrorKind::ProfileNotFound,
-        ErrorKind::ProfileUnusable,
-        ErrorKind::TokenRequestFailed,
-        ErrorKind::DestinationBlocked,
-        ErrorKind::Connect,
-        ErrorKind::Timeout,
-        ErrorKind::HttpStatus,
-        ErrorKind::DeadlineExceeded,
-        ErrorKind::ResponseTooLarge,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidJob => "invalid_job",
-            ErrorKind::ProfileNotFound => "profile_not_found",
-            ErrorKind::ProfileUnusable => "profile_unusable",
-            ErrorKind::TokenRequestFailed => "token_request_failed",
-            ErrorKind::DestinationBlocked => "destination_blocked",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::HttpStatus => "http_status",
-            ErrorKind::DeadlineExceeded => "deadline_exceeded",
-            ErrorKind::ResponseTooLarge => "response_too_large",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// The outcome a job ends with when this is its final error.
-    pub fn outcome(self) -> Outcome {
-        match self {
-            ErrorKind::InvalidJob
-            | ErrorKind::ProfileNotFound
-            | ErrorKind::ProfileUnusable
-            | ErrorKind::DestinationBlocked => Outcome::Rejected,
-            _ => Outcome::Failed,
-        }
-    }
-}
-
-/// The `error` object of a result. The message never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobError {
-    pub kind: ErrorKind,
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl JobError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>, retryable: bool) -> Self {
-        Self { kind, message: message.into(), retryable }
-    }
-
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::InvalidJob, message, false)
-    }
-}
-
-/// The request part of a job, validated.
-#[derive(Debug, Clone)]
-pub struct JobRequest {
-    pub method: Method,
-    pub url: Url,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub query: Vec<(String, String)>,
-    pub body: Option<Value>,
-    pub form: Option<Vec<(String, String)>>,
-    pub timeout: Option<Duration>,
-}
-
-/// A validated job.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub job_id: String,
-    pub workspace_id: String,
-    pub phase: Phase,
-    pub action_id: String,
-    pub call_id: Option<String>,
-    pub request: JobRequest,
-    pub auth_profile_id: Option<Uuid>,
-    pub inline_auth: Option<AuthConfig>,
-    pub deadline: Option<DateTime<Utc>>,
-    pub max_attempts: Option<u32>,
-}
-
-/// What identifies a job in its result, even when the rest of it is invalid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobIdentity {
-    pub job_id: String,
-    pub workspace_id: Option<String>,
-    pub phase: Phase,
-    pub action_id: Option<String>,
-    pub call_id: Option<String>,
-    pub auth_profile_id: Option<Uuid>,
-}
-
-impl Job {
-    pub fn identity(&self) -> JobIdentity {
-        JobIdentity {
-            job_id: self.job_id.clone(),
-            workspace_id: Some(self.workspace_id.clone()),
-            phase: self.phase,
-            action_id: Some(self.action_id.clone()),
-            call_id: self.call_id.clone(),
-            auth_profile_id: self.auth_profile_id,
-        }
-    }
-}
-
-/// Why a message is not a usable job.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum JobParseError {
-    /// Not JSON, or no usable `job_id`: it can only be parked (no result).
-    #[error("{0}")]
-    Unidentifiable(String),
-    /// Identifiable but invalid: a `rejected` result is published, and it is parked.
-    #[error("{message}")]
-    Invalid { identity: Box<JobIdentity>, message: String },
-}
-
-/// Limits a job must respect.
-#[derive(Debug, Clone)]
-pub struct JobLimits {
-    pub max_message_bytes: usize,
-    pub max_timeout: Duration,
-    pub max_attempts: u32,
-}
-
-impl Default for JobLimits {
-    fn default() -> Self {
-        Self { max_message_bytes: 1024 * 1024, max_timeout: Duration::from_secs(300), max_attempts: 20 }
-    }
-}
 
 const FORBIDDEN_HEADERS: &[&str] =
     &["host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "trailer"];
@@ -459,67 +244,6 @@ fn printable(s: &str) -> String {
     s.chars().take(64).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-/// The `response` object of a result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResponseSummary {
-    pub status: u16,
-    pub headers: BTreeMap<String, String>,
-    /// JSON when the body parses as JSON, else the text (lossy UTF-8).
-    pub body: Value,
-    pub body_truncated: bool,
-}
-
-/// The message published to `authrelay.results` (contract section 4).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobResult {
-    pub job_id: String,
-    pub workspace_id: Option<String>,
-    pub phase: Phase,
-    pub action_id: Option<String>,
-    pub call_id: Option<String>,
-    pub outcome: Outcome,
-    pub attempts: u32,
-    pub response: Option<ResponseSummary>,
-    pub error: Option<JobError>,
-    pub auth_profile_id: Option<Uuid>,
-    pub auth_profile_version: Option<i64>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: u64,
-}
-
-impl JobResult {
-    /// A result for a job that was never attempted.
-    pub fn unattempted(
-        identity: &JobIdentity,
-        outcome: Outcome,
-        error: Option<JobError>,
-        started_at: DateTime<Utc>,
-    ) -> Self {
-        let finished_at = Utc::now();
-        Self {
-            job_id: identity.job_id.clone(),
-            workspace_id: identity.workspace_id.clone(),
-            phase: identity.phase,
-            action_id: identity.action_id.clone(),
-            call_id: identity.call_id.clone(),
-            outcome,
-            attempts: 0,
-            response: None,
-            error,
-            auth_profile_id: identity.auth_profile_id,
-            auth_profile_version: None,
-            started_at,
-            finished_at,
-            duration_ms: (finished_at - started_at).num_milliseconds().max(0) as u64,
-        }
-    }
-
-    pub fn routing_key(&self) -> String {
-        format!("{}.{}", self.phase.as_str(), self.outcome.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,16 +351,5 @@ mod tests {
         let nameless = json!({"job_id": 7, "padding": "x".repeat(2000)});
         let err = parse_job(&serde_json::to_vec(&nameless).unwrap(), Phase::DuringCall, &limits).unwrap_err();
         assert!(matches!(err, JobParseError::Unidentifiable(_)), "{err:?}");
-    }
-
-    #[test]
-    fn error_kinds_map_to_outcomes() {
-        assert_eq!(ErrorKind::InvalidJob.outcome(), Outcome::Rejected);
-        assert_eq!(ErrorKind::DestinationBlocked.outcome(), Outcome::Rejected);
-        assert_eq!(ErrorKind::HttpStatus.outcome(), Outcome::Failed);
-        for kind in ErrorKind::ALL {
-            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
-            assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
-        }
     }
 }
