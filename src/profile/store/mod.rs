@@ -16,11 +16,16 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::{
-    Actor, AuthConfig, AuthProfile, FieldErrors, ListQuery, NewProfile, Page, ProfileEvent, ProfilePatch, Reference,
-    ReferenceKind, Usage, UsageItem, parse_auth_type, validate_name, validate_workspace_id,
+    Actor, AuthConfig, AuthProfile, FieldErrors, ListQuery, NewProfile, Page, ProfileEvent, ProfilePatch, Usage,
+    parse_auth_type, validate_name, validate_workspace_id,
 };
 use crate::crypto::{CryptoError, KeyRing, Sealed, SecretSlot};
 use crate::db::DbError;
+
+mod rotation;
+mod usage;
+
+pub use rotation::RotationReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,13 +53,6 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         Self::Db(DbError::Pool(e))
     }
-}
-
-/// Counts reported by `keys rotate`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RotationReport {
-    pub profiles: u64,
-    pub secrets: u64,
 }
 
 #[derive(Clone)]
@@ -257,190 +255,6 @@ impl ProfileStore {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub async fn usage(&self, workspace_id: &str, id: Uuid) -> Result<Usage, StoreError> {
-        let client = self.pool.get().await?;
-        let exists = client
-            .query_opt("SELECT 1 FROM auth_profiles WHERE workspace_id = $1 AND id = $2", &[&workspace_id, &id])
-            .await?
-            .is_some();
-        if !exists {
-            return Err(StoreError::NotFound);
-        }
-        self.usage_with(&client, workspace_id, id).await
-    }
-
-    async fn usage_with(&self, client: &impl GenericClient, workspace_id: &str, id: Uuid) -> Result<Usage, StoreError> {
-        let rows = client
-            .query(
-                "SELECT kind, ref_id, name FROM auth_profile_references
-                 WHERE workspace_id = $1 AND profile_id = $2 ORDER BY kind, lower(name), ref_id",
-                &[&workspace_id, &id],
-            )
-            .await?;
-        let mut usage = Usage::default();
-        for row in rows {
-            if let Some(kind) = ReferenceKind::parse(row.get("kind")) {
-                usage.push(kind, UsageItem { id: row.get("ref_id"), name: row.get("name") });
-            }
-        }
-        Ok(usage)
-    }
-
-    /// Records that an action or flow node uses a profile (insert or replace).
-    /// Returns the reference and whether it was newly created.
-    pub async fn put_reference(
-        &self,
-        actor: &Actor,
-        workspace_id: &str,
-        kind: ReferenceKind,
-        ref_id: &str,
-        profile_id: Uuid,
-        name: &str,
-    ) -> Result<(Reference, bool), StoreError> {
-        let mut errors = FieldErrors::default();
-        if ref_id.is_empty() || ref_id.chars().count() > 200 || super::has_control_chars(ref_id) {
-            errors.add("ref_id", "must be 1 to 200 characters without control characters");
-        }
-        let name = validate_name(name).map_err(|e| errors.0.extend(e.0)).ok();
-        let Some(name) = name.filter(|_| errors.is_empty()) else {
-            return Err(StoreError::Invalid(errors));
-        };
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let row = tx
-            .query_one(
-                "INSERT INTO auth_profile_references (workspace_id, kind, ref_id, name, profile_id) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (workspace_id, kind, ref_id)
-                 DO UPDATE SET name = excluded.name, profile_id = excluded.profile_id, updated_at = now()
-                 RETURNING (xmax = 0) AS inserted",
-                &[&workspace_id, &kind.as_str(), &ref_id, &name, &profile_id],
-            )
-            .await
-            .map_err(|e| match e.code() {
-                Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound,
-                _ => e.into(),
-            })?;
-        let inserted: bool = row.get("inserted");
-        insert_audit(
-            &tx,
-            actor,
-            "reference.put",
-            workspace_id,
-            Some(profile_id),
-            None,
-            json!({"kind": kind, "ref_id": ref_id, "name": name}),
-        )
-        .await?;
-        tx.commit().await?;
-        let reference =
-            Reference { workspace_id: workspace_id.to_owned(), kind, ref_id: ref_id.to_owned(), name, profile_id };
-        Ok((reference, inserted))
-    }
-
-    pub async fn delete_reference(
-        &self,
-        actor: &Actor,
-        workspace_id: &str,
-        kind: ReferenceKind,
-        ref_id: &str,
-    ) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
-                "DELETE FROM auth_profile_references WHERE workspace_id = $1 AND kind = $2 AND ref_id = $3 RETURNING profile_id",
-                &[&workspace_id, &kind.as_str(), &ref_id],
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let profile_id: Uuid = row.get("profile_id");
-        insert_audit(
-            &tx,
-            actor,
-            "reference.deleted",
-            workspace_id,
-            Some(profile_id),
-            None,
-            json!({"kind": kind, "ref_id": ref_id}),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Key ids under which stored secrets are sealed but which the ring lacks.
-    pub async fn missing_key_ids(&self) -> Result<Vec<String>, StoreError> {
-        let client = self.pool.get().await?;
-        let rows = client.query("SELECT DISTINCT key_id FROM auth_profile_secrets ORDER BY key_id", &[]).await?;
-        Ok(rows.iter().map(|r| r.get::<_, String>(0)).filter(|id| !self.keys.contains(id)).collect())
-    }
-
-    /// Re-seals every secret not under the current key. Idempotent; each
-    /// profile is rewritten in its own transaction so a failure loses nothing.
-    pub async fn rotate_keys(&self) -> Result<RotationReport, StoreError> {
-        let current = self.keys.current_key_id().to_owned();
-        let mut report = RotationReport::default();
-        loop {
-            let client = self.pool.get().await?;
-            let ids: Vec<Uuid> = client
-                .query("SELECT DISTINCT profile_id FROM auth_profile_secrets WHERE key_id <> $1 LIMIT 100", &[&current])
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            drop(client);
-            if ids.is_empty() {
-                return Ok(report);
-            }
-            for id in ids {
-                report.secrets += self.reseal_profile(id).await?;
-                report.profiles += 1;
-            }
-        }
-    }
-
-    async fn reseal_profile(&self, id: Uuid) -> Result<u64, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let Some(row) = tx.query_opt("SELECT workspace_id FROM auth_profiles WHERE id = $1 FOR UPDATE", &[&id]).await?
-        else {
-            return Ok(0);
-        };
-        let workspace_id: String = row.get(0);
-        let rows = tx
-            .query(
-                "SELECT field, key_id, nonce, ciphertext FROM auth_profile_secrets WHERE profile_id = $1 AND key_id <> $2",
-                &[&id, &self.keys.current_key_id()],
-            )
-            .await?;
-        let mut old_keys = std::collections::BTreeSet::new();
-        for row in &rows {
-            let field: String = row.get("field");
-            let sealed = sealed_from_row(row);
-            old_keys.insert(sealed.key_id.clone());
-            let slot = SecretSlot { workspace_id: &workspace_id, profile_id: id, field: &field };
-            let plain = self.keys.open(&slot, &sealed).map_err(|e| unusable(id, e))?;
-            let resealed = self.keys.seal(&slot, &plain).map_err(|e| unusable(id, e))?;
-            tx.execute(
-                "UPDATE auth_profile_secrets SET key_id = $3, nonce = $4, ciphertext = $5 WHERE profile_id = $1 AND field = $2",
-                &[&id, &field, &resealed.key_id, &resealed.nonce, &resealed.ciphertext],
-            )
-            .await?;
-        }
-        insert_audit(
-            &tx,
-            &Actor::cli(),
-            "profile.reencrypted",
-            &workspace_id,
-            Some(id),
-            None,
-            json!({"from_keys": old_keys, "to_key": self.keys.current_key_id(), "secrets": rows.len()}),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(rows.len() as u64)
     }
 
     async fn load(

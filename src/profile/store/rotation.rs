@@ -1,0 +1,91 @@
+//! Master-key rotation: every secret still sealed under an older key is
+//! opened and sealed again under the current one, a profile per transaction.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{ProfileStore, StoreError, insert_audit, sealed_from_row, unusable};
+use crate::crypto::SecretSlot;
+use crate::profile::Actor;
+
+/// Counts reported by `keys rotate`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RotationReport {
+    pub profiles: u64,
+    pub secrets: u64,
+}
+
+impl ProfileStore {
+    /// Key ids under which stored secrets are sealed but which the ring lacks.
+    pub async fn missing_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client.query("SELECT DISTINCT key_id FROM auth_profile_secrets ORDER BY key_id", &[]).await?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).filter(|id| !self.keys.contains(id)).collect())
+    }
+
+    /// Re-seals every secret not under the current key. Idempotent; each
+    /// profile is rewritten in its own transaction so a failure loses nothing.
+    pub async fn rotate_keys(&self) -> Result<RotationReport, StoreError> {
+        let current = self.keys.current_key_id().to_owned();
+        let mut report = RotationReport::default();
+        loop {
+            let client = self.pool.get().await?;
+            let ids: Vec<Uuid> = client
+                .query("SELECT DISTINCT profile_id FROM auth_profile_secrets WHERE key_id <> $1 LIMIT 100", &[&current])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            drop(client);
+            if ids.is_empty() {
+                return Ok(report);
+            }
+            for id in ids {
+                report.secrets += self.reseal_profile(id).await?;
+                report.profiles += 1;
+            }
+        }
+    }
+
+    async fn reseal_profile(&self, id: Uuid) -> Result<u64, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx.query_opt("SELECT workspace_id FROM auth_profiles WHERE id = $1 FOR UPDATE", &[&id]).await?
+        else {
+            return Ok(0);
+        };
+        let workspace_id: String = row.get(0);
+        let rows = tx
+            .query(
+                "SELECT field, key_id, nonce, ciphertext FROM auth_profile_secrets WHERE profile_id = $1 AND key_id <> $2",
+                &[&id, &self.keys.current_key_id()],
+            )
+            .await?;
+        let mut old_keys = std::collections::BTreeSet::new();
+        for row in &rows {
+            let field: String = row.get("field");
+            let sealed = sealed_from_row(row);
+            old_keys.insert(sealed.key_id.clone());
+            let slot = SecretSlot { workspace_id: &workspace_id, profile_id: id, field: &field };
+            let plain = self.keys.open(&slot, &sealed).map_err(|e| unusable(id, e))?;
+            let resealed = self.keys.seal(&slot, &plain).map_err(|e| unusable(id, e))?;
+            tx.execute(
+                "UPDATE auth_profile_secrets SET key_id = $3, nonce = $4, ciphertext = $5 WHERE profile_id = $1 AND field = $2",
+                &[&id, &field, &resealed.key_id, &resealed.nonce, &resealed.ciphertext],
+            )
+            .await?;
+        }
+        insert_audit(
+            &tx,
+            &Actor::cli(),
+            "profile.reencrypted",
+            &workspace_id,
+            Some(id),
+            None,
+            json!({"from_keys": old_keys, "to_key": self.keys.current_key_id(), "secrets": rows.len()}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+}
