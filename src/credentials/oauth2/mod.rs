@@ -1,0 +1,331 @@
+//! The OAuth 2.0 client credentials grant (RFC 6749 §4.4): one POST to the
+//! token endpoint, and a tolerant reading of what comes back.
+//!
+//! Token endpoints in the wild bend the RFC in small ways, so the reply may be
+//! JSON or form-encoded whatever its content type claims, `expires_in` may be a
+//! number or a string, and `token_type` may be missing. What would only break
+//! later is refused here: a 2xx body carrying `error`, an empty token, a token
+//! type other than bearer.
+//!
+//! Neither the client secret nor a token ever reaches an error text or a log
+//! line. Everything the server says (error codes, descriptions, an excerpt of a
+//! junk body) is scrubbed of the secret in each form we sent it in and capped
+//! in length, because a hostile or buggy endpoint may echo the request back.
+//!
+//! The reply is read as a stream up to a byte budget and the whole exchange
+//! runs under one timeout, so a slow or endless endpoint costs bounded time and
+//! memory.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::time::Instant;
+use url::form_urlencoded;
+
+use crate::profile::auth_config::{ClientAuth, OAuth2Config};
+
+/// A lifetime above this is treated as this, so `fetched_at + lifetime` can
+/// never overflow an `Instant` whatever number a server sends.
+const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+const MAX_DESCRIPTION_CHARS: usize = 200;
+const MAX_CODE_CHARS: usize = 80;
+const MAX_EXCERPT_CHARS: usize = 40;
+const REDACTED: &str = "[REDACTED]";
+
+/// An access token and how long it may be used.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub value: SecretString,
+    pub token_type: String,
+    pub scope: Option<String>,
+    /// The lifetime as the server stated it, if it did.
+    pub expires_in: Option<Duration>,
+    /// Taken just before the request was sent, so the token is never thought
+    /// to live longer than the server meant.
+    pub fetched_at: Instant,
+    /// `expires_in`, or the configured default when the server gave none.
+    pub lifetime: Duration,
+}
+
+impl AccessToken {
+    pub fn expires_at(&self) -> Instant {
+        self.fetched_at + self.lifetime
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("value", &REDACTED)
+            .field("token_type", &self.token_type)
+            .field("scope", &self.scope)
+            .field("expires_in", &self.expires_in)
+            .field("fetched_at", &self.fetched_at)
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenClientSettings {
+    /// The lifetime assumed when a reply has no `expires_in`.
+    pub default_lifetime: Duration,
+    /// The largest reply body read; a longer one is refused.
+    pub max_body_bytes: usize,
+}
+
+impl Default for TokenClientSettings {
+    fn default() -> Self {
+        Self { default_lifetime: Duration::from_secs(3600), max_body_bytes: 64 * 1024 }
+    }
+}
+
+/// Why a token could not be fetched. Every text in it is safe to show and log:
+/// server-provided parts are redacted and capped.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    #[error("could not connect to the token endpoint: {0}")]
+    Connect(String),
+    #[error("the token endpoint did not answer in time")]
+    Timeout,
+    #[error("the token endpoint answered HTTP {status}{}", detail(.error.as_deref(), .description.as_deref()))]
+    Status { status: u16, error: Option<String>, description: Option<String> },
+    #[error("the token endpoint refused the request{}", detail(Some(.error), .description.as_deref()))]
+    ErrorResponse { error: String, description: Option<String> },
+    #[error("the token response is malformed: {0}")]
+    Malformed(String),
+    #[error("the token response carries no access token")]
+    EmptyToken,
+    #[error("the token type `{0}` is not supported (only bearer is)")]
+    UnsupportedTokenType(String),
+    #[error("the token response is larger than allowed")]
+    BodyTooLarge,
+    #[error("the token request failed: {0}")]
+    Request(String),
+}
+
+fn detail(error: Option<&str>, description: Option<&str>) -> String {
+    match (error, description) {
+        (Some(e), Some(d)) => format!(" ({e}: {d})"),
+        (Some(e), None) => format!(" ({e})"),
+        (None, Some(d)) => format!(" ({d})"),
+        (None, None) => String::new(),
+    }
+}
+
+impl TokenError {
+    /// Whether trying again later may succeed: the endpoint was unreachable,
+    /// slow, overloaded, or said itself that the failure is temporary.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Connect(_) | Self::Timeout => true,
+            Self::Status { status, error, .. } => {
+                *status == 429 || (500..600).contains(status) || error.as_deref().is_some_and(is_transient_code)
+            }
+            Self::ErrorResponse { error, .. } => is_transient_code(error),
+            _ => false,
+        }
+    }
+
+    /// A fixed name for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Timeout => "timeout",
+            Self::Status { .. } => "status",
+            Self::ErrorResponse { .. } => "error_response",
+            Self::Malformed(_) => "malformed",
+            Self::EmptyToken => "empty_token",
+            Self::UnsupportedTokenType(_) => "unsupported_token_type",
+            Self::BodyTooLarge => "body_too_large",
+            Self::Request(_) => "request",
+        }
+    }
+}
+
+/// The RFC 6749 error codes that mean "not now" rather than "never".
+fn is_transient_code(code: &str) -> bool {
+    matches!(code, "temporarily_unavailable" | "server_error")
+}
+
+/// Fetches tokens with the client credentials grant. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TokenClient {
+    http: reqwest::Client,
+    settings: TokenClientSettings,
+}
+
+impl TokenClient {
+    /// `http` is built by the caller (it carries the egress guard and a no-redirect policy).
+    pub fn new(http: reqwest::Client, settings: TokenClientSettings) -> Self {
+        Self { http, settings }
+    }
+
+    /// Requests a new token; `timeout` bounds the whole exchange, body included.
+    pub async fn fetch(&self, config: &OAuth2Config, timeout: Duration) -> Result<AccessToken, TokenError> {
+        let mut redactor = Redactor::new(config);
+        let fetched_at = Instant::now();
+        let result = tokio::time::timeout(timeout, self.exchange(config, &mut redactor, fetched_at))
+            .await
+            .unwrap_or(Err(TokenError::Timeout));
+        let host = config.token_endpoint.host_str().unwrap_or_default();
+        match &result {
+            Ok(token) => tracing::debug!(host, lifetime_s = token.lifetime.as_secs(), "fetched an OAuth 2.0 token"),
+            Err(error) => tracing::debug!(host, %error, "OAuth 2.0 token request failed"),
+        }
+        result
+    }
+
+    async fn exchange(
+        &self,
+        config: &OAuth2Config,
+        redactor: &mut Redactor,
+        fetched_at: Instant,
+    ) -> Result<AccessToken, TokenError> {
+        let response = self.request(config).send().await.map_err(transport_error)?;
+        let status = response.status();
+        let content_type =
+            response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+        let body = read_body(response, self.settings.max_body_bytes).await;
+        if !status.is_success() {
+            // The status says it all; an unreadable or oversized error body only loses the details.
+            let fields =
+                body.ok().and_then(|b| String::from_utf8(b).ok()).and_then(|text| parse_fields(&text, &content_type));
+            let (error, description) = match fields {
+                Some(f) => (
+                    f.error.map(|e| redactor.clean(&e, MAX_CODE_CHARS)),
+                    f.error_description.map(|d| redactor.clean(&d, MAX_DESCRIPTION_CHARS)),
+                ),
+                None => (None, None),
+            };
+            return Err(TokenError::Status { status: status.as_u16(), error, description });
+        }
+        let body = String::from_utf8(body?).map_err(|_| TokenError::Malformed("the body is not UTF-8 text".into()))?;
+        self.interpret(&body, &content_type, redactor, fetched_at)
+    }
+
+    fn request(&self, config: &OAuth2Config) -> reqwest::RequestBuilder {
+        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = config.scope.as_deref().filter(|s| !s.is_empty()) {
+            form.push(("scope", scope));
+        }
+        if let Some(audience) = config.audience.as_deref().filter(|a| !a.is_empty()) {
+            form.push(("audience", audience));
+        }
+        let mut request = self.http.post(config.token_endpoint.clone()).header(ACCEPT, "application/json");
+        match config.client_auth {
+            ClientAuth::Basic => request = request.header(AUTHORIZATION, basic_authorization(config)),
+            ClientAuth::Post => {
+                form.push(("client_id", &config.client_id));
+                form.push(("client_secret", config.client_secret.expose_secret()));
+            }
+        }
+        request.form(&form)
+    }
+
+    fn interpret(
+        &self,
+        body: &str,
+        content_type: &str,
+        redactor: &mut Redactor,
+        fetched_at: Instant,
+    ) -> Result<AccessToken, TokenError> {
+        let Some(fields) = parse_fields(body, content_type) else {
+            return Err(TokenError::Malformed(junk_message(body, content_type, redactor)));
+        };
+        if let Some(token) = fields.access_token.as_deref().filter(|t| !t.is_empty()) {
+            // A server may echo its own token in an error description too.
+            redactor.add(token);
+        }
+        if let Some(error) = fields.error.filter(|e| !e.is_empty()) {
+            return Err(TokenError::ErrorResponse {
+                error: redactor.clean(&error, MAX_CODE_CHARS),
+                description: fields.error_description.map(|d| redactor.clean(&d, MAX_DESCRIPTION_CHARS)),
+            });
+        }
+        if let Some(problem) = fields.problem {
+            return Err(TokenError::Malformed(problem.into()));
+        }
+        let value = fields.access_token.filter(|t| !t.trim().is_empty()).ok_or(TokenError::EmptyToken)?;
+        if HeaderValue::from_str(&value).is_err() {
+            return Err(TokenError::Malformed("the access token has characters an HTTP header cannot carry".into()));
+        }
+        let token_type = match fields.token_type.filter(|t| !t.is_empty()) {
+            None => "Bearer".to_owned(),
+            Some(t) if t.eq_ignore_ascii_case("bearer") => t,
+            Some(t) => return Err(TokenError::UnsupportedTokenType(redactor.clean(&t, MAX_CODE_CHARS))),
+        };
+        let expires_in =
+            match fields.expires_in {
+                None => None,
+                Some(raw) => Some(Duration::from_secs(parse_seconds(&raw).ok_or_else(|| {
+                    TokenError::Malformed("expires_in is not a non-negative number of seconds".into())
+                })?)),
+            };
+        let lifetime = expires_in.unwrap_or(self.settings.default_lifetime).min(MAX_LIFETIME);
+        Ok(AccessToken {
+            value: SecretString::from(value),
+            token_type,
+            scope: fields.scope.filter(|s| !s.is_empty()),
+            expires_in,
+            fetched_at,
+            lifetime,
+        })
+    }
+}
+
+/// `Authorization: Basic` as RFC 6749 §2.3.1 wants it: id and secret are
+/// form-urlencoded *before* base64, so a `:` in the id cannot split it.
+fn basic_authorization(config: &OAuth2Config) -> HeaderValue {
+    let mut value = HeaderValue::try_from(format!("Basic {}", basic_credentials(config)))
+        .expect("base64 text is a valid header value");
+    value.set_sensitive(true);
+    value
+}
+
+fn basic_credentials(config: &OAuth2Config) -> String {
+    let id = form_encode(&config.client_id);
+    let secret = form_encode(config.client_secret.expose_secret());
+    BASE64.encode(format!("{id}:{secret}"))
+}
+
+fn form_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, TokenError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(TokenError::BodyTooLarge);
+    }
+    let mut body = Vec::new();
+    // Content-Length may be absent or lie; the budget is enforced on what actually arrives.
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > limit {
+            return Err(TokenError::BodyTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn transport_error(error: reqwest::Error) -> TokenError {
+    if error.is_timeout() {
+        return TokenError::Timeout;
+    }
+    let is_connect = error.is_connect();
+    // The URL stays out: only the endpoint's host is ours to log, and the chain of causes
+    // (refused by the egress guard, connection refused, TLS) is what an operator needs.
+    let error = error.without_url();
+    let message = truncate(crate::error_text::chain(&error), 300);
+    if is_connect { TokenError::Connect(message) } else { TokenError::Request(message) }
+}
+
+mod reply;
+#[cfg(test)]
+mod tests;
+
+use reply::{Redactor, junk_message, parse_fields, parse_seconds, truncate};

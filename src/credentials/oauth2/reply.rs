@@ -1,0 +1,158 @@
+//! Reading a token endpoint's reply, whatever its encoding, and saying what
+//! came back when it is junk, without repeating a secret.
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
+use url::form_urlencoded;
+
+use super::{MAX_EXCERPT_CHARS, REDACTED, basic_credentials, form_encode};
+use crate::profile::auth_config::OAuth2Config;
+
+/// The fields of a token or error reply, whatever its encoding.
+#[derive(Default)]
+pub(super) struct Fields {
+    pub(super) access_token: Option<String>,
+    pub(super) token_type: Option<String>,
+    pub(super) expires_in: Option<String>,
+    pub(super) scope: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) error_description: Option<String>,
+    /// Set when a field has a shape no reading can accept.
+    pub(super) problem: Option<&'static str>,
+}
+
+/// Tries the encoding the content type names first, then the other one,
+/// since servers mislabel their replies.
+pub(super) fn parse_fields(body: &str, content_type: &str) -> Option<Fields> {
+    if content_type.contains("x-www-form-urlencoded") {
+        fields_from_form(body).or_else(|| fields_from_json(body))
+    } else {
+        fields_from_json(body).or_else(|| fields_from_form(body))
+    }
+}
+
+fn fields_from_json(body: &str) -> Option<Fields> {
+    let Value::Object(obj) = serde_json::from_str(body.trim_start_matches('\u{feff}')).ok()? else {
+        return None;
+    };
+    let mut fields = Fields::default();
+    let mut text = |name: &str| match obj.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        // Some servers list scopes as an array.
+        Some(Value::Array(items)) if name == "scope" => {
+            Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+        }
+        Some(_) => {
+            fields.problem.get_or_insert(match name {
+                "access_token" => "access_token is not a string",
+                "expires_in" => "expires_in is not a number of seconds",
+                _ => "a field has an unexpected JSON type",
+            });
+            None
+        }
+    };
+    let access_token = text("access_token");
+    let token_type = text("token_type");
+    let expires_in = text("expires_in");
+    let scope = text("scope");
+    let error = text("error");
+    let error_description = text("error_description");
+    Some(Fields { access_token, token_type, expires_in, scope, error, error_description, ..fields })
+}
+
+/// Any text parses as a form, so only a form naming a token or an error counts.
+fn fields_from_form(body: &str) -> Option<Fields> {
+    let mut fields = Fields::default();
+    let mut recognised = false;
+    for (name, value) in form_urlencoded::parse(body.trim().as_bytes()) {
+        let slot = match name.as_ref() {
+            "access_token" => &mut fields.access_token,
+            "token_type" => &mut fields.token_type,
+            "expires_in" => &mut fields.expires_in,
+            "scope" => &mut fields.scope,
+            "error" => &mut fields.error,
+            "error_description" => &mut fields.error_description,
+            _ => continue,
+        };
+        recognised |= matches!(name.as_ref(), "access_token" | "error");
+        *slot = Some(value.into_owned());
+    }
+    recognised.then_some(fields)
+}
+
+/// Whole seconds from `3600`, `"3600"` or `3599.5`; `None` for anything negative or not a number.
+pub(super) fn parse_seconds(raw: &str) -> Option<u64> {
+    let raw = raw.trim();
+    if let Ok(secs) = raw.parse::<u64>() {
+        return Some(secs);
+    }
+    let secs = raw.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0)?;
+    // A float too big for u64 saturates, and the lifetime cap applies later anyway.
+    Some(secs as u64)
+}
+
+/// Says what kind of junk came back, with at most a short, scrubbed excerpt.
+pub(super) fn junk_message(body: &str, content_type: &str, redactor: &Redactor) -> String {
+    let content_type =
+        if content_type.is_empty() { "no content type".to_owned() } else { redactor.clean(content_type, 60) };
+    let body = body.trim();
+    if body.is_empty() {
+        return format!("the body is empty ({content_type})");
+    }
+    // A broken reply that mentions a token may hold one: show none of it.
+    if body.to_ascii_lowercase().contains("access_token") {
+        return format!("the body is neither a JSON object nor a form-encoded token reply ({content_type})");
+    }
+    let excerpt = redactor.clean(body, MAX_EXCERPT_CHARS);
+    format!(
+        "the body is neither a JSON object nor a form-encoded token reply ({content_type}); it starts with {excerpt:?}"
+    )
+}
+
+/// Removes secrets from server-provided text before it enters an error.
+pub(super) struct Redactor {
+    needles: Vec<SecretString>,
+}
+
+impl Redactor {
+    /// The secret in each form the request carried it: raw (a form field),
+    /// form-urlencoded (the wire), and the whole Basic credentials.
+    pub(super) fn new(config: &OAuth2Config) -> Self {
+        let secret = config.client_secret.expose_secret();
+        let mut redactor = Self { needles: Vec::new() };
+        redactor.add(secret);
+        redactor.add(&form_encode(secret));
+        redactor.add(&basic_credentials(config));
+        redactor
+    }
+
+    pub(super) fn add(&mut self, needle: &str) {
+        if !needle.is_empty() && !self.needles.iter().any(|n| n.expose_secret() == needle) {
+            self.needles.push(SecretString::from(needle));
+            // Longer first, so a needle containing another is removed whole.
+            self.needles.sort_by_key(|n| std::cmp::Reverse(n.expose_secret().len()));
+        }
+    }
+
+    /// Redacts, then flattens control characters (no forged log lines), then caps.
+    /// Redacting before capping matters: a cap could cut a secret so it no longer matches.
+    pub(super) fn clean(&self, text: &str, max_chars: usize) -> String {
+        let mut text = text.to_owned();
+        for needle in &self.needles {
+            if text.contains(needle.expose_secret()) {
+                text = text.replace(needle.expose_secret(), REDACTED);
+            }
+        }
+        let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        truncate(text, max_chars)
+    }
+}
+
+pub(super) fn truncate(text: String, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
