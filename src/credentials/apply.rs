@@ -11,6 +11,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 use url::Url;
+use zeroize::Zeroizing;
 
 use crate::job::{Job, JobError};
 use crate::profile::AuthConfig;
@@ -162,7 +163,8 @@ impl OutgoingRequest {
 /// result carry the secret.
 #[derive(Debug, Default, Clone)]
 pub struct Redactor {
-    needles: Vec<String>,
+    /// Secrets in each encoding; wiped from memory when the redactor goes.
+    needles: Vec<Zeroizing<String>>,
     header_names: Vec<String>,
 }
 
@@ -209,8 +211,8 @@ impl Redactor {
             serde_json::to_string(secret).map(|s| s[1..s.len() - 1].to_owned()).unwrap_or_default(),
         ];
         for form in forms {
-            if form.len() >= MIN_REDACTED_LEN && !self.needles.contains(&form) {
-                self.needles.push(form);
+            if form.len() >= MIN_REDACTED_LEN && !self.needles.iter().any(|n| **n == form) {
+                self.needles.push(Zeroizing::new(form));
             }
         }
         // Longest first, so a secret containing another is replaced whole.
@@ -219,6 +221,17 @@ impl Redactor {
 
     pub fn is_empty(&self) -> bool {
         self.needles.is_empty()
+    }
+
+    /// Server-provided text made safe for one line of an error: redacted, then
+    /// control characters flattened (no forged log lines), then capped. Redacting
+    /// before capping matters: a cap could cut a secret so it no longer matches.
+    pub fn scrub_line(&self, text: &str, max_chars: usize) -> String {
+        let text: String = self.redact(text).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        match text.char_indices().nth(max_chars) {
+            Some((end, _)) => format!("{}…", &text[..end]),
+            None => text,
+        }
     }
 
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {

@@ -26,7 +26,13 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 use url::form_urlencoded;
 
+use crate::credentials::apply::{REDACTED, Redactor};
 use crate::profile::auth_config::{ClientAuth, OAuth2Config};
+use reply::{junk_message, parse_fields, parse_seconds, redactor_for, truncate};
+
+mod reply;
+#[cfg(test)]
+mod tests;
 
 /// A lifetime above this is treated as this, so `fetched_at + lifetime` can
 /// never overflow an `Instant` whatever number a server sends.
@@ -34,7 +40,6 @@ const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
 const MAX_DESCRIPTION_CHARS: usize = 200;
 const MAX_CODE_CHARS: usize = 80;
 const MAX_EXCERPT_CHARS: usize = 40;
-const REDACTED: &str = "[REDACTED]";
 
 /// An access token and how long it may be used.
 #[derive(Clone)]
@@ -167,7 +172,7 @@ impl TokenClient {
 
     /// Requests a new token; `timeout` bounds the whole exchange, body included.
     pub async fn fetch(&self, config: &OAuth2Config, timeout: Duration) -> Result<AccessToken, TokenError> {
-        let mut redactor = Redactor::new(config);
+        let mut redactor = redactor_for(config);
         let fetched_at = Instant::now();
         let result = tokio::time::timeout(timeout, self.exchange(config, &mut redactor, fetched_at))
             .await
@@ -197,8 +202,8 @@ impl TokenClient {
                 body.ok().and_then(|b| String::from_utf8(b).ok()).and_then(|text| parse_fields(&text, &content_type));
             let (error, description) = match fields {
                 Some(f) => (
-                    f.error.map(|e| redactor.clean(&e, MAX_CODE_CHARS)),
-                    f.error_description.map(|d| redactor.clean(&d, MAX_DESCRIPTION_CHARS)),
+                    f.error.map(|e| redactor.scrub_line(&e, MAX_CODE_CHARS)),
+                    f.error_description.map(|d| redactor.scrub_line(&d, MAX_DESCRIPTION_CHARS)),
                 ),
                 None => (None, None),
             };
@@ -243,8 +248,8 @@ impl TokenClient {
         }
         if let Some(error) = fields.error.filter(|e| !e.is_empty()) {
             return Err(TokenError::ErrorResponse {
-                error: redactor.clean(&error, MAX_CODE_CHARS),
-                description: fields.error_description.map(|d| redactor.clean(&d, MAX_DESCRIPTION_CHARS)),
+                error: redactor.scrub_line(&error, MAX_CODE_CHARS),
+                description: fields.error_description.map(|d| redactor.scrub_line(&d, MAX_DESCRIPTION_CHARS)),
             });
         }
         if let Some(problem) = fields.problem {
@@ -257,7 +262,7 @@ impl TokenClient {
         let token_type = match fields.token_type.filter(|t| !t.is_empty()) {
             None => "Bearer".to_owned(),
             Some(t) if t.eq_ignore_ascii_case("bearer") => t,
-            Some(t) => return Err(TokenError::UnsupportedTokenType(redactor.clean(&t, MAX_CODE_CHARS))),
+            Some(t) => return Err(TokenError::UnsupportedTokenType(redactor.scrub_line(&t, MAX_CODE_CHARS))),
         };
         let expires_in =
             match fields.expires_in {
@@ -323,9 +328,3 @@ fn transport_error(error: reqwest::Error) -> TokenError {
     let message = truncate(crate::error_text::chain(&error), 300);
     if is_connect { TokenError::Connect(message) } else { TokenError::Request(message) }
 }
-
-mod reply;
-#[cfg(test)]
-mod tests;
-
-use reply::{Redactor, junk_message, parse_fields, parse_seconds, truncate};

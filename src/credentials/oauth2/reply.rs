@@ -1,11 +1,12 @@
 //! Reading a token endpoint's reply, whatever its encoding, and saying what
 //! came back when it is junk, without repeating a secret.
 
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 use serde_json::Value;
 use url::form_urlencoded;
 
-use super::{MAX_EXCERPT_CHARS, REDACTED, basic_credentials, form_encode};
+use super::{MAX_EXCERPT_CHARS, basic_credentials};
+use crate::credentials::apply::Redactor;
 use crate::profile::auth_config::OAuth2Config;
 
 /// The fields of a token or error reply, whatever its encoding.
@@ -96,7 +97,7 @@ pub(super) fn parse_seconds(raw: &str) -> Option<u64> {
 /// Says what kind of junk came back, with at most a short, scrubbed excerpt.
 pub(super) fn junk_message(body: &str, content_type: &str, redactor: &Redactor) -> String {
     let content_type =
-        if content_type.is_empty() { "no content type".to_owned() } else { redactor.clean(content_type, 60) };
+        if content_type.is_empty() { "no content type".to_owned() } else { redactor.scrub_line(content_type, 60) };
     let body = body.trim();
     if body.is_empty() {
         return format!("the body is empty ({content_type})");
@@ -105,49 +106,20 @@ pub(super) fn junk_message(body: &str, content_type: &str, redactor: &Redactor) 
     if body.to_ascii_lowercase().contains("access_token") {
         return format!("the body is neither a JSON object nor a form-encoded token reply ({content_type})");
     }
-    let excerpt = redactor.clean(body, MAX_EXCERPT_CHARS);
+    let excerpt = redactor.scrub_line(body, MAX_EXCERPT_CHARS);
     format!(
         "the body is neither a JSON object nor a form-encoded token reply ({content_type}); it starts with {excerpt:?}"
     )
 }
 
-/// Removes secrets from server-provided text before it enters an error.
-pub(super) struct Redactor {
-    needles: Vec<SecretString>,
-}
-
-impl Redactor {
-    /// The secret in each form the request carried it: raw (a form field),
-    /// form-urlencoded (the wire), and the whole Basic credentials.
-    pub(super) fn new(config: &OAuth2Config) -> Self {
-        let secret = config.client_secret.expose_secret();
-        let mut redactor = Self { needles: Vec::new() };
-        redactor.add(secret);
-        redactor.add(&form_encode(secret));
-        redactor.add(&basic_credentials(config));
-        redactor
-    }
-
-    pub(super) fn add(&mut self, needle: &str) {
-        if !needle.is_empty() && !self.needles.iter().any(|n| n.expose_secret() == needle) {
-            self.needles.push(SecretString::from(needle));
-            // Longer first, so a needle containing another is removed whole.
-            self.needles.sort_by_key(|n| std::cmp::Reverse(n.expose_secret().len()));
-        }
-    }
-
-    /// Redacts, then flattens control characters (no forged log lines), then caps.
-    /// Redacting before capping matters: a cap could cut a secret so it no longer matches.
-    pub(super) fn clean(&self, text: &str, max_chars: usize) -> String {
-        let mut text = text.to_owned();
-        for needle in &self.needles {
-            if text.contains(needle.expose_secret()) {
-                text = text.replace(needle.expose_secret(), REDACTED);
-            }
-        }
-        let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-        truncate(text, max_chars)
-    }
+/// A redactor for what a token endpoint says: the client secret in each form
+/// the request carried it (raw and form-encoded, which `add` covers, and
+/// inside the Basic credentials).
+pub(super) fn redactor_for(config: &OAuth2Config) -> Redactor {
+    let mut redactor = Redactor::default();
+    redactor.add(config.client_secret.expose_secret());
+    redactor.add(&basic_credentials(config));
+    redactor
 }
 
 pub(super) fn truncate(text: String, max_chars: usize) -> String {
