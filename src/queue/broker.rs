@@ -226,6 +226,7 @@ async fn session(
     // on shutdown): an AMQP call that was in flight when the connection broke
     // may never be answered, and must not keep the session from ending.
     let mut wind_down: Option<tokio::time::Instant> = None;
+    let mut abandoned = false;
     // Not ready from the moment anything fails, not only once everything stopped.
     let unready = |readiness: &Readiness| {
         readiness.set(BROKER, false);
@@ -236,14 +237,14 @@ async fn session(
     };
     loop {
         tokio::select! {
-            _ = stop.cancelled(), if wind_down.is_none() => {
+            _ = stop.cancelled(), if wind_down.is_none() && !abandoned => {
                 let allowance = if shutdown.is_cancelled() { ctx.settings.shutdown_grace + WIND_DOWN } else { WIND_DOWN };
                 wind_down = Some(tokio::time::Instant::now() + allowance);
             }
             _ = tokio::time::sleep_until(wind_down.unwrap_or_else(tokio::time::Instant::now)), if wind_down.is_some() => {
                 tracing::warn!(unfinished = tasks.len(), "consumers did not stop in time; abandoning them");
                 tasks.abort_all();
-                wind_down = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+                (wind_down, abandoned) = (None, true);
             }
             event = events_listener.next(), if listening => match event {
                 Some(Event::Error(e)) => {
