@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
@@ -151,10 +152,16 @@ impl App {
         };
         let relay = tokio::spawn(relay.run(shutdown.clone()));
         tracing::info!(%addr, roles = ?self.roles, "authrelay is running");
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("HTTP server failed")?;
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        // Requests in progress (a long replay, say) get the grace period, not forever.
+        let drain_limit = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(self.config.worker.shutdown_grace + Duration::from_secs(5)).await;
+        };
+        tokio::select! {
+            served = server.into_future() => served.context("HTTP server failed")?,
+            _ = drain_limit => tracing::warn!("admin API requests still running after the grace period; dropping them"),
+        }
         if let Some(workers) = workers {
             // The lanes finish in-flight jobs within the grace period, then close.
             let _ = workers.await;

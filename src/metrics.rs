@@ -86,9 +86,17 @@ impl LaneMetrics {
 
     /// Counts a settled job and its time from receipt.
     pub fn settled(&self, outcome: Outcome, seconds: f64) {
-        let i = Outcome::ALL.iter().position(|o| *o == outcome).expect("every outcome is listed");
-        self.jobs[i].inc();
-        self.job_duration[i].observe(seconds);
+        self.count(outcome);
+        self.job_duration[Self::index(outcome)].observe(seconds);
+    }
+
+    /// Counts a job without a duration (a message parked unread).
+    pub fn count(&self, outcome: Outcome) {
+        self.jobs[Self::index(outcome)].inc();
+    }
+
+    fn index(outcome: Outcome) -> usize {
+        Outcome::ALL.iter().position(|o| *o == outcome).expect("every outcome is listed")
     }
 }
 

@@ -201,7 +201,18 @@ impl Redactor {
 
     /// Adds a secret and the encodings it may come back in (URL-encoded, form-encoded).
     pub fn add(&mut self, secret: &str) {
-        if secret.len() < MIN_REDACTED_LEN {
+        self.add_forms(secret, MIN_REDACTED_LEN);
+    }
+
+    /// Like [`Redactor::add`], whatever the secret's length: for short texts
+    /// such as what a token endpoint says, where even a 1-character client
+    /// secret must not appear.
+    pub fn add_any_length(&mut self, secret: &str) {
+        self.add_forms(secret, 1);
+    }
+
+    fn add_forms(&mut self, secret: &str, min_len: usize) {
+        if secret.len() < min_len {
             return;
         }
         let forms = [
@@ -211,7 +222,7 @@ impl Redactor {
             serde_json::to_string(secret).map(|s| s[1..s.len() - 1].to_owned()).unwrap_or_default(),
         ];
         for form in forms {
-            if form.len() >= MIN_REDACTED_LEN && !self.needles.iter().any(|n| **n == form) {
+            if form.len() >= min_len && !self.needles.iter().any(|n| **n == form) {
                 self.needles.push(Zeroizing::new(form));
             }
         }
@@ -345,6 +356,17 @@ mod tests {
         let mut array = OutgoingRequest::from_job(&job(json!({"url": "https://x/", "body": [1, 2]})));
         let err = array.apply(&config(AuthType::ApiKey, json!({"method": "body", "pairs": pairs})), None).unwrap_err();
         assert_eq!(err.kind, crate::job::ErrorKind::InvalidJob);
+    }
+
+    #[test]
+    fn short_secrets_are_redacted_only_where_asked() {
+        let mut everywhere = Redactor::default();
+        everywhere.add("k9");
+        assert_eq!(everywhere.redact("key k9"), "key k9", "a 2-character value is left in bodies");
+        let mut short_text = Redactor::default();
+        short_text.add_any_length("k9");
+        assert_eq!(short_text.scrub_line("invalid k9\nforged", 100), "invalid [REDACTED] forged");
+        assert_eq!(short_text.scrub_line("abcdef", 3), "abc…");
     }
 
     #[test]

@@ -225,8 +225,10 @@ async fn session(
     // Once stopping, the tasks get a bounded time to wind down (the grace period
     // on shutdown): an AMQP call that was in flight when the connection broke
     // may never be answered, and must not keep the session from ending.
-    let mut wind_down: Option<tokio::time::Instant> = None;
+    let mut stopping_since: Option<tokio::time::Instant> = None;
     let mut abandoned = false;
+    // A shutdown that arrives after stopping began still gets its grace period.
+    let allowance = || if shutdown.is_cancelled() { ctx.settings.shutdown_grace + WIND_DOWN } else { WIND_DOWN };
     // Not ready from the moment anything fails, not only once everything stopped.
     let unready = |readiness: &Readiness| {
         readiness.set(BROKER, false);
@@ -237,14 +239,18 @@ async fn session(
     };
     loop {
         tokio::select! {
-            _ = stop.cancelled(), if wind_down.is_none() && !abandoned => {
-                let allowance = if shutdown.is_cancelled() { ctx.settings.shutdown_grace + WIND_DOWN } else { WIND_DOWN };
-                wind_down = Some(tokio::time::Instant::now() + allowance);
+            _ = stop.cancelled(), if stopping_since.is_none() && !abandoned => {
+                stopping_since = Some(tokio::time::Instant::now());
             }
-            _ = tokio::time::sleep_until(wind_down.unwrap_or_else(tokio::time::Instant::now)), if wind_down.is_some() => {
-                tracing::warn!(unfinished = tasks.len(), "consumers did not stop in time; abandoning them");
-                tasks.abort_all();
-                (wind_down, abandoned) = (None, true);
+            _ = tokio::time::sleep_until(stopping_since.unwrap_or_else(tokio::time::Instant::now) + allowance()),
+                if stopping_since.is_some() =>
+            {
+                // Re-checked: the allowance grows if shutdown began while we slept.
+                if stopping_since.is_some_and(|since| since.elapsed() >= allowance()) {
+                    tracing::warn!(unfinished = tasks.len(), "consumers did not stop in time; abandoning them");
+                    tasks.abort_all();
+                    (stopping_since, abandoned) = (None, true);
+                }
             }
             event = events_listener.next(), if listening => match event {
                 Some(Event::Error(e)) => {

@@ -173,8 +173,7 @@ async fn ready_messages(channel: &lapin::Channel, queue: &str) -> u32 {
 /// Processes and settles one delivery. Never panics outward: a panic while
 /// processing parks the message (a bug to look at), it does not lose it.
 async fn handle(ctx: &WorkerContext, publisher: &Publisher, phase: Phase, delivery: Delivery) {
-    let gauge = &ctx.metrics.lane(phase).in_flight;
-    gauge.inc();
+    let _in_flight = InFlight::enter(&ctx.metrics.lane(phase).in_flight);
     let started = Instant::now();
     // Boxed: the job's future is a few KiB, and moving it through the wrappers
     // below (and into the spawned task) would copy it each time.
@@ -195,7 +194,23 @@ async fn handle(ctx: &WorkerContext, publisher: &Publisher, phase: Phase, delive
             requeue(&delivery).await;
         }
     }
-    gauge.dec();
+}
+
+/// Counts a job in flight for as long as it lives, also when its task is
+/// aborted (a lost connection, the end of the grace period).
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// One log line and the metrics for each settled job.
@@ -221,7 +236,7 @@ fn record(ctx: &WorkerContext, phase: Phase, disposition: &Disposition, started:
             }
         }
         Disposition::ParkOnly(reason) => {
-            ctx.metrics.lane(phase).settled(Outcome::Rejected, elapsed.as_secs_f64());
+            ctx.metrics.lane(phase).count(Outcome::Rejected);
             tracing::warn!(phase = %phase, error_kind = reason.kind.as_str(), "unidentifiable message parked");
         }
         Disposition::Delay { attempts, delay, reason, .. } => {
@@ -230,5 +245,25 @@ fn record(ctx: &WorkerContext, phase: Phase, disposition: &Disposition, started:
                 "job deferred to a delay queue"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InFlight;
+
+    #[test]
+    fn a_job_leaves_the_in_flight_gauge_however_its_task_ends() {
+        let gauge = prometheus::IntGauge::new("g", "g").unwrap();
+        let task = async {
+            let _in_flight = InFlight::enter(&gauge);
+            std::future::pending::<()>().await;
+        };
+        let mut task = Box::pin(task);
+        let waker = std::task::Waker::noop();
+        assert!(task.as_mut().poll(&mut std::task::Context::from_waker(waker)).is_pending());
+        assert_eq!(gauge.get(), 1);
+        drop(task); // what aborting its task does
+        assert_eq!(gauge.get(), 0);
     }
 }

@@ -244,7 +244,7 @@ impl TokenClient {
         };
         if let Some(token) = fields.access_token.as_deref().filter(|t| !t.is_empty()) {
             // A server may echo its own token in an error description too.
-            redactor.add(token);
+            redactor.add_any_length(token);
         }
         if let Some(error) = fields.error.filter(|e| !e.is_empty()) {
             return Err(TokenError::ErrorResponse {

@@ -117,8 +117,8 @@ pub(super) fn junk_message(body: &str, content_type: &str, redactor: &Redactor) 
 /// inside the Basic credentials).
 pub(super) fn redactor_for(config: &OAuth2Config) -> Redactor {
     let mut redactor = Redactor::default();
-    redactor.add(config.client_secret.expose_secret());
-    redactor.add(&basic_credentials(config));
+    redactor.add_any_length(config.client_secret.expose_secret());
+    redactor.add_any_length(&basic_credentials(config));
     redactor
 }
 
