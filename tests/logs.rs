@@ -53,9 +53,9 @@ async fn logs_never_contain_a_secret_whatever_the_jobs_do() {
     // Read both pipes while the process runs: a full pipe would block its logging.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
-            let mut text = String::new();
-            pipe.unwrap().read_to_string(&mut text).unwrap();
-            text
+            let mut bytes = Vec::new();
+            pipe.unwrap().read_to_end(&mut bytes).unwrap();
+            String::from_utf8_lossy(&bytes).into_owned()
         })
     };
     let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));

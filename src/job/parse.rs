@@ -24,7 +24,9 @@ pub fn parse_job(bytes: &[u8], lane: Phase, limits: &JobLimits) -> Result<Job, J
     if bytes.len() > limits.max_message_bytes {
         // Too large to trust any of it, but try to name it in the result. Only the
         // identity fields are kept: the rest is skipped, never built in memory.
-        let identity = serde_json::from_slice::<IdentityFields>(bytes).ok().and_then(|fields| {
+        let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let fields = is_object.then(|| serde_json::from_slice::<IdentityFields>(bytes).ok()).flatten();
+        let identity = fields.and_then(|fields| {
             let object: Map<String, Value> = [
                 ("job_id", fields.job_id),
                 ("workspace_id", fields.workspace_id),
@@ -350,6 +352,10 @@ mod tests {
         // Without a usable job_id it cannot be answered, however large.
         let nameless = json!({"job_id": 7, "padding": "x".repeat(2000)});
         let err = parse_job(&serde_json::to_vec(&nameless).unwrap(), Phase::DuringCall, &limits).unwrap_err();
+        assert!(matches!(err, JobParseError::Unidentifiable(_)), "{err:?}");
+        // Only an object names a job, not an array that happens to hold the fields in order.
+        let array = json!(["j1", "acme", "during_call", "crm", null, "x".repeat(2000)]);
+        let err = parse_job(&serde_json::to_vec(&array).unwrap(), Phase::DuringCall, &limits).unwrap_err();
         assert!(matches!(err, JobParseError::Unidentifiable(_)), "{err:?}");
     }
 }
