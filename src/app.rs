@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
@@ -156,7 +155,7 @@ impl App {
         // Requests in progress (a long replay, say) get the grace period, not forever.
         let drain_limit = async {
             shutdown.cancelled().await;
-            tokio::time::sleep(self.config.worker.shutdown_grace + Duration::from_secs(5)).await;
+            tokio::time::sleep(self.config.worker.shutdown_grace + broker::WIND_DOWN).await;
         };
         tokio::select! {
             served = server.into_future() => served.context("HTTP server failed")?,

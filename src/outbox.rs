@@ -100,10 +100,10 @@ impl Relay {
             Ok::<_, RelayError>((connection, publisher))
         };
         // Bounded: a connection lost mid-handshake may leave a call unanswered.
-        let (connection, publisher) = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            opened = tokio::time::timeout(OPEN_TIMEOUT, open) => opened.map_err(|_| RelayError::Unanswered(OPEN_TIMEOUT))??,
+        let Some(opened) = shutdown.run_until_cancelled(tokio::time::timeout(OPEN_TIMEOUT, open)).await else {
+            return Ok(());
         };
+        let (connection, publisher) = opened.map_err(|_| RelayError::Unanswered(OPEN_TIMEOUT))??;
         tokio::pin!(listening);
         let mut last_prune = tokio::time::Instant::now() - Duration::from_secs(3600);
         loop {
@@ -113,10 +113,8 @@ impl Relay {
                 while self.relay_batch(&publisher).await? == BATCH as usize {}
                 Ok::<_, RelayError>(())
             };
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                relayed = relayed => relayed?,
-            }
+            let Some(relayed) = shutdown.run_until_cancelled(relayed).await else { return Ok(()) };
+            relayed?;
             if last_prune.elapsed() >= Duration::from_secs(3600) {
                 self.prune().await?;
                 last_prune = tokio::time::Instant::now();

@@ -170,6 +170,14 @@ pub struct Redactor {
 
 pub const REDACTED: &str = "[REDACTED]";
 
+/// At most `max_chars` characters, with `…` when something was cut.
+pub fn truncate_chars(text: String, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
 /// Secrets shorter than this are not redacted: replacing every "a" in a body
 /// would destroy it, and such a value protects nothing.
 const MIN_REDACTED_LEN: usize = 3;
@@ -239,10 +247,7 @@ impl Redactor {
     /// before capping matters: a cap could cut a secret so it no longer matches.
     pub fn scrub_line(&self, text: &str, max_chars: usize) -> String {
         let text: String = self.redact(text).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-        match text.char_indices().nth(max_chars) {
-            Some((end, _)) => format!("{}…", &text[..end]),
-            None => text,
-        }
+        truncate_chars(text, max_chars)
     }
 
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {

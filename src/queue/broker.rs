@@ -114,7 +114,7 @@ pub const EVENTS_COMPONENT: &str = "consumer.profile_events";
 
 /// How long lanes and the event consumer may take to stop once told to, beyond
 /// the shutdown grace period: a lane closes its channel within [`super::CLOSE_WAIT`].
-const WIND_DOWN: Duration = Duration::from_secs(5);
+pub const WIND_DOWN: Duration = Duration::from_secs(5);
 
 /// Runs the workers until `shutdown`, reconnecting as often as needed.
 pub async fn supervise(
@@ -131,10 +131,7 @@ pub async fn supervise(
         let conn = match connection.take() {
             Some(c) => c,
             None => {
-                let attempt = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    c = connect(&url) => c,
-                };
+                let Some(attempt) = shutdown.run_until_cancelled(connect(&url)).await else { return };
                 match attempt {
                     Ok(c) => {
                         let c = Arc::new(c);
@@ -185,12 +182,14 @@ async fn session(
         Publisher::open(conn, names.clone()).await.map_err(|e| e.to_string())
     };
     // Bounded: a connection lost mid-declare may leave a call unanswered.
-    let publisher = tokio::select! {
-        _ = shutdown.cancelled() => return Ok(()),
-        opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, setup) => match opened {
-            Ok(opened) => Arc::new(opened?),
-            Err(_) => return Err(format!("the broker did not answer the topology declarations within {HANDSHAKE_TIMEOUT:?}")),
-        },
+    let Some(opened) = shutdown.run_until_cancelled(tokio::time::timeout(HANDSHAKE_TIMEOUT, setup)).await else {
+        return Ok(());
+    };
+    let publisher = match opened {
+        Ok(opened) => Arc::new(opened?),
+        Err(_) => {
+            return Err(format!("the broker did not answer the topology declarations within {HANDSHAKE_TIMEOUT:?}"));
+        }
     };
     readiness.set(BROKER, true);
 

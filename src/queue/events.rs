@@ -68,10 +68,8 @@ pub async fn run(
         Ok::<_, lapin::Error>((channel, consumer))
     };
     // A connection lost mid-subscribe may leave a call unanswered: stopping wins.
-    let (channel, mut consumer) = tokio::select! {
-        _ = stop.cancelled() => return Ok(()),
-        subscribed = subscribe => subscribed?,
-    };
+    let Some(subscribed) = stop.run_until_cancelled(subscribe).await else { return Ok(()) };
+    let (channel, mut consumer) = subscribed?;
     ctx.metrics.consumer_starts.with_label_values(&["profile_events"]).inc();
     on_started();
     loop {

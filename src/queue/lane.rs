@@ -69,10 +69,8 @@ pub async fn run(
         Ok((channel, consumer))
     };
     // A connection lost mid-subscribe may leave a call unanswered: stopping wins.
-    let (channel, mut consumer) = tokio::select! {
-        _ = stop.cancelled() => return Ok(()),
-        subscribed = subscribe => subscribed.map_err(amqp)?,
-    };
+    let Some(subscribed) = stop.run_until_cancelled(subscribe).await else { return Ok(()) };
+    let (channel, mut consumer) = subscribed.map_err(amqp)?;
     ctx.metrics.consumer_starts.with_label_values(&[phase.as_str()]).inc();
     on_started();
     tracing::info!(lane = %phase, queue = %queue, prefetch = policy.prefetch, concurrency = policy.concurrency, "consuming");

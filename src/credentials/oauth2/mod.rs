@@ -26,9 +26,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 use url::form_urlencoded;
 
-use crate::credentials::apply::{REDACTED, Redactor};
+use crate::credentials::apply::{REDACTED, Redactor, truncate_chars};
 use crate::profile::auth_config::{ClientAuth, OAuth2Config};
-use reply::{junk_message, parse_fields, parse_seconds, redactor_for, truncate};
+use reply::{junk_message, parse_fields, parse_seconds, redactor_for};
 
 mod reply;
 #[cfg(test)]
@@ -325,6 +325,6 @@ fn transport_error(error: reqwest::Error) -> TokenError {
     // The URL stays out: only the endpoint's host is ours to log, and the chain of causes
     // (refused by the egress guard, connection refused, TLS) is what an operator needs.
     let error = error.without_url();
-    let message = truncate(crate::error_text::chain(&error), 300);
+    let message = truncate_chars(crate::error_text::chain(&error), 300);
     if is_connect { TokenError::Connect(message) } else { TokenError::Request(message) }
 }

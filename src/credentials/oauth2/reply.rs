@@ -121,10 +121,3 @@ pub(super) fn redactor_for(config: &OAuth2Config) -> Redactor {
     redactor.add_any_length(&basic_credentials(config));
     redactor
 }
-
-pub(super) fn truncate(text: String, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text,
-    }
-}
