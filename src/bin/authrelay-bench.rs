@@ -11,7 +11,6 @@
 //! a Markdown table on stdout and `bench-results.json`.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -315,18 +314,6 @@ impl Env {
         .expect("job serializes")
     }
 
-    /// Publishes without waiting for the confirm, so the sender keeps its pace.
-    async fn publish(&self, routing_key: &str, exchange: &str, body: &[u8]) -> anyhow::Result<()> {
-        let props =
-            BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json"));
-        drop(
-            self.channel
-                .basic_publish(exchange.into(), routing_key.into(), BasicPublishOptions::default(), body, props)
-                .await?,
-        );
-        Ok(())
-    }
-
     async fn publish_many(&self, exchange: &str, routing_key: &str, bodies: Vec<Vec<u8>>) -> anyhow::Result<()> {
         let props =
             BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json"));
@@ -369,7 +356,7 @@ impl Env {
     }
 
     /// The bare pipeline as a child process, consuming `n` jobs from the bare queue.
-    fn bare(&self, prefetch: u16, concurrency: usize, n: usize) -> anyhow::Result<Child> {
+    fn bare(&self, prefetch: u16, concurrency: usize, n: usize) -> anyhow::Result<Process> {
         let child = Command::new(std::env::current_exe()?)
             .args([
                 "bare",
@@ -381,12 +368,12 @@ impl Env {
                 &n.to_string(),
             ])
             .spawn()?;
-        Ok(child)
+        Ok(Process(child))
     }
 
     /// An `authrelay run --roles worker` process: the binary next to the bench,
     /// or the one `AUTHRELAY_BENCH_BIN` names (to compare two builds).
-    fn worker(&self, extra: &[(&str, String)]) -> anyhow::Result<(Child, u16)> {
+    fn worker(&self, extra: &[(&str, String)]) -> anyhow::Result<(Process, u16)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let binary = std::env::var_os("AUTHRELAY_BENCH_BIN")
             .map(PathBuf::from)
@@ -405,7 +392,8 @@ impl Env {
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        Ok((cmd.spawn().context("start the authrelay binary (build it first: cargo build --bins)")?, port))
+        let child = cmd.spawn().context("start the authrelay binary (build it first: cargo build --bins)")?;
+        Ok((Process(child), port))
     }
 
     async fn wait_ready(&self, port: u16) -> anyhow::Result<()> {
@@ -452,9 +440,32 @@ impl Env {
     }
 }
 
-fn stop(mut child: Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
+/// A child process (a worker or the bare pipeline), stopped however the bench
+/// ends: a failed run must not leave a consumer behind on the broker.
+struct Process(Child);
+
+impl Process {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGTERM, as an operator stops a worker; killed if not gone in 30 s.
+    fn stop(self) {}
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -466,15 +477,17 @@ struct Drain {
 impl Drain {
     /// The median of each measure on its own.
     fn median(rounds: &[Drain]) -> Drain {
-        let middle = |mut values: Vec<f64>| {
-            values.sort_by(f64::total_cmp);
-            values.get(values.len() / 2).copied().unwrap_or(0.0)
-        };
         Drain {
-            jobs_per_s: middle(rounds.iter().map(|d| d.jobs_per_s).collect()),
-            cpu_ms_per_job: middle(rounds.iter().map(|d| d.cpu_ms_per_job).collect()),
+            jobs_per_s: median(rounds.iter().map(|d| d.jobs_per_s).collect()),
+            cpu_ms_per_job: median(rounds.iter().map(|d| d.cpu_ms_per_job).collect()),
         }
     }
+}
+
+/// The middle value (the upper one of an even count); 0 for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -485,6 +498,14 @@ struct Latency {
     bare_ms: [f64; 3],
     /// authrelay's own part: job taken → result ready, minus the upstream's time.
     inside_ms: [f64; 3],
+    /// p50, p99, max of each round; the figures above are their medians.
+    authrelay_rounds: Vec<[f64; 3]>,
+    bare_rounds: Vec<[f64; 3]>,
+}
+
+/// The median of each of p50, p99 and max on its own, over rounds.
+fn median_each(rounds: &[[f64; 3]]) -> [f64; 3] {
+    std::array::from_fn(|i| median(rounds.iter().map(|r| r[i]).collect()))
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -570,15 +591,30 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     for (share, slot) in [(0.5, 0usize), (0.1, 1)] {
         let rate = (report.worker.jobs_per_s * share).max(1.0);
         let count = (rate * sizes.latency_seconds).ceil() as usize;
-        eprintln!("latency: {count} during-call jobs at {rate:.0}/s through authrelay");
-        let (ours, inside) = latency(env, &bearer, count, rate, &format!("l{slot}-"), "", &during_queue).await?;
-        eprintln!("latency: the same through the bare pipeline");
-        let bare_jobs = env.bare(128, 64, count)?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let (theirs, _) = latency(env, &bearer, count, rate, &format!("bl{slot}-"), "", &env.bare_queue()).await?;
-        stop(bare_jobs);
-        let inside_ms = inside.unwrap_or_default();
-        report.latency[slot] = Latency { rate_per_s: rate, authrelay_ms: ours, bare_ms: theirs, inside_ms };
+        // Rounds alternate like the drain's: one run's p99 hangs on a few stalls.
+        let (mut ours, mut theirs, mut inside) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..sizes.rounds {
+            let of = format!("{}/{}", round + 1, sizes.rounds);
+            eprintln!("latency round {of}: {count} during-call jobs at {rate:.0}/s through authrelay");
+            let (added, own) =
+                latency(env, &bearer, count, rate, &format!("l{slot}r{round}-"), "", &during_queue).await?;
+            ours.push(added);
+            inside.extend(own);
+            eprintln!("latency round {of}: the same through the bare pipeline");
+            let bare_jobs = env.bare(128, 64, count)?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let bare_queue = env.bare_queue();
+            theirs.push(latency(env, &bearer, count, rate, &format!("bl{slot}r{round}-"), "", &bare_queue).await?.0);
+            bare_jobs.stop();
+        }
+        report.latency[slot] = Latency {
+            rate_per_s: rate,
+            authrelay_ms: median_each(&ours),
+            bare_ms: median_each(&theirs),
+            inside_ms: median_each(&inside),
+            authrelay_rounds: ours,
+            bare_rounds: theirs,
+        };
     }
 
     // OAuth burst on a cold profile.
@@ -604,7 +640,7 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
         bail!("a burst job did not succeed: {bad}");
     }
-    stop(worker);
+    worker.stop();
 
     // Memory: large responses, capped in results.
     let m = sizes.memory_jobs;
@@ -619,7 +655,7 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     if let Some((_, bad)) = received.iter().find(|(_, r)| r["response"]["body_truncated"] != true) {
         bail!("a 1 MiB response was not capped: {}", bad["job_id"]);
     }
-    stop(worker);
+    worker.stop();
 
     // How cost grows with work in flight and with a second worker process.
     if sizes.scaling {
@@ -655,9 +691,9 @@ async fn drain_authrelay(
     for _ in 0..workers {
         children.push(env.worker(settings)?.0);
     }
-    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let pids: Vec<u32> = children.iter().map(Process::id).collect();
     let drain = measure_drain(env, n, &pids).await;
-    children.into_iter().for_each(stop);
+    children.into_iter().for_each(Process::stop);
     drain
 }
 
@@ -674,7 +710,7 @@ async fn drain_bare(
     env.publish_many("", &env.bare_queue(), jobs).await?;
     let child = env.bare(prefetch, concurrency, n)?;
     let drain = measure_drain(env, n, &[child.id()]).await;
-    stop(child);
+    child.stop();
     drain
 }
 
@@ -692,6 +728,12 @@ async fn measure_drain(env: &mut Env, n: usize, pids: &[u32]) -> anyhow::Result<
 
 /// Publishes `count` jobs at `rate` per second; returns p50/p99/max of
 /// publish→result time minus the upstream's own handling time, in ms.
+///
+/// The measuring client must not be what is measured: bodies are built before
+/// the clock starts, the sender runs on its own task (it keeps its schedule and
+/// catches up after a stall rather than skipping sends, so a stall elsewhere
+/// shows as latency), and the receiver only takes a timestamp and keeps the
+/// bytes; results are parsed after the run.
 async fn latency(
     env: &mut Env,
     profile: &str,
@@ -701,38 +743,68 @@ async fn latency(
     exchange: &str,
     routing_key: &str,
 ) -> anyhow::Result<([f64; 3], Option<[f64; 3]>)> {
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let mut sent: HashMap<String, Instant> = HashMap::with_capacity(count);
-    let mut received: Vec<(Instant, Value)> = Vec::with_capacity(count);
-    let mut next_send = Instant::now();
-    let mut i = 0;
-    while received.len() < count {
-        if i < count && Instant::now() >= next_send {
-            let id = format!("{tag}{i}");
-            let body = env.job(&id, Phase::DuringCall, profile, "/ok");
-            sent.insert(id, Instant::now());
-            env.publish(routing_key, exchange, &body).await?;
-            i += 1;
-            next_send += interval;
-            continue;
-        }
-        let wait =
-            if i < count { next_send.saturating_duration_since(Instant::now()) } else { Duration::from_secs(30) };
-        match tokio::time::timeout(wait, env.results.next()).await {
-            Ok(Some(Ok(d))) => received.push((Instant::now(), serde_json::from_slice(&d.data)?)),
+    let bodies: Vec<Vec<u8>> =
+        (0..count).map(|i| env.job(&format!("{tag}{i}"), Phase::DuringCall, profile, "/ok")).collect();
+    let sender = {
+        let channel = env.channel.clone();
+        let (exchange, routing_key) = (exchange.to_owned(), routing_key.to_owned());
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        tokio::spawn(async move {
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type(ShortString::from("application/json"));
+            let mut sent_at = Vec::with_capacity(bodies.len());
+            let mut next_send = tokio::time::Instant::now();
+            for body in &bodies {
+                tokio::time::sleep_until(next_send).await;
+                sent_at.push(Instant::now());
+                // Not waiting for the confirm, so the sender keeps its pace.
+                drop(
+                    channel
+                        .basic_publish(
+                            exchange.as_str().into(),
+                            routing_key.as_str().into(),
+                            BasicPublishOptions::default(),
+                            body,
+                            props.clone(),
+                        )
+                        .await?,
+                );
+                next_send += interval;
+            }
+            anyhow::Ok(sent_at)
+        })
+    };
+    let mut arrivals: Vec<(Instant, Vec<u8>)> = Vec::with_capacity(count);
+    let wait = Duration::from_secs_f64(count as f64 / rate) + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + wait;
+    while arrivals.len() < count {
+        match tokio::time::timeout_at(deadline, env.results.next()).await {
+            Ok(Some(Ok(d))) => arrivals.push((Instant::now(), d.data)),
             Ok(_) => bail!("results consumer closed"),
-            Err(_) if i >= count => bail!("latency: only {} of {count} results", received.len()),
-            Err(_) => {}
+            Err(_) => bail!("latency: only {} of {count} results", arrivals.len()),
         }
     }
+    let sent_at = sender.await??;
+    let received: Vec<(Instant, Value)> = arrivals
+        .into_iter()
+        .map(|(at, data)| Ok((at, serde_json::from_slice(&data)?)))
+        .collect::<anyhow::Result<_>>()?;
+    let sent_at = |r: &Value| -> Option<Instant> {
+        let index: usize = r["job_id"].as_str()?.strip_prefix(tag)?.parse().ok()?;
+        sent_at.get(index).copied()
+    };
     let mut added: Vec<f64> = received
         .iter()
         .filter_map(|(at, r)| {
-            let sent_at = sent.get(r["job_id"].as_str()?)?;
+            let sent_at = sent_at(r)?;
             let upstream_us = handled_us(&r["response"]["body"])?;
-            Some((*at - *sent_at).as_secs_f64() * 1000.0 - upstream_us / 1000.0)
+            Some((*at - sent_at).as_secs_f64() * 1000.0 - upstream_us / 1000.0)
         })
         .collect();
+    if added.len() < count {
+        bail!("latency: {} of {count} results were not this run's successful jobs", count - added.len());
+    }
     added.sort_by(f64::total_cmp);
     let end_to_end = [percentile(&added, 50.0), percentile(&added, 99.0), added.last().copied().unwrap_or(0.0)];
     // authrelay's results say when it took the job and when the result was
@@ -773,7 +845,7 @@ fn print_report(r: &Report) {
     for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]) {
         let [a, b] = [l.authrelay_ms, l.bare_ms];
         println!(
-            "| during-call added latency p50 / p99 / max (ms), {what} ({:.0}/s) | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
+            "| during-call added latency p50 / p99 / max (ms, median of rounds), {what} ({:.0}/s) | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
             l.rate_per_s, a[0], a[1], a[2], b[0], b[1], b[2]
         );
         let i = l.inside_ms;
@@ -803,4 +875,12 @@ fn print_report(r: &Report) {
         rounds(&r.worker_rounds),
         rounds(&r.bare_rounds)
     );
+    let p99s = |rounds: &[[f64; 3]]| rounds.iter().map(|r| format!("{:.1}", r[1])).collect::<Vec<_>>().join(", ");
+    for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]) {
+        println!(
+            "Latency p99 rounds (ms), {what}: authrelay {}; bare {}.",
+            p99s(&l.authrelay_rounds),
+            p99s(&l.bare_rounds)
+        );
+    }
 }
