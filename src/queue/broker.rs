@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use lapin::tcp::{AsyncTcpStream, OwnedTLSConfig};
+use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties, Event};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::task::JoinSet;
@@ -51,16 +53,93 @@ const FRAME_MAX: u32 = 128 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub async fn connect(url: &SecretString) -> Result<Connection, lapin::Error> {
+    connect_within(url, HANDSHAKE_TIMEOUT).await
+}
+
+async fn connect_within(url: &SecretString, limit: Duration) -> Result<Connection, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name("authrelay".into());
-    let url = with_frame_max(url.expose_secret());
-    let connecting = Connection::connect(&url, properties);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no AMQP handshake within {HANDSHAKE_TIMEOUT:?}"),
-        )
-        .into()),
+    let uri: AMQPUri = with_frame_max(url.expose_secret()).parse().map_err(io_error)?;
+    let runtime = lapin::runtime::default_runtime()?;
+    let dial = Arc::new(Dial::default());
+    let dialer = dial.clone();
+    // The same TCP (and TLS) connect as lapin's own, keeping a handle on the socket.
+    let open_stream = async move |uri: AMQPUri, runtime| {
+        let addrs: Vec<_> = tokio::net::lookup_host((uri.authority.host.as_str(), uri.authority.port)).await?.collect();
+        let stream: AsyncTcpStream<async_compat::Compat<tokio::net::TcpStream>> =
+            AsyncTcpStream::connect(&runtime, addrs).await?;
+        if let AsyncTcpStream::Plain(tcp) = &stream {
+            dialer.opened(socket2::SockRef::from(tcp.get_ref()).try_clone()?)?;
+        }
+        match uri.scheme {
+            AMQPScheme::AMQP => Ok(stream),
+            AMQPScheme::AMQPS => Ok(stream.into_tls(&uri.authority.host, OwnedTLSConfig::default().as_ref()).await?),
+        }
+    };
+    let connecting = Connection::connector(uri, runtime, open_stream, properties);
+    match tokio::time::timeout(limit, connecting).await {
+        Ok(result) => {
+            dial.finish();
+            result
+        }
+        Err(_) => {
+            dial.abandon();
+            Err(io_error(format!("no AMQP handshake within {limit:?}")))
+        }
+    }
+}
+
+fn io_error(message: impl ToString) -> lapin::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, message.to_string()).into()
+}
+
+/// The socket of a connection being opened. lapin's I/O thread owns the stream
+/// and outlives a connect future that is dropped, so a handshake that times out
+/// (a peer that accepts TCP but never speaks AMQP) would leave the thread and the
+/// socket behind for good; shutting the socket down ends both.
+#[derive(Default)]
+struct Dial(std::sync::Mutex<DialState>);
+
+#[derive(Default)]
+enum DialState {
+    #[default]
+    Dialing,
+    /// A duplicate of the socket's descriptor (not the stream lapin reads).
+    Opened(socket2::Socket),
+    /// Connected or given up: no handle is kept, and a given-up dial opens nothing more.
+    Finished,
+    Abandoned,
+}
+
+impl Dial {
+    fn state(&self) -> std::sync::MutexGuard<'_, DialState> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn opened(&self, socket: socket2::Socket) -> std::io::Result<()> {
+        let mut state = self.state();
+        match *state {
+            DialState::Abandoned => {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "the connection attempt was given up"))
+            }
+            // A reconnect by lapin after the handshake: nothing to keep.
+            DialState::Finished => Ok(()),
+            _ => {
+                *state = DialState::Opened(socket);
+                Ok(())
+            }
+        }
+    }
+
+    /// The handshake ended (either way): drop the duplicate, which would keep the socket open.
+    fn finish(&self) {
+        *self.state() = DialState::Finished;
+    }
+
+    fn abandon(&self) {
+        if let DialState::Opened(socket) = std::mem::replace(&mut *self.state(), DialState::Abandoned) {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
@@ -289,5 +368,30 @@ mod tests {
     fn frame_max_is_pinned_unless_the_url_sets_it() {
         assert_eq!(super::with_frame_max("amqp://g:g@h:5672/%2f"), "amqp://g:g@h:5672/%2f?frame_max=131072");
         assert_eq!(super::with_frame_max("amqp://h/%2f?frame_max=4096"), "amqp://h/%2f?frame_max=4096");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_speaks_amqp_is_hung_up_on_when_the_handshake_times_out() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = secrecy::SecretString::from(format!("amqp://guest:guest@{}/%2f", listener.local_addr().unwrap()));
+        let connecting =
+            tokio::spawn(async move { super::connect_within(&url, std::time::Duration::from_millis(300)).await });
+        let (mut peer, _) = listener.accept().await.unwrap();
+        let error = connecting.await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("no AMQP handshake"), "{error}");
+        // The socket is closed (lapin's I/O thread would otherwise hold it for
+        // good): the silent peer reads to its end.
+        let mut buf = [0u8; 64];
+        let hung_up = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while let Ok(n) = peer.read(&mut buf).await
+                && n > 0
+            {}
+        })
+        .await;
+        assert!(hung_up.is_ok(), "the connection to the silent peer stayed open after the timeout");
+        // And the given-up attempt does not dial again.
+        let redial = tokio::time::timeout(std::time::Duration::from_secs(1), listener.accept()).await;
+        assert!(redial.is_err(), "the abandoned connection attempt dialed again");
     }
 }
