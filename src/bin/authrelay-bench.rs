@@ -35,6 +35,11 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+/// The allocator the `authrelay` binary uses, so that the bare pipeline (this
+/// binary) is compared on equal terms.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const PG: &str = "postgres://postgres@127.0.0.1:5432";
 const TOKEN: &str = "bench-bearer-token-0123456789";
@@ -745,7 +750,7 @@ async fn latency(
 ) -> anyhow::Result<([f64; 3], Option<[f64; 3]>)> {
     let bodies: Vec<Vec<u8>> =
         (0..count).map(|i| env.job(&format!("{tag}{i}"), Phase::DuringCall, profile, "/ok")).collect();
-    let sender = {
+    let mut sender = {
         let channel = env.channel.clone();
         let (exchange, routing_key) = (exchange.to_owned(), routing_key.to_owned());
         let interval = Duration::from_secs_f64(1.0 / rate);
@@ -775,17 +780,33 @@ async fn latency(
             anyhow::Ok(sent_at)
         })
     };
+    let mut sent_at: Option<Vec<Instant>> = None;
     let mut arrivals: Vec<(Instant, Vec<u8>)> = Vec::with_capacity(count);
     let wait = Duration::from_secs_f64(count as f64 / rate) + Duration::from_secs(30);
     let deadline = tokio::time::Instant::now() + wait;
-    while arrivals.len() < count {
-        match tokio::time::timeout_at(deadline, env.results.next()).await {
-            Ok(Some(Ok(d))) => arrivals.push((Instant::now(), d.data)),
-            Ok(_) => bail!("results consumer closed"),
-            Err(_) => bail!("latency: only {} of {count} results", arrivals.len()),
+    let collected: anyhow::Result<()> = async {
+        while arrivals.len() < count {
+            tokio::select! {
+                // A failed send is the error to report, not the results that never came.
+                sent = &mut sender, if sent_at.is_none() => sent_at = Some(sent??),
+                next = tokio::time::timeout_at(deadline, env.results.next()) => match next {
+                    Ok(Some(Ok(d))) => arrivals.push((Instant::now(), d.data)),
+                    Ok(_) => bail!("results consumer closed"),
+                    Err(_) => bail!("latency: only {} of {count} results", arrivals.len()),
+                },
+            }
         }
+        Ok(())
     }
-    let sent_at = sender.await??;
+    .await;
+    if let Err(e) = collected {
+        sender.abort();
+        return Err(e);
+    }
+    let sent_at = match sent_at {
+        Some(sent_at) => sent_at,
+        None => sender.await??,
+    };
     let received: Vec<(Instant, Value)> = arrivals
         .into_iter()
         .map(|(at, data)| Ok((at, serde_json::from_slice(&data)?)))

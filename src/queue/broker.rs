@@ -58,15 +58,23 @@ pub async fn connect(url: &SecretString) -> Result<Connection, lapin::Error> {
 
 async fn connect_within(url: &SecretString, limit: Duration) -> Result<Connection, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name("authrelay".into());
-    let uri: AMQPUri = with_frame_max(url.expose_secret()).parse().map_err(io_error)?;
+    let uri: AMQPUri = with_frame_max(url.expose_secret()).parse().map_err(std::io::Error::other)?;
     let runtime = lapin::runtime::default_runtime()?;
     let dial = Arc::new(Dial::default());
+    // Given up unless it finished: on the timeout below, and also when this
+    // future is dropped (a shutdown, an API client gone).
+    let _give_up = GiveUpOnDrop(dial.clone());
     let dialer = dial.clone();
-    // The same TCP (and TLS) connect as lapin's own, keeping a handle on the socket.
+    // The same TCP (and TLS) connect as lapin's own, bounded, keeping a handle on the socket.
     let open_stream = async move |uri: AMQPUri, runtime| {
-        let addrs: Vec<_> = tokio::net::lookup_host((uri.authority.host.as_str(), uri.authority.port)).await?.collect();
-        let stream: AsyncTcpStream<async_compat::Compat<tokio::net::TcpStream>> =
-            AsyncTcpStream::connect(&runtime, addrs).await?;
+        let tcp = async {
+            let addrs: Vec<_> =
+                tokio::net::lookup_host((uri.authority.host.as_str(), uri.authority.port)).await?.collect();
+            AsyncTcpStream::connect(&runtime, addrs).await
+        };
+        let stream: AsyncTcpStream<async_compat::Compat<tokio::net::TcpStream>> = tokio::time::timeout(limit, tcp)
+            .await
+            .map_err(|_| timed_out(format!("no TCP connection within {limit:?}")))??;
         if let AsyncTcpStream::Plain(tcp) = &stream {
             dialer.opened(socket2::SockRef::from(tcp.get_ref()).try_clone()?)?;
         }
@@ -81,15 +89,13 @@ async fn connect_within(url: &SecretString, limit: Duration) -> Result<Connectio
             dial.finish();
             result
         }
-        Err(_) => {
-            dial.abandon();
-            Err(io_error(format!("no AMQP handshake within {limit:?}")))
-        }
+        // `_give_up` hangs up the socket.
+        Err(_) => Err(timed_out(format!("no AMQP handshake within {limit:?}")).into()),
     }
 }
 
-fn io_error(message: impl ToString) -> lapin::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, message.to_string()).into()
+fn timed_out(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, message)
 }
 
 /// The socket of a connection being opened. lapin's I/O thread owns the stream
@@ -105,8 +111,9 @@ enum DialState {
     Dialing,
     /// A duplicate of the socket's descriptor (not the stream lapin reads).
     Opened(socket2::Socket),
-    /// Connected or given up: no handle is kept, and a given-up dial opens nothing more.
+    /// The handshake ended (connected or refused): no handle is kept.
     Finished,
+    /// Given up: the socket was hung up, and nothing more is opened.
     Abandoned,
 }
 
@@ -131,15 +138,30 @@ impl Dial {
         }
     }
 
-    /// The handshake ended (either way): drop the duplicate, which would keep the socket open.
+    /// The handshake ended (connected or refused): drop the duplicate, which
+    /// would keep the socket open after lapin closes it.
     fn finish(&self) {
         *self.state() = DialState::Finished;
     }
 
-    fn abandon(&self) {
-        if let DialState::Opened(socket) = std::mem::replace(&mut *self.state(), DialState::Abandoned) {
+    /// Hangs up a socket still in its handshake (lapin's I/O thread then
+    /// ends) and refuses to open another; nothing once the handshake ended.
+    fn give_up(&self) {
+        let mut state = self.state();
+        if matches!(*state, DialState::Finished) {
+            return;
+        }
+        if let DialState::Opened(socket) = std::mem::replace(&mut *state, DialState::Abandoned) {
             let _ = socket.shutdown(std::net::Shutdown::Both);
         }
+    }
+}
+
+struct GiveUpOnDrop(Arc<Dial>);
+
+impl Drop for GiveUpOnDrop {
+    fn drop(&mut self) {
+        self.0.give_up();
     }
 }
 
@@ -364,34 +386,54 @@ async fn session(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     #[test]
     fn frame_max_is_pinned_unless_the_url_sets_it() {
         assert_eq!(super::with_frame_max("amqp://g:g@h:5672/%2f"), "amqp://g:g@h:5672/%2f?frame_max=131072");
         assert_eq!(super::with_frame_max("amqp://h/%2f?frame_max=4096"), "amqp://h/%2f?frame_max=4096");
     }
 
-    #[tokio::test]
-    async fn a_peer_that_never_speaks_amqp_is_hung_up_on_when_the_handshake_times_out() {
-        use tokio::io::AsyncReadExt as _;
+    /// A TCP listener that accepts and never answers, and an AMQP URL for it.
+    async fn silent_peer() -> (tokio::net::TcpListener, secrecy::SecretString) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = secrecy::SecretString::from(format!("amqp://guest:guest@{}/%2f", listener.local_addr().unwrap()));
-        let connecting =
-            tokio::spawn(async move { super::connect_within(&url, std::time::Duration::from_millis(300)).await });
-        let (mut peer, _) = listener.accept().await.unwrap();
-        let error = connecting.await.unwrap().unwrap_err();
-        assert!(error.to_string().contains("no AMQP handshake"), "{error}");
-        // The socket is closed (lapin's I/O thread would otherwise hold it for
-        // good): the silent peer reads to its end.
+        (listener, url)
+    }
+
+    /// Lets lapin's I/O thread otherwise hold the connection for good: the
+    /// silent peer must read to its end, and not be dialed again.
+    async fn assert_hung_up(listener: &tokio::net::TcpListener, mut peer: tokio::net::TcpStream) {
+        use tokio::io::AsyncReadExt as _;
         let mut buf = [0u8; 64];
-        let hung_up = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let hung_up = tokio::time::timeout(Duration::from_secs(5), async {
             while let Ok(n) = peer.read(&mut buf).await
                 && n > 0
             {}
         })
         .await;
-        assert!(hung_up.is_ok(), "the connection to the silent peer stayed open after the timeout");
-        // And the given-up attempt does not dial again.
-        let redial = tokio::time::timeout(std::time::Duration::from_secs(1), listener.accept()).await;
+        assert!(hung_up.is_ok(), "the connection to the silent peer stayed open");
+        let redial = tokio::time::timeout(Duration::from_secs(1), listener.accept()).await;
         assert!(redial.is_err(), "the abandoned connection attempt dialed again");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_speaks_amqp_is_hung_up_on_when_the_handshake_times_out() {
+        let (listener, url) = silent_peer().await;
+        let connecting = tokio::spawn(async move { super::connect_within(&url, Duration::from_millis(300)).await });
+        let (peer, _) = listener.accept().await.unwrap();
+        let error = connecting.await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("no AMQP handshake"), "{error}");
+        assert_hung_up(&listener, peer).await;
+    }
+
+    #[tokio::test]
+    async fn a_connect_dropped_mid_handshake_hangs_up_too() {
+        let (listener, url) = silent_peer().await;
+        let connecting = tokio::spawn(async move { super::connect_within(&url, Duration::from_secs(60)).await });
+        let (peer, _) = listener.accept().await.unwrap();
+        connecting.abort(); // what a shutdown or a gone API client does
+        assert!(connecting.await.unwrap_err().is_cancelled());
+        assert_hung_up(&listener, peer).await;
     }
 }
