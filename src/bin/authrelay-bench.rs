@@ -87,6 +87,11 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A persistent JSON message, as the platform publishes jobs.
+fn json_properties() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json"))
+}
+
 /// CPU time (user + system) of a process so far, from /proc.
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -218,7 +223,7 @@ mod bare {
                         "post_call.succeeded".into(),
                         BasicPublishOptions { mandatory: true, ..Default::default() },
                         &serde_json::to_vec(&result).unwrap(),
-                        BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json")),
+                        json_properties(),
                     )
                     .await;
                 if let Ok(confirm) = confirm {
@@ -320,8 +325,7 @@ impl Env {
     }
 
     async fn publish_many(&self, exchange: &str, routing_key: &str, bodies: Vec<Vec<u8>>) -> anyhow::Result<()> {
-        let props =
-            BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json"));
+        let props = json_properties();
         let mut confirms = Vec::with_capacity(bodies.len());
         for body in &bodies {
             confirms.push(
@@ -736,9 +740,9 @@ async fn measure_drain(env: &mut Env, n: usize, pids: &[u32]) -> anyhow::Result<
 ///
 /// The measuring client must not be what is measured: bodies are built before
 /// the clock starts, the sender runs on its own task (it keeps its schedule and
-/// catches up after a stall rather than skipping sends, so a stall elsewhere
-/// shows as latency), and the receiver only takes a timestamp and keeps the
-/// bytes; results are parsed after the run.
+/// catches up after a stall rather than skipping sends, so the offered rate
+/// holds; latency runs from each actual publish), and the receiver only takes a
+/// timestamp and keeps the bytes; results are parsed after the run.
 async fn latency(
     env: &mut Env,
     profile: &str,
@@ -755,9 +759,7 @@ async fn latency(
         let (exchange, routing_key) = (exchange.to_owned(), routing_key.to_owned());
         let interval = Duration::from_secs_f64(1.0 / rate);
         tokio::spawn(async move {
-            let props = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type(ShortString::from("application/json"));
+            let props = json_properties();
             let mut sent_at = Vec::with_capacity(bodies.len());
             let mut next_send = tokio::time::Instant::now();
             for body in &bodies {
