@@ -592,3 +592,54 @@ async fn shutdown_past_the_grace_period_returns_unfinished_jobs_to_their_queue()
     assert!(after.reported.is_empty(), "no job could finish: {:?}", after.reported);
     assert_eq!(after.waiting.len(), 20);
 }
+
+// ---------------------------------------------------------------------------
+// Concurrency
+// ---------------------------------------------------------------------------
+
+/// A target that counts the requests it is answering at once, and the most it saw.
+#[derive(Default)]
+struct Overlap {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+async fn overlap_target(delay: Duration) -> (String, Arc<Overlap>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let overlap = Arc::new(Overlap::default());
+    let seen = overlap.clone();
+    let app = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(move || {
+            let seen = seen.clone();
+            async move {
+                let now = seen.now.fetch_add(1, SeqCst) + 1;
+                seen.most.fetch_max(now, SeqCst);
+                tokio::time::sleep(delay).await;
+                seen.now.fetch_sub(1, SeqCst);
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/slow", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, overlap)
+}
+
+#[tokio::test]
+async fn a_lane_never_sends_more_requests_at_once_than_its_concurrency() {
+    let mut env = TestEnv::new();
+    env.set("AUTHRELAY_POST_CALL_CONCURRENCY", "3");
+    let mut h = start_with(env).await;
+    let (url, overlap) = overlap_target(Duration::from_millis(100)).await;
+
+    for i in 0..15 {
+        h.broker.publish_job(&job(&format!("bounded-{i}"), "post_call", json!({"url": url}))).await;
+    }
+    let results = h.broker.results(15, WAIT).await;
+
+    assert!(results.iter().all(|r| r["outcome"] == "succeeded"), "{results:?}");
+    // Results wait for the broker's confirm outside the slots; requests never exceed them.
+    assert_eq!(overlap.most.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

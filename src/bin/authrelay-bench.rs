@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --bin authrelay-bench -- full     # the numbers for the README
 //! cargo run --bin authrelay-bench -- quick              # a smoke run (CI)
+//! cargo run --release --bin authrelay-bench -- drain    # throughput and CPU only
 //! ```
 //!
 //! It needs PostgreSQL and RabbitMQ as the tests do; everything it creates
@@ -54,6 +55,8 @@ struct Sizes {
     memory_jobs: usize,
     /// Also measure prefetch 50/200/1000 and two worker processes.
     scaling: bool,
+    /// False: the drain rounds only (throughput and CPU), to compare builds quickly.
+    everything: bool,
 }
 
 #[tokio::main]
@@ -69,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
                 burst_jobs: 1000,
                 memory_jobs: 10_000,
                 scaling: true,
+                everything: true,
             })
             .await
         }
@@ -80,10 +84,23 @@ async fn main() -> anyhow::Result<()> {
                 burst_jobs: 200,
                 memory_jobs: 150,
                 scaling: false,
+                everything: true,
             })
             .await
         }
-        Some(other) => bail!("unknown mode `{other}`: use full, quick"),
+        Some("drain") => {
+            bench(Sizes {
+                drain_jobs: 20_000,
+                rounds: 3,
+                latency_seconds: 0.0,
+                burst_jobs: 0,
+                memory_jobs: 0,
+                scaling: false,
+                everything: false,
+            })
+            .await
+        }
+        Some(other) => bail!("unknown mode `{other}`: use full, quick or drain"),
     }
 }
 
@@ -181,16 +198,17 @@ mod upstream {
 
 /// The bare pipeline: consume → HTTP request → confirmed publish → ack, with
 /// none of authrelay's work. Run as a child process so its CPU is its own.
+/// Same prefetch and concurrency as the worker it is compared with, the same
+/// HTTP request per job, and a result message of the same shape.
 mod bare {
     use super::*;
 
     pub async fn run(args: &[String]) -> anyhow::Result<()> {
-        let arg =
-            |i: usize| args.get(i).cloned().context("usage: bare QUEUE RESULTS_EXCHANGE TARGET PREFETCH CONCURRENCY N");
-        let (queue, exchange, target) = (arg(0)?, arg(1)?, arg(2)?);
-        let prefetch: u16 = arg(3)?.parse()?;
-        let concurrency: usize = arg(4)?.parse()?;
-        let n: usize = arg(5)?.parse()?;
+        let arg = |i: usize| args.get(i).cloned().context("usage: bare QUEUE RESULTS_EXCHANGE PREFETCH CONCURRENCY N");
+        let (queue, exchange) = (arg(0)?, arg(1)?);
+        let prefetch: u16 = arg(2)?.parse()?;
+        let concurrency: usize = arg(3)?.parse()?;
+        let n: usize = arg(4)?.parse()?;
         let conn = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
         let consume = conn.create_channel().await?;
         consume.basic_qos(prefetch, BasicQosOptions::default()).await?;
@@ -207,23 +225,23 @@ mod bare {
             let slot = slots.clone().acquire_owned().await?;
             let Some(delivery) = consumer.next().await else { break };
             let delivery = delivery?;
-            let (http, publish, target, exchange, done) =
-                (http.clone(), publish.clone(), target.clone(), exchange.clone(), done.clone());
+            let (http, publish, exchange, done) = (http.clone(), publish.clone(), exchange.clone(), done.clone());
             tasks.spawn(async move {
                 let job: Value = serde_json::from_slice(&delivery.data).unwrap_or_default();
-                let response = http.get(&target).bearer_auth(TOKEN).send().await;
-                let body = match response {
-                    Ok(r) => r.bytes().await.unwrap_or_default(),
-                    Err(_) => Default::default(),
-                };
-                let result = json!({"job_id": job["job_id"], "outcome": "succeeded", "response": {"status": 200, "body": String::from_utf8_lossy(&body)}});
+                let (result, routing_key) = run_job(&http, &job).await;
+                let job_id = job["job_id"].as_str().unwrap_or_default();
+                let properties = json_properties()
+                    .with_app_id(ShortString::from("authrelay"))
+                    .with_message_id(ShortString::from(job_id))
+                    .with_timestamp(chrono::Utc::now().timestamp() as u64)
+                    .with_type(ShortString::from("authrelay.result"));
                 let confirm = publish
                     .basic_publish(
                         exchange.as_str().into(),
-                        "post_call.succeeded".into(),
+                        routing_key.as_str().into(),
                         BasicPublishOptions { mandatory: true, ..Default::default() },
                         &serde_json::to_vec(&result).unwrap(),
-                        json_properties(),
+                        properties,
                     )
                     .await;
                 if let Ok(confirm) = confirm {
@@ -237,6 +255,53 @@ mod bare {
         }
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+
+    /// Sends the job's request and builds a result of the contract's shape (the
+    /// same fields and AMQP properties as authrelay's), so the broker and the
+    /// results consumer carry the same message for both pipelines and the
+    /// comparison measures what authrelay adds, not the size of the contract's
+    /// result. Nothing is validated, resolved, decrypted or redacted.
+    async fn run_job(http: &reqwest::Client, job: &Value) -> (Value, String) {
+        let started_at = chrono::Utc::now();
+        let (status, headers, body) = match request(http, &job["request"]).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers: serde_json::Map<String, Value> = response
+                    .headers()
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into()))
+                    .collect();
+                (status, headers, response.bytes().await.unwrap_or_default())
+            }
+            Err(_) => (0, Default::default(), Default::default()),
+        };
+        let body: Value = serde_json::from_slice(&body).unwrap_or_else(|_| String::from_utf8_lossy(&body).into());
+        let outcome = if (200..300).contains(&status) { "succeeded" } else { "failed" };
+        let finished_at = chrono::Utc::now();
+        let result = json!({
+            "job_id": job["job_id"], "workspace_id": job["workspace_id"], "phase": job["phase"],
+            "action_id": job["action_id"], "call_id": job["call_id"], "outcome": outcome, "attempts": 1,
+            "response": {"status": status, "headers": headers, "body": body, "body_truncated": false},
+            "error": null, "auth_profile_id": job["auth_profile_id"], "auth_profile_version": 1,
+            "started_at": started_at, "finished_at": finished_at,
+            "duration_ms": (finished_at - started_at).num_milliseconds(),
+        });
+        (result, format!("{}.{outcome}", job["phase"].as_str().unwrap_or_default()))
+    }
+
+    /// The request the job describes (URL, query, headers) with the bench's
+    /// bearer token: the upstream gets the same requests from both pipelines.
+    fn request(http: &reqwest::Client, request: &Value) -> reqwest::RequestBuilder {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let mut builder = http.get(request["url"].as_str().unwrap_or_default()).bearer_auth(TOKEN);
+        if let Some(query) = request["query"].as_object() {
+            builder = builder.query(&query.iter().map(|(k, v)| (k.as_str(), text(v))).collect::<Vec<_>>());
+        }
+        for (name, value) in request["headers"].as_object().into_iter().flatten() {
+            builder = builder.header(name.as_str(), text(value));
+        }
+        builder
     }
 }
 
@@ -346,18 +411,20 @@ impl Env {
         Ok(())
     }
 
-    /// Waits for `n` results; returns (receive instant, result) pairs.
+    /// Waits for `n` results; returns (receive instant, result) pairs. Only a timestamp and the bytes are taken while
+    /// results arrive (the measuring client must not compete with what it
+    /// measures for the CPU); they are parsed after the last one.
     async fn collect(&mut self, n: usize, wait: Duration) -> anyhow::Result<Vec<(Instant, Value)>> {
         let deadline = tokio::time::Instant::now() + wait;
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
+        let mut arrivals = Vec::with_capacity(n);
+        while arrivals.len() < n {
             let next = tokio::time::timeout_at(deadline, self.results.next())
                 .await
-                .with_context(|| format!("only {} of {n} results arrived", out.len()))?
+                .with_context(|| format!("only {} of {n} results arrived", arrivals.len()))?
                 .context("results consumer closed")??;
-            out.push((Instant::now(), serde_json::from_slice(&next.data)?));
+            arrivals.push((Instant::now(), next.data));
         }
-        Ok(out)
+        parse_results(arrivals)
     }
 
     fn bare_queue(&self) -> String {
@@ -371,7 +438,6 @@ impl Env {
                 "bare",
                 &self.bare_queue(),
                 &self.names.results_exchange(),
-                &format!("http://{}/ok", self.upstream),
                 &prefetch.to_string(),
                 &concurrency.to_string(),
                 &n.to_string(),
@@ -480,17 +546,68 @@ impl Drop for Process {
 #[derive(Debug, Default, Clone, serde::Serialize)]
 struct Drain {
     jobs_per_s: f64,
+    /// CPU of the pipeline's own process(es) per job (ms).
     cpu_ms_per_job: f64,
+    /// Where the rest of the machine's CPU went, per job (ms): the drain is
+    /// bound by the whole machine's CPU when everything shares a few cores.
+    broker_cpu_ms_per_job: f64,
+    bench_cpu_ms_per_job: f64,
+    machine_cpu_ms_per_job: f64,
 }
 
 impl Drain {
     /// The median of each measure on its own.
     fn median(rounds: &[Drain]) -> Drain {
+        let each = |f: fn(&Drain) -> f64| median(rounds.iter().map(f).collect());
         Drain {
-            jobs_per_s: median(rounds.iter().map(|d| d.jobs_per_s).collect()),
-            cpu_ms_per_job: median(rounds.iter().map(|d| d.cpu_ms_per_job).collect()),
+            jobs_per_s: each(|d| d.jobs_per_s),
+            cpu_ms_per_job: each(|d| d.cpu_ms_per_job),
+            broker_cpu_ms_per_job: each(|d| d.broker_cpu_ms_per_job),
+            bench_cpu_ms_per_job: each(|d| d.bench_cpu_ms_per_job),
+            machine_cpu_ms_per_job: each(|d| d.machine_cpu_ms_per_job),
         }
     }
+}
+
+/// CPU time used so far: by the pipeline under test, by RabbitMQ (when it runs
+/// on this machine), by this process (the upstream and the results client),
+/// and by the whole machine.
+struct Cpu {
+    pipeline: Duration,
+    broker: Duration,
+    bench: Duration,
+    machine: Duration,
+}
+
+impl Cpu {
+    fn since(&self, start: &Cpu) -> Cpu {
+        Cpu {
+            pipeline: self.pipeline.saturating_sub(start.pipeline),
+            broker: self.broker.saturating_sub(start.broker),
+            bench: self.bench.saturating_sub(start.bench),
+            machine: self.machine.saturating_sub(start.machine),
+        }
+    }
+}
+
+/// The local RabbitMQ node's process (the Erlang VM that booted `rabbit`), if any.
+fn broker_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        (cmdline.contains("beam") && cmdline.contains("-s rabbit boot")).then_some(pid)
+    })
+}
+
+/// CPU time all cores spent busy (not idle, waiting for I/O or stolen by the hypervisor), from /proc/stat.
+fn machine_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).take(8).filter_map(|t| t.parse().ok()).collect();
+    let busy: u64 = ticks.iter().enumerate().filter(|(i, _)| ![3, 4, 7].contains(i)).map(|(_, t)| t).sum();
+    // 100 ticks per second on Linux.
+    Duration::from_millis(busy * 10)
 }
 
 /// The middle value (the upper one of an even count); 0 for none.
@@ -523,11 +640,18 @@ struct Scaling {
     drain: Drain,
 }
 
-fn drain_stats(received: &[(Instant, Value)], cpu: Duration) -> Drain {
+fn drain_stats(received: &[(Instant, Value)], cpu: Cpu) -> Drain {
     let first = received.first().map(|r| r.0).unwrap();
     let last = received.last().map(|r| r.0).unwrap();
     let n = (received.len() - 1).max(1) as f64;
-    Drain { jobs_per_s: n / (last - first).as_secs_f64().max(1e-6), cpu_ms_per_job: cpu.as_secs_f64() * 1000.0 / n }
+    let per_job = |d: Duration| d.as_secs_f64() * 1000.0 / n;
+    Drain {
+        jobs_per_s: n / (last - first).as_secs_f64().max(1e-6),
+        cpu_ms_per_job: per_job(cpu.pipeline),
+        broker_cpu_ms_per_job: per_job(cpu.broker),
+        bench_cpu_ms_per_job: per_job(cpu.bench),
+        machine_cpu_ms_per_job: per_job(cpu.machine),
+    }
 }
 
 async fn bench(sizes: Sizes) -> anyhow::Result<()> {
@@ -590,6 +714,9 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     report.bare_rounds = bare;
     report.throughput_ratio = report.worker.jobs_per_s / report.bare.jobs_per_s;
     report.cpu_ratio = report.worker.cpu_ms_per_job / report.bare.cpu_ms_per_job;
+    if !sizes.everything {
+        return Ok(report);
+    }
 
     // Latency, during-call lane: at half the measured peak (the target) and at a
     // tenth of it (a machine with headroom), jobs straight to the queue as the
@@ -724,11 +851,17 @@ async fn drain_bare(
 }
 
 async fn measure_drain(env: &mut Env, n: usize, pids: &[u32]) -> anyhow::Result<Drain> {
-    let cpu = || pids.iter().map(|pid| cpu_time(*pid)).sum::<Duration>();
     let mut received = env.collect(1, Duration::from_secs(120)).await?;
-    let cpu_start = cpu();
+    let broker = broker_pid();
+    let cpu = || Cpu {
+        pipeline: pids.iter().map(|pid| cpu_time(*pid)).sum(),
+        broker: broker.map(cpu_time).unwrap_or_default(),
+        bench: cpu_time(std::process::id()),
+        machine: machine_busy(),
+    };
+    let start = cpu();
     received.extend(env.collect(n - 1, Duration::from_secs(600)).await?);
-    let drain = drain_stats(&received, cpu() - cpu_start);
+    let drain = drain_stats(&received, cpu().since(&start));
     if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
         bail!("a drain job did not succeed: {bad}");
     }
@@ -809,10 +942,7 @@ async fn latency(
         Some(sent_at) => sent_at,
         None => sender.await??,
     };
-    let received: Vec<(Instant, Value)> = arrivals
-        .into_iter()
-        .map(|(at, data)| Ok((at, serde_json::from_slice(&data)?)))
-        .collect::<anyhow::Result<_>>()?;
+    let received = parse_results(arrivals)?;
     let sent_at = |r: &Value| -> Option<Instant> {
         let index: usize = r["job_id"].as_str()?.strip_prefix(tag)?.parse().ok()?;
         sent_at.get(index).copied()
@@ -847,6 +977,10 @@ async fn latency(
     Ok((end_to_end, inside))
 }
 
+fn parse_results(arrivals: Vec<(Instant, Vec<u8>)>) -> anyhow::Result<Vec<(Instant, Value)>> {
+    arrivals.into_iter().map(|(at, data)| Ok((at, serde_json::from_slice(&data)?))).collect()
+}
+
 /// The upstream's own handling time, from a result's response body (JSON, or JSON as text).
 fn handled_us(body: &Value) -> Option<f64> {
     body["handled_us"].as_f64().or_else(|| {
@@ -865,7 +999,25 @@ fn print_report(r: &Report) {
         "| CPU per job (ms) | {:.3} | {:.3} | {:.2} (≤ 1.3) |",
         r.worker.cpu_ms_per_job, r.bare.cpu_ms_per_job, r.cpu_ratio
     );
+    let split = |d: &Drain| {
+        // /proc counts in 10 ms ticks: the parts can add up to a little more than the whole.
+        let rest =
+            (d.machine_cpu_ms_per_job - d.cpu_ms_per_job - d.broker_cpu_ms_per_job - d.bench_cpu_ms_per_job).max(0.0);
+        format!(
+            "{:.3} + {:.3} + {:.3} + {:.3} = {:.3}",
+            d.cpu_ms_per_job, d.broker_cpu_ms_per_job, d.bench_cpu_ms_per_job, rest, d.machine_cpu_ms_per_job
+        )
+    };
+    println!(
+        "| whole machine CPU per job (ms): pipeline + broker + bench (upstream, client) + rest = all | {} | {} | {:.2} |",
+        split(&r.worker),
+        split(&r.bare),
+        r.worker.machine_cpu_ms_per_job / r.bare.machine_cpu_ms_per_job
+    );
     for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]) {
+        if l.rate_per_s == 0.0 {
+            continue; // not measured (drain mode)
+        }
         let [a, b] = [l.authrelay_ms, l.bare_ms];
         println!(
             "| during-call added latency p50 / p99 / max (ms, median of rounds), {what} ({:.0}/s) | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
@@ -877,12 +1029,14 @@ fn print_report(r: &Report) {
             i[0], i[1], i[2]
         );
     }
-    println!("| OAuth burst: token requests for {} jobs | {} | – | = 1 |", r.burst_jobs, r.burst_token_requests);
-    println!("| OAuth burst p99 (ms) | {:.1} | – | – |", r.burst_p99_ms);
-    println!(
-        "| peak RSS, {} jobs with 1 MiB responses (MiB) | {:.1} | – | ≤ 256 |",
-        r.memory_jobs, r.memory_peak_rss_mib
-    );
+    if r.burst_jobs > 0 {
+        println!("| OAuth burst: token requests for {} jobs | {} | – | = 1 |", r.burst_jobs, r.burst_token_requests);
+        println!("| OAuth burst p99 (ms) | {:.1} | – | – |", r.burst_p99_ms);
+        println!(
+            "| peak RSS, {} jobs with 1 MiB responses (MiB) | {:.1} | – | ≤ 256 |",
+            r.memory_jobs, r.memory_peak_rss_mib
+        );
+    }
     if !r.scaling.is_empty() {
         println!();
         println!("| scaling (post-call drain) | jobs/s | CPU per job (ms) |");
@@ -899,7 +1053,7 @@ fn print_report(r: &Report) {
         rounds(&r.bare_rounds)
     );
     let p99s = |rounds: &[[f64; 3]]| rounds.iter().map(|r| format!("{:.1}", r[1])).collect::<Vec<_>>().join(", ");
-    for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]) {
+    for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]).filter(|(l, _)| l.rate_per_s > 0.0) {
         println!(
             "Latency p99 rounds (ms), {what}: authrelay {}; bare {}.",
             p99s(&l.authrelay_rounds),
