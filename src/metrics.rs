@@ -135,14 +135,8 @@ impl Metrics {
         );
         let attempt_duration =
             histogram("authrelay_attempt_duration_seconds", "Duration of one HTTP attempt, body included", &["phase"]);
-        let in_flight = IntGaugeVec::new(
-            Opts::new(
-                "authrelay_jobs_in_flight",
-                "Jobs being processed (each holds one of its lane's concurrency slots)",
-            ),
-            &["phase"],
-        )
-        .expect("valid metric");
+        let in_flight = IntGaugeVec::new(Opts::new("authrelay_jobs_in_flight", "Jobs being worked on"), &["phase"])
+            .expect("valid metric");
         let profile_lookups = counter("authrelay_profile_lookups_total", "Profile lookups by workers", &["result"]);
         let lanes = Arc::new(
             Phase::ALL.map(|phase| LaneMetrics::new(phase, &in_flight, &attempt_duration, &jobs, &job_duration)),

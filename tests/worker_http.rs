@@ -640,6 +640,6 @@ async fn a_lane_never_sends_more_requests_at_once_than_its_concurrency() {
     let results = h.broker.results(15, WAIT).await;
 
     assert!(results.iter().all(|r| r["outcome"] == "succeeded"), "{results:?}");
-    // Results wait for the broker's confirm outside the slots; requests never exceed them.
+    // 15 jobs waiting and 3 slots: the target sees exactly 3 at once, never more.
     assert_eq!(overlap.most.load(std::sync::atomic::Ordering::SeqCst), 3);
 }

@@ -55,8 +55,8 @@ struct Sizes {
     memory_jobs: usize,
     /// Also measure prefetch 50/200/1000 and two worker processes.
     scaling: bool,
-    /// False: the drain rounds only (throughput and CPU), to compare builds quickly.
-    everything: bool,
+    /// The drain rounds only (throughput and CPU), to compare builds quickly.
+    drain_only: bool,
 }
 
 #[tokio::main]
@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
                 burst_jobs: 1000,
                 memory_jobs: 10_000,
                 scaling: true,
-                everything: true,
+                drain_only: false,
             })
             .await
         }
@@ -84,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
                 burst_jobs: 200,
                 memory_jobs: 150,
                 scaling: false,
-                everything: true,
+                drain_only: false,
             })
             .await
         }
@@ -96,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
                 burst_jobs: 0,
                 memory_jobs: 0,
                 scaling: false,
-                everything: false,
+                drain_only: true,
             })
             .await
         }
@@ -261,7 +261,9 @@ mod bare {
     /// same fields and AMQP properties as authrelay's), so the broker and the
     /// results consumer carry the same message for both pipelines and the
     /// comparison measures what authrelay adds, not the size of the contract's
-    /// result. Nothing is validated, resolved, decrypted or redacted.
+    /// result. Nothing is validated, resolved, decrypted or redacted, and only
+    /// what the bench's own jobs use is read: GET, URL, query and headers (no
+    /// method, body or timeout; a failed request is reported without an error).
     async fn run_job(http: &reqwest::Client, job: &Value) -> (Value, String) {
         let started_at = chrono::Utc::now();
         let (status, headers, body) = match request(http, &job["request"]).send().await {
@@ -411,10 +413,14 @@ impl Env {
         Ok(())
     }
 
-    /// Waits for `n` results; returns (receive instant, result) pairs. Only a timestamp and the bytes are taken while
-    /// results arrive (the measuring client must not compete with what it
-    /// measures for the CPU); they are parsed after the last one.
+    /// Waits for `n` results and parses them.
     async fn collect(&mut self, n: usize, wait: Duration) -> anyhow::Result<Vec<(Instant, Value)>> {
+        parse_results(self.collect_raw(n, wait).await?)
+    }
+
+    /// Waits for `n` results, taking only a timestamp and the bytes of each:
+    /// the measuring client must not compete for the CPU with what it measures.
+    async fn collect_raw(&mut self, n: usize, wait: Duration) -> anyhow::Result<Vec<(Instant, Vec<u8>)>> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut arrivals = Vec::with_capacity(n);
         while arrivals.len() < n {
@@ -424,7 +430,7 @@ impl Env {
                 .context("results consumer closed")??;
             arrivals.push((Instant::now(), next.data));
         }
-        parse_results(arrivals)
+        Ok(arrivals)
     }
 
     fn bare_queue(&self) -> String {
@@ -550,7 +556,8 @@ struct Drain {
     cpu_ms_per_job: f64,
     /// Where the rest of the machine's CPU went, per job (ms): the drain is
     /// bound by the whole machine's CPU when everything shares a few cores.
-    broker_cpu_ms_per_job: f64,
+    /// None when RabbitMQ does not run on this machine (its CPU is then in "rest").
+    broker_cpu_ms_per_job: Option<f64>,
     bench_cpu_ms_per_job: f64,
     machine_cpu_ms_per_job: f64,
 }
@@ -562,7 +569,11 @@ impl Drain {
         Drain {
             jobs_per_s: each(|d| d.jobs_per_s),
             cpu_ms_per_job: each(|d| d.cpu_ms_per_job),
-            broker_cpu_ms_per_job: each(|d| d.broker_cpu_ms_per_job),
+            broker_cpu_ms_per_job: rounds
+                .iter()
+                .map(|d| d.broker_cpu_ms_per_job)
+                .collect::<Option<Vec<f64>>>()
+                .map(median),
             bench_cpu_ms_per_job: each(|d| d.bench_cpu_ms_per_job),
             machine_cpu_ms_per_job: each(|d| d.machine_cpu_ms_per_job),
         }
@@ -574,7 +585,8 @@ impl Drain {
 /// and by the whole machine.
 struct Cpu {
     pipeline: Duration,
-    broker: Duration,
+    /// None when RabbitMQ does not run on this machine.
+    broker: Option<Duration>,
     bench: Duration,
     machine: Duration,
 }
@@ -583,20 +595,23 @@ impl Cpu {
     fn since(&self, start: &Cpu) -> Cpu {
         Cpu {
             pipeline: self.pipeline.saturating_sub(start.pipeline),
-            broker: self.broker.saturating_sub(start.broker),
+            broker: self.broker.zip(start.broker).map(|(now, then)| now.saturating_sub(then)),
             bench: self.bench.saturating_sub(start.bench),
             machine: self.machine.saturating_sub(start.machine),
         }
     }
 }
 
-/// The local RabbitMQ node's process (the Erlang VM that booted `rabbit`), if any.
+/// The local RabbitMQ node's process: the Erlang VM (`beam.smp`) that booted
+/// `rabbit`. None when the broker runs elsewhere (another host, a container).
 fn broker_pid() -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
         let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
         let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        (cmdline.contains("beam") && cmdline.contains("-s rabbit boot")).then_some(pid)
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let boots_rabbit = args.windows(3).any(|w| w == [b"-s".as_slice(), b"rabbit", b"boot"]);
+        (comm.trim() == "beam.smp" && boots_rabbit).then_some(pid)
     })
 }
 
@@ -648,7 +663,7 @@ fn drain_stats(received: &[(Instant, Value)], cpu: Cpu) -> Drain {
     Drain {
         jobs_per_s: n / (last - first).as_secs_f64().max(1e-6),
         cpu_ms_per_job: per_job(cpu.pipeline),
-        broker_cpu_ms_per_job: per_job(cpu.broker),
+        broker_cpu_ms_per_job: cpu.broker.map(per_job),
         bench_cpu_ms_per_job: per_job(cpu.bench),
         machine_cpu_ms_per_job: per_job(cpu.machine),
     }
@@ -660,8 +675,10 @@ async fn bench(sizes: Sizes) -> anyhow::Result<()> {
     env.cleanup().await;
     let report = outcome?;
     print_report(&report);
-    std::fs::write("bench-results.json", serde_json::to_string_pretty(&report)?)?;
-    eprintln!("wrote bench-results.json");
+    // A drain-only run does not overwrite a full run's figures.
+    let file = if sizes.drain_only { "bench-results-drain.json" } else { "bench-results.json" };
+    std::fs::write(file, serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote {file}");
     Ok(())
 }
 
@@ -714,7 +731,7 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     report.bare_rounds = bare;
     report.throughput_ratio = report.worker.jobs_per_s / report.bare.jobs_per_s;
     report.cpu_ratio = report.worker.cpu_ms_per_job / report.bare.cpu_ms_per_job;
-    if !sizes.everything {
+    if sizes.drain_only {
         return Ok(report);
     }
 
@@ -855,13 +872,15 @@ async fn measure_drain(env: &mut Env, n: usize, pids: &[u32]) -> anyhow::Result<
     let broker = broker_pid();
     let cpu = || Cpu {
         pipeline: pids.iter().map(|pid| cpu_time(*pid)).sum(),
-        broker: broker.map(cpu_time).unwrap_or_default(),
+        broker: broker.map(cpu_time),
         bench: cpu_time(std::process::id()),
         machine: machine_busy(),
     };
     let start = cpu();
-    received.extend(env.collect(n - 1, Duration::from_secs(600)).await?);
-    let drain = drain_stats(&received, cpu().since(&start));
+    let rest = env.collect_raw(n - 1, Duration::from_secs(600)).await?;
+    let used = cpu().since(&start);
+    received.extend(parse_results(rest)?);
+    let drain = drain_stats(&received, used);
     if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
         bail!("a drain job did not succeed: {bad}");
     }
@@ -1000,12 +1019,13 @@ fn print_report(r: &Report) {
         r.worker.cpu_ms_per_job, r.bare.cpu_ms_per_job, r.cpu_ratio
     );
     let split = |d: &Drain| {
+        let broker = d.broker_cpu_ms_per_job.unwrap_or(0.0);
         // /proc counts in 10 ms ticks: the parts can add up to a little more than the whole.
-        let rest =
-            (d.machine_cpu_ms_per_job - d.cpu_ms_per_job - d.broker_cpu_ms_per_job - d.bench_cpu_ms_per_job).max(0.0);
+        let rest = (d.machine_cpu_ms_per_job - d.cpu_ms_per_job - broker - d.bench_cpu_ms_per_job).max(0.0);
+        let broker = d.broker_cpu_ms_per_job.map_or("n/a (not local)".into(), |b| format!("{b:.3}"));
         format!(
-            "{:.3} + {:.3} + {:.3} + {:.3} = {:.3}",
-            d.cpu_ms_per_job, d.broker_cpu_ms_per_job, d.bench_cpu_ms_per_job, rest, d.machine_cpu_ms_per_job
+            "{:.3} + {broker} + {:.3} + {rest:.3} = {:.3}",
+            d.cpu_ms_per_job, d.bench_cpu_ms_per_job, d.machine_cpu_ms_per_job
         )
     };
     println!(

@@ -36,7 +36,7 @@ pub struct PhaseConfig {
     pub retry_delays: RetryDelays,
     /// Unacked deliveries the broker may push to this lane.
     pub prefetch: u16,
-    /// Jobs this lane processes at once (a finished job settles with the broker outside this limit).
+    /// Jobs this lane runs at once.
     pub concurrency: usize,
 }
 

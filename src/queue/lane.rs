@@ -11,7 +11,7 @@ use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -112,7 +112,10 @@ pub async fn run(
             Wake::Delivery(Some(Ok(delivery))) => {
                 last_delivery = Instant::now();
                 let (ctx, publisher) = (ctx.clone(), publisher.clone());
-                in_flight.spawn(async move { handle(&ctx, &publisher, phase, &delivery, slot).await });
+                in_flight.spawn(async move {
+                    handle(&ctx, &publisher, phase, &delivery).await;
+                    drop(slot);
+                });
             }
             Wake::Delivery(Some(Err(source))) => break Err(amqp(source)),
             Wake::Delivery(None) => break Err(LaneError::ConsumerEnded(phase)),
@@ -167,35 +170,23 @@ async fn ready_messages(channel: &lapin::Channel, queue: &str) -> u32 {
 
 /// Processes and settles one delivery. Never panics outward: a panic while
 /// processing parks the message (a bug to look at), it does not lose it.
-///
-/// The lane's `slot` is held while the job is processed (its HTTP requests),
-/// not while its result waits for the broker's confirm and its ack: those
-/// only wait on the broker, and the prefetch already bounds the deliveries
-/// not yet acked. Freeing the slot early lets the next job start meanwhile.
-async fn handle(
-    ctx: &WorkerContext,
-    publisher: &Publisher,
-    phase: Phase,
-    delivery: &Delivery,
-    slot: OwnedSemaphorePermit,
-) {
+/// The delivery stays boxed where the lane put it: it is a few hundred bytes,
+/// and moving it into this future would copy it once more per job.
+async fn handle(ctx: &WorkerContext, publisher: &Publisher, phase: Phase, delivery: &Delivery) {
+    let _in_flight = InFlight::enter(&ctx.metrics.lane(phase).in_flight);
     let started = Instant::now();
-    let disposition = {
-        let _in_flight = InFlight::enter(&ctx.metrics.lane(phase).in_flight);
-        // Boxed: the job's future is a few KiB, and moving it through the wrappers
-        // below (and into the spawned task) would copy it each time.
-        let processing = Box::pin(ctx.process(phase, &delivery.data, delivery.properties.headers().as_ref()));
-        AssertUnwindSafe(processing).catch_unwind().await.unwrap_or_else(|_| {
-            tracing::error!(lane = %phase, "processing a job panicked; the message is parked for inspection");
-            Disposition::ParkOnly(ParkReason {
-                kind: ErrorKind::InvalidJob,
-                message: "authrelay failed while processing this message (internal error); see the log".into(),
-                attempts: 0,
-                phase,
-            })
+    // Boxed: the job's future is a few KiB, and moving it through the wrappers
+    // below (and into the spawned task) would copy it each time.
+    let processing = Box::pin(ctx.process(phase, &delivery.data, delivery.properties.headers().as_ref()));
+    let disposition = AssertUnwindSafe(processing).catch_unwind().await.unwrap_or_else(|_| {
+        tracing::error!(lane = %phase, "processing a job panicked; the message is parked for inspection");
+        Disposition::ParkOnly(ParkReason {
+            kind: ErrorKind::InvalidJob,
+            message: "authrelay failed while processing this message (internal error); see the log".into(),
+            attempts: 0,
+            phase,
         })
-    };
-    drop(slot);
+    });
     match settle(publisher, &ctx.metrics, delivery, &disposition).await {
         Ok(()) => record(ctx, phase, &disposition, started),
         Err(e) => {
