@@ -25,6 +25,7 @@ use authrelay::crypto::KeyRing;
 use authrelay::db::Database;
 use authrelay::job::Phase;
 use authrelay::profile::{Actor, NewProfile, ProfileStore};
+use authrelay::queue::settle::result_properties;
 use authrelay::queue::{Names, topology};
 use futures_util::StreamExt as _;
 use lapin::options::{
@@ -229,12 +230,7 @@ mod bare {
             tasks.spawn(async move {
                 let job: Value = serde_json::from_slice(&delivery.data).unwrap_or_default();
                 let (result, routing_key) = run_job(&http, &job).await;
-                let job_id = job["job_id"].as_str().unwrap_or_default();
-                let properties = json_properties()
-                    .with_app_id(ShortString::from("authrelay"))
-                    .with_message_id(ShortString::from(job_id))
-                    .with_timestamp(chrono::Utc::now().timestamp() as u64)
-                    .with_type(ShortString::from("authrelay.result"));
+                let properties = result_properties(job["job_id"].as_str().unwrap_or_default());
                 let confirm = publish
                     .basic_publish(
                         exchange.as_str().into(),

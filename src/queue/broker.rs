@@ -401,8 +401,8 @@ mod tests {
         (listener, url)
     }
 
-    /// Lets lapin's I/O thread otherwise hold the connection for good: the
-    /// silent peer must read to its end, and not be dialed again.
+    /// Without the hang-up, lapin's I/O thread would hold the connection for
+    /// good: the silent peer must read to its end, and not be dialed again.
     async fn assert_hung_up(listener: &tokio::net::TcpListener, mut peer: tokio::net::TcpStream) {
         use tokio::io::AsyncReadExt as _;
         let mut buf = [0u8; 64];

@@ -37,6 +37,14 @@ fn json_properties() -> BasicProperties {
         .with_app_id(ShortString::from("authrelay"))
 }
 
+/// The AMQP properties of a job's result (also of its `reply_to` copy).
+pub fn result_properties(job_id: &str) -> BasicProperties {
+    json_properties()
+        .with_message_id(ShortString::from(job_id))
+        .with_timestamp(Utc::now().timestamp() as u64)
+        .with_type(ShortString::from("authrelay.result"))
+}
+
 /// Publishes what the disposition calls for, then acks the delivery.
 pub async fn settle(
     publisher: &Publisher,
@@ -49,10 +57,7 @@ pub async fn settle(
         Disposition::Done { result, park } => {
             let body = serde_json::to_vec(result.as_ref())?;
             let mut publishes = Vec::new();
-            let properties = json_properties()
-                .with_message_id(ShortString::from(result.job_id.as_str()))
-                .with_timestamp(Utc::now().timestamp() as u64)
-                .with_type(ShortString::from("authrelay.result"));
+            let properties = result_properties(&result.job_id);
             let results_exchange = names.results_exchange();
             let routing_key = result.routing_key();
             publishes.push(Box::pin(publish_result(
