@@ -10,21 +10,19 @@ use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiState, Readiness};
+use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::credentials::oauth2::{TokenClient, TokenClientSettings};
 use crate::credentials::probe::Prober;
-use crate::credentials::token_cache::{TokenCache, TokenCacheSettings};
 use crate::db::Database;
 use crate::egress::EgressPolicy;
-use crate::executor::Executor;
-use crate::job::JobLimits;
 use crate::metrics::Metrics;
 use crate::outbox::{Relay, RelaySettings};
 use crate::profile::ProfileStore;
-use crate::profile::cache::ProfileCache;
-use crate::queue::{Names, broker};
+use crate::queue::{Names, connect};
+use crate::readiness::Readiness;
 use crate::worker::WorkerContext;
+use crate::worker::supervisor::{self, WIND_DOWN};
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +33,17 @@ pub struct Roles {
 
 impl Roles {
     pub const ALL: Roles = Roles { worker: true, api: true };
+}
+
+/// As given on the command line: `worker,api`.
+impl std::fmt::Display for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [(self.worker, "worker"), (self.api, "api")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        f.write_str(&names.join(","))
+    }
 }
 
 impl FromStr for Roles {
@@ -74,7 +83,7 @@ impl App {
     pub async fn build(config: Config, roles: Roles) -> anyhow::Result<Self> {
         let (db, pool) = Database::prepare(&config.database).await?;
         let store = ProfileStore::new(pool.clone(), config.key_ring.clone());
-        ensure_keys_cover_store(&store).await?;
+        store.ensure_keys_cover_store().await?;
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on AUTHRELAY_HTTP_ADDR={}", config.http_addr))?;
@@ -82,10 +91,10 @@ impl App {
         let metrics = Metrics::new();
         // Every role needs the broker (the outbox relay runs everywhere), so an
         // unreachable broker is a start-up error whatever the roles.
-        let connection = broker::connect_with_wait(&config.amqp_url, config.database.connect_timeout).await?;
-        broker::declare_topology(&connection, &Names::new(&config.amqp_prefix)).await?;
+        let connection = connect::connect_with_wait(&config.amqp_url, config.database.connect_timeout).await?;
+        connect::declare_topology(&connection, &Names::new(&config.amqp_prefix)).await?;
         let worker = if roles.worker {
-            let ctx = Arc::new(worker_context(&config, store.clone(), metrics.clone())?);
+            let ctx = Arc::new(WorkerContext::build(&config, store.clone(), metrics.clone())?);
             Some((ctx, connection))
         } else {
             crate::queue::close_connection(&connection, "topology declared").await;
@@ -130,7 +139,7 @@ impl App {
         let router = if self.roles.api { api::router(state) } else { api::ops_router(state) };
         let workers = self.worker.map(|(ctx, connection)| {
             let names = Names::new(&self.config.amqp_prefix);
-            tokio::spawn(broker::supervise(
+            tokio::spawn(supervisor::supervise(
                 ctx,
                 connection,
                 self.config.amqp_url.clone(),
@@ -150,12 +159,12 @@ impl App {
             settings: RelaySettings::default(),
         };
         let relay = tokio::spawn(relay.run(shutdown.clone()));
-        tracing::info!(%addr, roles = ?self.roles, "authrelay is running");
+        tracing::info!(%addr, roles = %self.roles, "authrelay is running");
         let server = axum::serve(self.listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         // Requests in progress (a long replay, say) get the grace period, not forever.
         let drain_limit = async {
             shutdown.cancelled().await;
-            tokio::time::sleep(self.config.worker.shutdown_grace + broker::WIND_DOWN).await;
+            tokio::time::sleep(self.config.worker.shutdown_grace + WIND_DOWN).await;
         };
         tokio::select! {
             served = server.into_future() => served.context("HTTP server failed")?,
@@ -175,57 +184,29 @@ impl App {
 fn prober(config: &Config) -> anyhow::Result<Prober> {
     let settings = &config.worker;
     let egress = EgressPolicy::new(config.allow_private_destinations.clone());
-    let http = Executor::http_client(settings, &egress).context("cannot build the HTTP client")?;
-    let tokens = TokenClient::new(token_http_client(settings, &egress)?, TokenClientSettings::default());
+    let http = egress.target_client(settings.connect_timeout).context("cannot build the HTTP client")?;
+    let token_http =
+        egress.token_endpoint_client(settings.connect_timeout).context("cannot build the token HTTP client")?;
+    let tokens = TokenClient::new(token_http, TokenClientSettings::default());
     Ok(Prober { http, tokens, egress, timeout: settings.request_timeout })
 }
 
-fn token_http_client(settings: &crate::config::WorkerConfig, egress: &EgressPolicy) -> anyhow::Result<reqwest::Client> {
-    // Token endpoints get no redirects: a token request is never re-sent elsewhere.
-    egress
-        .configure(reqwest::Client::builder())
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(settings.connect_timeout)
-        .build()
-        .context("cannot build the token HTTP client")
-}
-
-/// The worker's shared parts: HTTP clients behind the egress guard, the
-/// token cache, the profile cache and the executor.
-pub fn worker_context(config: &Config, store: ProfileStore, metrics: Metrics) -> anyhow::Result<WorkerContext> {
-    let settings = Arc::new(config.worker.clone());
-    let egress = EgressPolicy::new(config.allow_private_destinations.clone());
-    let http = Executor::http_client(&settings, &egress).context("cannot build the HTTP client")?;
-    let token_http = token_http_client(&settings, &egress)?;
-    let token_client = TokenClient::new(
-        token_http,
-        TokenClientSettings { default_lifetime: settings.token_default_lifetime, ..Default::default() },
-    );
-    let tokens = Arc::new(TokenCache::new(
-        token_client,
-        TokenCacheSettings { failure_ttl: settings.token_failure_ttl, ..Default::default() },
-    ));
-    let executor = Executor::new(http, egress, tokens, settings.clone(), metrics.clone());
-    let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
-    Ok(WorkerContext {
-        store,
-        profiles: ProfileCache::new(settings.profile_cache_ttl),
-        executor,
-        settings,
-        limits,
-        metrics,
-    })
-}
-
-/// Refuses to start when a stored secret was sealed under a key the ring lacks:
-/// every job using it would fail, and the fix is a configuration change.
-pub async fn ensure_keys_cover_store(store: &ProfileStore) -> anyhow::Result<()> {
-    let missing = store.missing_key_ids().await?;
-    if !missing.is_empty() {
-        anyhow::bail!(
-            "stored secrets are sealed with master key(s) {} missing from AUTHRELAY_MASTER_KEYS; add them back after the current key (then `authrelay keys rotate` can retire them)",
-            missing.join(", ")
-        );
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+pub async fn shutdown_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; stop with SIGINT instead");
+            let _ = ctrl_c.await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
     }
-    Ok(())
+    tracing::info!("shutdown requested; finishing in-flight work");
+    shutdown.cancel();
 }

@@ -3,7 +3,7 @@
 
 use std::str::FromStr as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use rustls::pki_types::CertificateDer;
@@ -13,6 +13,8 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::DatabaseConfig;
+use crate::error_text::Chain;
+use crate::reconnect::{Backoff, retry_within};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -23,31 +25,38 @@ const MIGRATION_LOCK_KEY: i64 = 0x6175_7468_7265_6c79; // "authrely"
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("AUTHRELAY_DATABASE_URL is not a valid PostgreSQL URL: {0}")]
+    #[error("AUTHRELAY_DATABASE_URL is not a valid PostgreSQL URL")]
     BadUrl(#[source] tokio_postgres::Error),
     #[error("cannot set up TLS for PostgreSQL: {0}")]
     Tls(String),
     #[error(
-        "cannot reach PostgreSQL at {target} after {waited:?}: {detail}; check AUTHRELAY_DATABASE_URL and that the server is up"
+        "cannot reach PostgreSQL at {target} after {waited:?} (check AUTHRELAY_DATABASE_URL and that the server is up)"
     )]
-    Unreachable { target: String, waited: Duration, detail: String },
-    #[error(
-        "TLS with PostgreSQL at {target} failed: {detail}; check the certificate (AUTHRELAY_DATABASE_CA_FILE) or sslmode"
-    )]
-    TlsHandshake { target: String, detail: String },
-    #[error("cannot create database `{name}`: {source}; create it yourself or grant CREATEDB")]
+    Unreachable {
+        target: String,
+        waited: Duration,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("TLS with PostgreSQL at {target} failed (check the certificate, AUTHRELAY_DATABASE_CA_FILE, or sslmode)")]
+    TlsHandshake {
+        target: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("cannot create database `{name}` (create it yourself or grant CREATEDB)")]
     CreateDatabase {
         name: String,
         #[source]
         source: tokio_postgres::Error,
     },
-    #[error("migration failed: {0}")]
+    #[error("a migration failed")]
     Migration(#[source] refinery::Error),
     #[error(transparent)]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("database pool: {0}")]
+    #[error("no database connection")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database pool: {0}")]
+    #[error("cannot build the database pool")]
     Build(#[from] deadpool_postgres::BuildError),
 }
 
@@ -96,41 +105,28 @@ impl Database {
     /// Connects once (outside the pool), waiting up to the configured start-up
     /// timeout for the server to come up.
     async fn connect_with_wait(&self, pg: &tokio_postgres::Config) -> Result<tokio_postgres::Client, DbError> {
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match pg.connect(self.tls.clone()).await {
-                Ok((client, connection)) => {
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(error = %e, "database connection closed");
-                        }
-                    });
-                    return Ok(client);
-                }
-                // A server that answered with an error (bad password, missing
-                // database) will not change its mind: do not wait.
-                Err(e) if e.as_db_error().is_some() => return Err(e.into()),
-                // Neither will a certificate.
-                Err(e) if crate::error_text::chain(&e).contains("TLS handshake") => {
-                    return Err(DbError::TlsHandshake {
-                        target: self.describe(),
-                        detail: crate::error_text::chain(&e),
-                    });
-                }
-                Err(e) if started.elapsed() + delay > self.settings.connect_timeout => {
-                    return Err(DbError::Unreachable {
-                        target: self.describe(),
-                        waited: started.elapsed(),
-                        detail: crate::error_text::chain(&e),
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(target = %self.describe(), error = %e, "database not reachable yet; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
+        let started = tokio::time::Instant::now();
+        // A server that answered with an error (bad password, missing database)
+        // will not change its mind, and neither will a certificate: do not wait.
+        let retryable = |e: &tokio_postgres::Error| e.as_db_error().is_none() && !is_tls_failure(e);
+        let retry = |e: &tokio_postgres::Error, _| {
+            tracing::warn!(target = %self.describe(), error = %Chain(e), "database not reachable yet; retrying");
+        };
+        let connected =
+            retry_within(AT_START, self.settings.connect_timeout, || pg.connect(self.tls.clone()), retryable, retry)
+                .await;
+        match connected {
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %Chain(&e), "database connection closed");
+                    }
+                });
+                Ok(client)
             }
+            Err(e) if e.as_db_error().is_some() => Err(e.into()),
+            Err(source) if is_tls_failure(&source) => Err(DbError::TlsHandshake { target: self.describe(), source }),
+            Err(source) => Err(DbError::Unreachable { target: self.describe(), waited: started.elapsed(), source }),
         }
     }
 
@@ -263,6 +259,27 @@ fn tls_connector(settings: &DatabaseConfig) -> Result<MakeRustlsConnect, DbError
     };
     Ok(MakeRustlsConnect::new(config))
 }
+
+/// Whether a connect failed in the TLS handshake (a certificate the trust store
+/// refuses, say): rustls's error somewhere in the chain of causes.
+fn is_tls_failure(error: &tokio_postgres::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        // io::Error hides the error it wraps from `source()`; look inside.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        if e.is::<rustls::Error>() || inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// How start-up waits for the database between attempts.
+const AT_START: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 
 /// Whether a database error means "the database is not reachable right now"
 /// (as opposed to a bad query), so callers can delay work instead of failing it.

@@ -31,6 +31,7 @@
 use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -158,6 +159,25 @@ impl EgressPolicy {
     /// same-origin redirect policy. Callers must still run [`check_url`](Self::check_url) before each send.
     pub fn configure(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
         builder.no_proxy().dns_resolver(FilteringResolver { policy: self.clone() }).redirect(self.redirect_policy())
+    }
+
+    /// The client for target APIs: this policy, bounded connects, pooled connections.
+    pub fn target_client(&self, connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+        self.configure(reqwest::Client::builder())
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("authrelay/", env!("CARGO_PKG_VERSION")))
+            .build()
+    }
+
+    /// The client for OAuth 2.0 token endpoints: this policy and no redirects
+    /// at all, so a token request (with its client secret) is never re-sent elsewhere.
+    pub fn token_endpoint_client(&self, connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+        self.configure(reqwest::Client::builder())
+            .redirect(redirect::Policy::none())
+            .connect_timeout(connect_timeout)
+            .build()
     }
 
     fn redirect_policy(&self) -> redirect::Policy {

@@ -21,9 +21,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Database;
+use crate::error_text::Chain;
 use crate::metrics::Metrics;
+use crate::queue::Names;
+use crate::queue::connect::connect;
 use crate::queue::publisher::Publisher;
-use crate::queue::{Names, broker};
+use crate::reconnect::Backoff;
 
 const BATCH: i64 = 100;
 
@@ -43,21 +46,25 @@ impl Default for RelaySettings {
 
 #[derive(Debug, thiserror::Error)]
 enum RelayError {
-    #[error("database: {0}")]
+    #[error("a database query failed")]
     Db(#[from] tokio_postgres::Error),
-    #[error("database pool: {0}")]
+    #[error("no database connection")]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error(transparent)]
     Publish(#[from] crate::queue::publisher::PublishError),
-    #[error("broker: {0}")]
+    #[error("the broker failed")]
     Amqp(#[from] lapin::Error),
-    #[error("{0}")]
+    #[error("cannot listen for new outbox rows")]
     Listen(#[from] crate::db::DbError),
     #[error("the LISTEN connection ended")]
     ListenEnded,
     #[error("the broker did not answer within {0:?}")]
     Unanswered(Duration),
 }
+
+/// Between attempts to resume relaying after a failure.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+const HEALTHY_SESSION: Duration = Duration::from_secs(60);
 
 /// How long connecting and opening the confirm channel may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -75,17 +82,21 @@ impl Relay {
     /// Relays until `shutdown`; every failure is retried with backoff.
     pub async fn run(self, shutdown: CancellationToken) {
         let notify = Arc::new(Notify::new());
-        let mut backoff = Duration::from_millis(500);
+        let mut delays = RETRY.delays();
         while !shutdown.is_cancelled() {
+            let began = tokio::time::Instant::now();
             match self.session(&notify, &shutdown).await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbox relay interrupted; events wait in the outbox");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    // A session that ran well for a while starts the delays afresh.
+                    if began.elapsed() > HEALTHY_SESSION {
+                        delays = RETRY.delays();
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    let delay = delays.next().unwrap_or(RETRY.max);
+                    tracing::warn!(error = %Chain(&e), retry_in_ms = delay.as_millis() as u64, "outbox relay interrupted; events wait in the outbox");
+                    if shutdown.run_until_cancelled(tokio::time::sleep(delay)).await.is_none() {
+                        return;
+                    }
                 }
             }
         }
@@ -95,7 +106,7 @@ impl Relay {
         // Listen first: a row committed after the first sweep still wakes us.
         let (_listener, listening) = self.db.listen("authrelay_outbox", notify.clone()).await?;
         let open = async {
-            let connection = broker::connect(&self.amqp_url).await?;
+            let connection = connect(&self.amqp_url).await?;
             let publisher = Publisher::open(&connection, self.names.clone()).await?;
             Ok::<_, RelayError>((connection, publisher))
         };

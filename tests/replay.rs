@@ -7,7 +7,7 @@ use std::time::Duration;
 use authrelay::app::Roles;
 use authrelay::config::WorkerConfig;
 use authrelay::job::{ErrorKind, Phase};
-use authrelay::replay::{ReplayRequest, replay};
+use authrelay::queue::replay::{ReplayRequest, replay};
 use chrono::Utc;
 use common::amqp::{Taken, TestBroker, json_props};
 use common::{TestEnv, spawn_app_with};
@@ -53,7 +53,7 @@ async fn parked_fixture(broker: &TestBroker) {
     park(broker, "p5", "post_call", "acme", "http_status", 0).await;
 }
 
-async fn run(broker: &TestBroker, request: ReplayRequest) -> authrelay::replay::ReplayReport {
+async fn run(broker: &TestBroker, request: ReplayRequest) -> authrelay::queue::replay::ReplayReport {
     replay(&broker.conn, &broker.names, &worker_config(), &request).await.unwrap()
 }
 

@@ -74,7 +74,7 @@ impl From<StoreError> for ApiError {
             StoreError::NameTaken(_) => Self::new(StatusCode::CONFLICT, "name_taken", e.to_string()),
             StoreError::InUse(usage) => Self::in_use(usage),
             StoreError::Invalid(errors) => Self::invalid(errors),
-            StoreError::Unusable { .. } => {
+            StoreError::Unusable { .. } | StoreError::KeysMissing(_) => {
                 tracing::error!(error = %e, "stored profile cannot be opened");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "profile_unusable", e.to_string())
             }

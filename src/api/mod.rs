@@ -10,6 +10,7 @@
 //! | `PUT·DELETE /v1/workspaces/{ws}/references/{kind}/{ref_id}` | [`profiles::put_reference`], [`profiles::delete_reference`] |
 //! | `POST /v1/replay` | [`replay::replay`] (filters as `authrelay replay`) |
 //! | `GET /healthz`, `/readyz`, `/metrics` | [`health`] |
+//! | `GET /ui/…` | [`ui`]: the admin page |
 //!
 //! Every `/v1` route needs `Authorization: Bearer <admin token>`; errors are
 //! `{"error", "message"}` JSON; another workspace's profile is a 404.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod health;
 pub mod profiles;
 pub mod replay;
+pub mod ui;
 
 use std::time::Instant;
 
@@ -31,8 +33,8 @@ use axum::{Router, extract::FromRequest};
 use crate::config::AdminToken;
 use crate::metrics::Metrics;
 use crate::profile::ProfileStore;
+use crate::readiness::Readiness;
 pub use error::ApiError;
-pub use health::Readiness;
 
 /// Request bodies larger than this are refused with 413.
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -62,7 +64,7 @@ pub fn router(state: ApiState) -> Router {
             put(profiles::put_reference).delete(profiles::delete_reference),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin_token));
-    with_common_layers(Router::new().merge(v1).merge(crate::ui::router()), state)
+    with_common_layers(Router::new().merge(v1).merge(ui::router()), state)
 }
 
 /// Only health, readiness and metrics: what a worker-only process serves.

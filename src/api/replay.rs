@@ -6,6 +6,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 
 use super::{ApiError, ApiJson, ApiState};
+use crate::error_text::{Chain, chain};
+use crate::queue::close_connection;
+use crate::queue::connect::connect;
+use crate::queue::replay::{self, ReplayError, ReplayRequest};
 
 /// What `POST /v1/replay` needs to reach the broker.
 #[derive(Clone)]
@@ -18,21 +22,21 @@ pub struct ReplayTarget {
 /// `POST /v1/replay`: the same operation and filters as `authrelay replay`.
 pub async fn replay(
     State(state): State<ApiState>,
-    ApiJson(request): ApiJson<crate::replay::ReplayRequest>,
+    ApiJson(request): ApiJson<ReplayRequest>,
 ) -> Result<Response, ApiError> {
-    let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::warn!(error = %e, "replay failed");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable", e.to_string())
+    let unavailable = |e: &(dyn std::error::Error + 'static)| {
+        tracing::warn!(error = %Chain(e), "replay failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable", chain(e))
     };
-    let connection = crate::queue::broker::connect(&state.replay.amqp_url).await.map_err(|e| unavailable(&e))?;
-    let report = crate::replay::replay(&connection, &state.replay.names, &state.replay.settings, &request).await;
-    crate::queue::close_connection(&connection, "replay done").await;
+    let connection = connect(&state.replay.amqp_url).await.map_err(|e| unavailable(&e))?;
+    let report = replay::replay(&connection, &state.replay.names, &state.replay.settings, &request).await;
+    close_connection(&connection, "replay done").await;
     match report {
         Ok(report) => {
             report.record(&state.metrics);
             Ok(Json(report).into_response())
         }
-        Err(crate::replay::ReplayError::BadRate) => {
+        Err(ReplayError::BadRate) => {
             Err(ApiError::invalid(crate::profile::FieldErrors::single("rate", "must be a positive number")))
         }
         Err(e) => Err(unavailable(&e)),

@@ -33,9 +33,9 @@ const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub enum ConfigError {
     #[error("{var} is invalid: {reason}")]
     Invalid { var: String, reason: String },
-    #[error("AUTHRELAY_MASTER_KEYS: {0}")]
+    #[error("AUTHRELAY_MASTER_KEYS is invalid")]
     Keys(#[source] CryptoError),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     File {
         path: PathBuf,
         #[source]

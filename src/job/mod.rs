@@ -42,6 +42,15 @@ impl Phase {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
+
+    /// The phase's place in [`Phase::ALL`], for per-phase arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Phase::PreCall => 0,
+            Phase::DuringCall => 1,
+            Phase::PostCall => 2,
+        }
+    }
 }
 
 impl std::fmt::Display for Phase {
@@ -239,6 +248,13 @@ impl Default for JobLimits {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_phase_index_is_its_place_in_all() {
+        for (i, phase) in Phase::ALL.into_iter().enumerate() {
+            assert_eq!(phase.index(), i);
+        }
+    }
 
     #[test]
     fn error_kinds_map_to_outcomes() {

@@ -1,34 +1,23 @@
-//! RabbitMQ: topology (contract section 2), the confirmed publisher, the
-//! per-phase consumer lanes, settling each delivery (ack after confirm), and
-//! the supervisor that (re)connects.
+//! RabbitMQ as transport, and nothing more: connecting, the topology
+//! (contract section 2) and every name in it, the confirmed publisher,
+//! settling a delivery (publish what it calls for, then ack), the
+//! `x-authrelay-*` headers, and replay (moving parked jobs back).
 //!
-//! Headers authrelay keeps on job messages it republishes (delayed retries):
-//! `x-authrelay-attempts` (attempts made so far) and `x-authrelay-deadline`
-//! (the effective deadline, fixed at first receipt). Parked copies carry the
-//! contract's `x-authrelay-error-kind`, `x-authrelay-error`,
-//! `x-authrelay-attempts`, `x-authrelay-failed-at` and `x-authrelay-phase`.
+//! What a job *means* is decided above, in `worker`; this module only carries
+//! messages and their [`settle::Disposition`].
 
-pub mod broker;
-pub mod events;
-pub mod lane;
+pub mod connect;
+pub mod headers;
 pub mod publisher;
+pub mod replay;
 pub mod settle;
 pub mod topology;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection};
 
 use crate::job::Phase;
-
-pub const HEADER_ATTEMPTS: &str = "x-authrelay-attempts";
-pub const HEADER_DEADLINE: &str = "x-authrelay-deadline";
-pub const HEADER_ERROR_KIND: &str = "x-authrelay-error-kind";
-pub const HEADER_ERROR: &str = "x-authrelay-error";
-pub const HEADER_FAILED_AT: &str = "x-authrelay-failed-at";
-pub const HEADER_PHASE: &str = "x-authrelay-phase";
 
 /// How long a clean close may wait for the broker's answer. A broker that
 /// stopped reading (a half-open socket, a resource alarm) must not hold up a
@@ -85,46 +74,20 @@ impl Names {
     pub fn delay_queue(&self, phase: Phase, tier: &str) -> String {
         format!("{}.delay.{}.{tier}", self.prefix, phase.as_str())
     }
-}
 
-/// Reads an integer header however the publisher typed it.
-pub fn header_u32(headers: Option<&FieldTable>, name: &str) -> Option<u32> {
-    let value = headers?.inner().get(name)?;
-    let n: i64 = match value {
-        AMQPValue::ShortShortInt(v) => (*v).into(),
-        AMQPValue::ShortShortUInt(v) => (*v).into(),
-        AMQPValue::ShortInt(v) => (*v).into(),
-        AMQPValue::ShortUInt(v) => (*v).into(),
-        AMQPValue::LongInt(v) => (*v).into(),
-        AMQPValue::LongUInt(v) => (*v).into(),
-        AMQPValue::LongLongInt(v) => *v,
-        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.trim().parse().ok()?,
-        AMQPValue::ShortString(s) => s.as_str().trim().parse().ok()?,
-        _ => return None,
-    };
-    u32::try_from(n).ok()
-}
-
-pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {
-    match headers?.inner().get(name)? {
-        AMQPValue::LongString(s) => String::from_utf8(s.as_bytes().to_vec()).ok(),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
+    /// Every durable queue authrelay may declare: the phase queues, the parked
+    /// queue and every delay queue (for operators and for cleaning up after tests).
+    pub fn every_queue(&self) -> Vec<String> {
+        let mut queues = vec![self.failed_queue()];
+        for phase in Phase::ALL {
+            queues.push(self.phase_queue(phase));
+            queues.extend(topology::DELAY_TIERS.iter().map(|(tier, _)| self.delay_queue(phase, tier)));
+        }
+        queues
     }
-}
 
-pub fn header_bool(headers: Option<&FieldTable>, name: &str) -> bool {
-    matches!(headers.and_then(|h| h.inner().get(name)), Some(AMQPValue::Boolean(true)))
-}
-
-pub fn header_time(headers: Option<&FieldTable>, name: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(&header_str(headers, name)?).ok().map(|t| t.with_timezone(&Utc))
-}
-
-pub fn set_header(table: &mut FieldTable, name: &str, value: AMQPValue) {
-    table.insert(ShortString::from(name), value);
-}
-
-pub fn text(value: impl Into<String>) -> AMQPValue {
-    AMQPValue::LongString(value.into().into())
+    /// Every exchange authrelay declares.
+    pub fn every_exchange(&self) -> [String; 3] {
+        [self.actions_exchange(), self.results_exchange(), self.events_exchange()]
+    }
 }

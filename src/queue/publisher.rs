@@ -15,7 +15,7 @@ use crate::job::Phase;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("publish failed: {0}")]
+    #[error("the publish failed")]
     Amqp(#[from] lapin::Error),
     #[error("the broker refused the message (nack)")]
     Nacked,

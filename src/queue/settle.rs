@@ -2,20 +2,57 @@
 //! A delivery is acked only after everything published for it is confirmed,
 //! so a crash at any point before that redelivers the job (at-least-once).
 
-use chrono::Utc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use futures_util::future::try_join_all;
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 
+use super::headers::{self, set as set_header, text};
 use super::publisher::{PublishError, Publisher, Routed};
-use super::{
-    HEADER_ATTEMPTS, HEADER_DEADLINE, HEADER_ERROR, HEADER_ERROR_KIND, HEADER_FAILED_AT, HEADER_PHASE, set_header, text,
-};
-use crate::job::JobResult;
+use crate::job::{ErrorKind, JobResult, Phase};
 use crate::metrics::Metrics;
-use crate::worker::{Disposition, ParkReason};
+
+/// Why a job is parked, for the parked copy's headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkReason {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub attempts: u32,
+    pub phase: Phase,
+}
+
+/// What the broker must do with a delivery.
+#[derive(Debug)]
+pub enum Disposition {
+    /// Publish the result (also to `reply_to`), park a copy when failed or
+    /// rejected, and ack once every publish is confirmed.
+    Done { result: Box<JobResult>, park: Option<ParkReason> },
+    /// A message nobody can be answered for: park it, then ack.
+    ParkOnly(ParkReason),
+    /// Republish to a delay queue (attempts and deadline in headers), then ack.
+    Delay { phase: Phase, delay: Duration, attempts: u32, deadline: DateTime<Utc>, reason: DelayReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelayReason {
+    /// A retry too long to wait in process.
+    Retry,
+    /// The database could not be reached to load the profile.
+    DatabaseUnavailable,
+}
+
+impl DelayReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DelayReason::Retry => "retry",
+            DelayReason::DatabaseUnavailable => "database_unavailable",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettleError {
@@ -23,9 +60,9 @@ pub enum SettleError {
     Publish(#[from] PublishError),
     #[error("the parked copy could not be routed: is the `{0}` queue missing?")]
     ParkUnroutable(String),
-    #[error("could not serialize the result: {0}")]
+    #[error("could not serialize the result")]
     Serialize(#[from] serde_json::Error),
-    #[error("ack failed: {0}")]
+    #[error("the ack failed")]
     Ack(#[from] lapin::Error),
 }
 
@@ -98,13 +135,13 @@ pub async fn settle(
         Disposition::Delay { phase, delay, attempts, deadline, reason } => {
             let phase = *phase;
             let queue = publisher.delay_queue(phase, *delay).await.map_err(PublishError::from)?;
-            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-            set_header(&mut headers, HEADER_ATTEMPTS, AMQPValue::LongLongInt(i64::from(*attempts)));
-            set_header(&mut headers, HEADER_DEADLINE, text(deadline.to_rfc3339()));
+            let mut table = delivery.properties.headers().clone().unwrap_or_default();
+            set_header(&mut table, headers::ATTEMPTS, AMQPValue::LongLongInt(i64::from(*attempts)));
+            set_header(&mut table, headers::DEADLINE, text(deadline.to_rfc3339()));
             let properties = delivery
                 .properties
                 .clone()
-                .with_headers(headers)
+                .with_headers(table)
                 .with_delivery_mode(2)
                 .with_expiration(ShortString::from(delay.as_millis().max(1).to_string()));
             match publisher.publish("", &queue, &delivery.data, properties).await? {
@@ -146,13 +183,13 @@ async fn park_copy(
     delivery: &Delivery,
     reason: &ParkReason,
 ) -> Result<(), SettleError> {
-    let mut headers: FieldTable = delivery.properties.headers().clone().unwrap_or_default();
-    set_header(&mut headers, HEADER_ERROR_KIND, text(reason.kind.as_str()));
-    set_header(&mut headers, HEADER_ERROR, text(truncate(&reason.message, 1000)));
-    set_header(&mut headers, HEADER_ATTEMPTS, AMQPValue::LongLongInt(i64::from(reason.attempts)));
-    set_header(&mut headers, HEADER_FAILED_AT, text(Utc::now().to_rfc3339()));
-    set_header(&mut headers, HEADER_PHASE, text(reason.phase.as_str()));
-    let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let mut table: FieldTable = delivery.properties.headers().clone().unwrap_or_default();
+    set_header(&mut table, headers::ERROR_KIND, text(reason.kind.as_str()));
+    set_header(&mut table, headers::ERROR, text(truncate(&reason.message, 1000)));
+    set_header(&mut table, headers::ATTEMPTS, AMQPValue::LongLongInt(i64::from(reason.attempts)));
+    set_header(&mut table, headers::FAILED_AT, text(Utc::now().to_rfc3339()));
+    set_header(&mut table, headers::PHASE, text(reason.phase.as_str()));
+    let properties = delivery.properties.clone().with_headers(table).with_delivery_mode(2);
     let queue = publisher.names().failed_queue();
     match publisher.publish("", &queue, &delivery.data, properties).await? {
         Routed::Yes => {

@@ -4,7 +4,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
-use super::{Names, set_header, text};
+use super::Names;
+use super::headers::{set as set_header, text};
 use crate::job::Phase;
 
 fn quorum() -> FieldTable {

@@ -35,11 +35,16 @@ pub enum StoreError {
     NameTaken(String),
     #[error("the profile is used by {} action(s) or flow node(s)", .0.total())]
     InUse(Usage),
-    #[error("invalid profile: {0}")]
+    #[error("invalid profile")]
     Invalid(#[from] FieldErrors),
     #[error("profile {profile_id} cannot be used: {reason}")]
     Unusable { profile_id: Uuid, reason: String },
-    #[error("{0}")]
+    #[error(
+        "stored secrets are sealed with master key(s) {} missing from AUTHRELAY_MASTER_KEYS; add them back after the current key (then `authrelay keys rotate` can retire them)",
+        .0.join(", ")
+    )]
+    KeysMissing(Vec<String>),
+    #[error(transparent)]
     Db(#[from] DbError),
 }
 

@@ -23,6 +23,16 @@ impl ProfileStore {
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).filter(|id| !self.keys.contains(id)).collect())
     }
 
+    /// Refuses to start when a stored secret was sealed under a key the ring
+    /// lacks: every job using it would fail, and the fix is a configuration change.
+    pub async fn ensure_keys_cover_store(&self) -> Result<(), StoreError> {
+        let missing = self.missing_key_ids().await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::KeysMissing(missing))
+    }
+
     /// Re-seals every secret not under the current key. Idempotent; each
     /// profile is rewritten in its own transaction so a failure loses nothing.
     pub async fn rotate_keys(&self) -> Result<RotationReport, StoreError> {

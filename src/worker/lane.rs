@@ -15,22 +15,22 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::publisher::Publisher;
-use super::settle::{requeue, settle};
+use super::WorkerContext;
 use crate::job::{ErrorKind, Outcome, Phase};
-use crate::worker::{Disposition, ParkReason, WorkerContext};
+use crate::queue::publisher::Publisher;
+use crate::queue::settle::{Disposition, ParkReason, requeue, settle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaneError {
-    #[error("{lane} lane: {source}")]
+    #[error("the {lane} lane's channel failed")]
     Amqp {
         lane: Phase,
         #[source]
         source: lapin::Error,
     },
-    #[error("{0} lane: the broker ended the consumer")]
+    #[error("the broker ended the {0} lane's consumer")]
     ConsumerEnded(Phase),
-    #[error("{0} lane: messages are ready but none arrived for a while; resubscribing")]
+    #[error("the {0} lane's queue has ready messages but none arrived for a while; resubscribing")]
     Stalled(Phase),
 }
 
@@ -149,7 +149,7 @@ pub async fn run(
     }
     in_flight.abort_all();
     while in_flight.join_next().await.is_some() {}
-    super::close_channel(&channel, "authrelay lane stopped").await;
+    crate::queue::close_channel(&channel, "authrelay lane stopped").await;
     ended
 }
 

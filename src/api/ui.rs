@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use sha2::{Digest as _, Sha256};
 
-use crate::api::{ApiError, ApiState};
+use super::{ApiError, ApiState};
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
@@ -30,17 +30,17 @@ struct Asset {
 }
 
 const ASSETS: &[Asset] = &[
-    Asset { name: "index.html", content_type: "text/html; charset=utf-8", body: include_bytes!("../ui/index.html") },
-    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../ui/app.js") },
-    Asset { name: "api.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../ui/api.js") },
-    Asset { name: "dom.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../ui/dom.js") },
+    Asset { name: "index.html", content_type: "text/html; charset=utf-8", body: include_bytes!("../../ui/index.html") },
+    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../ui/app.js") },
+    Asset { name: "api.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../ui/api.js") },
+    Asset { name: "dom.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../ui/dom.js") },
     Asset {
         name: "profile-form.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../ui/profile-form.js"),
+        body: include_bytes!("../../ui/profile-form.js"),
     },
-    Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../ui/app.css") },
-    Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_bytes!("../ui/favicon.svg") },
+    Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../ui/app.css") },
+    Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_bytes!("../../ui/favicon.svg") },
 ];
 
 /// Strong validators, so a browser revalidates an asset cheaply after an upgrade.

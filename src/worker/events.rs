@@ -12,8 +12,8 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::Names;
-use crate::worker::WorkerContext;
+use super::WorkerContext;
+use crate::queue::Names;
 
 /// The fields an event must carry for us to act on it; the rest is optional,
 /// so events from other publishers are honoured too.
@@ -26,9 +26,9 @@ struct EventRef {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
-    #[error("profile-event consumer: {0}")]
+    #[error("the profile-event consumer's channel failed")]
     Amqp(#[from] lapin::Error),
-    #[error("profile-event consumer: the broker ended the consumer")]
+    #[error("the broker ended the profile-event consumer")]
     ConsumerEnded,
 }
 
@@ -75,7 +75,7 @@ pub async fn run(
     loop {
         let delivery = tokio::select! {
             _ = stop.cancelled() => {
-                super::close_channel(&channel, "authrelay stopping").await;
+                crate::queue::close_channel(&channel, "authrelay stopping").await;
                 return Ok(());
             }
             next = consumer.next() => match next {

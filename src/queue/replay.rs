@@ -16,18 +16,11 @@ use lapin::{BasicProperties, Connection};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Names;
+use super::headers::{self, read_str, read_time, set as set_header, text};
+use super::publisher::{PublishError, Publisher, Routed};
 use crate::config::WorkerConfig;
 use crate::job::{ErrorKind, Phase};
-use crate::queue::publisher::{PublishError, Publisher, Routed};
-use crate::queue::{
-    HEADER_ATTEMPTS, HEADER_DEADLINE, HEADER_ERROR, HEADER_ERROR_KIND, HEADER_FAILED_AT, HEADER_PHASE, Names,
-    header_str, header_time, set_header, text,
-};
-
-/// Set by a replay with `include_expired`: the job gets a fresh deadline even
-/// though its own `deadline` has passed.
-pub const HEADER_DEADLINE_OVERRIDE: &str = "x-authrelay-deadline-override";
-pub const HEADER_REPLAYED_AT: &str = "x-authrelay-replayed-at";
 
 /// Which parked jobs to move. Every given filter must match.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -75,7 +68,7 @@ impl ReplayReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("broker: {0}")]
+    #[error("the broker failed during the replay")]
     Amqp(#[from] lapin::Error),
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -94,16 +87,16 @@ struct Parked {
 }
 
 impl Parked {
-    fn read(body: &[u8], headers: Option<&FieldTable>) -> Self {
+    fn read(body: &[u8], amqp_headers: Option<&FieldTable>) -> Self {
         let job: Option<Value> = serde_json::from_slice(body).ok();
-        let phase = header_str(headers, HEADER_PHASE)
+        let phase = read_str(amqp_headers, headers::PHASE)
             .and_then(|p| Phase::parse(&p))
             .or_else(|| job.as_ref()?.get("phase")?.as_str().and_then(Phase::parse));
         Self {
             phase,
             job,
-            failed_at: header_time(headers, HEADER_FAILED_AT),
-            error_kind: header_str(headers, HEADER_ERROR_KIND),
+            failed_at: read_time(amqp_headers, headers::FAILED_AT),
+            error_kind: read_str(amqp_headers, headers::ERROR_KIND),
         }
     }
 
@@ -192,38 +185,27 @@ pub async fn replay(
         report.job_ids.push(job_id);
     }
     // Closing the scan channel returns every message we did not ack.
-    crate::queue::close_channel(&scan, "replay done").await;
+    super::close_channel(&scan, "replay done").await;
     Ok(report)
 }
 
 /// The parked message's properties with a fresh start: no attempt count, no
 /// fixed deadline, no parking headers; marked as replayed.
 fn fresh_properties(original: &BasicProperties, expired: bool) -> BasicProperties {
-    let mut headers = FieldTable::default();
+    let mut table = FieldTable::default();
     if let Some(old) = original.headers() {
         for (name, value) in old.inner() {
-            let drop = [
-                HEADER_ATTEMPTS,
-                HEADER_DEADLINE,
-                HEADER_ERROR,
-                HEADER_ERROR_KIND,
-                HEADER_FAILED_AT,
-                HEADER_PHASE,
-                HEADER_DEADLINE_OVERRIDE,
-            ]
-            .contains(&name.as_str())
-                || name.as_str() == "x-death";
-            if !drop {
-                headers.insert(name.clone(), value.clone());
+            if !headers::CLEARED_BY_REPLAY.contains(&name.as_str()) {
+                table.insert(name.clone(), value.clone());
             }
         }
     }
-    set_header(&mut headers, HEADER_REPLAYED_AT, text(Utc::now().to_rfc3339()));
+    set_header(&mut table, headers::REPLAYED_AT, text(Utc::now().to_rfc3339()));
     if expired {
         // Asked for explicitly: let the worker apply its phase deadline from now.
-        set_header(&mut headers, HEADER_DEADLINE_OVERRIDE, AMQPValue::Boolean(true));
+        set_header(&mut table, headers::DEADLINE_OVERRIDE, AMQPValue::Boolean(true));
     }
-    original.clone().with_headers(headers).with_delivery_mode(2)
+    original.clone().with_headers(table).with_delivery_mode(2)
 }
 
 mod duration_text {

@@ -3,90 +3,27 @@
 //! here; what the broker must do about the result is `queue::settle`'s job.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lapin::types::FieldTable;
 use tracing::Instrument as _;
 
-use crate::config::WorkerConfig;
+use super::WorkerContext;
 use crate::db;
-use crate::executor::{Execution, Executor, ResolvedAuth, Run};
-use crate::job::{
-    ErrorKind, Job, JobError, JobIdentity, JobLimits, JobParseError, JobResult, Outcome, Phase, parse_job,
-};
-use crate::metrics::Metrics;
-use crate::profile::cache::{CachedProfile, ProfileCache};
-use crate::profile::{ProfileStore, StoreError};
-use crate::queue::{HEADER_ATTEMPTS, HEADER_DEADLINE, header_bool, header_time, header_u32};
-use crate::replay::HEADER_DEADLINE_OVERRIDE;
-
-/// Why a job is parked, for the parked copy's headers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParkReason {
-    pub kind: ErrorKind,
-    pub message: String,
-    pub attempts: u32,
-    pub phase: Phase,
-}
-
-/// What the broker must do with a delivery.
-#[derive(Debug)]
-pub enum Disposition {
-    /// Publish the result (also to `reply_to`), park a copy when failed or
-    /// rejected, and ack once every publish is confirmed.
-    Done { result: Box<JobResult>, park: Option<ParkReason> },
-    /// A message nobody can be answered for: park it, then ack.
-    ParkOnly(ParkReason),
-    /// Republish to a delay queue (attempts and deadline in headers), then ack.
-    Delay { phase: Phase, delay: Duration, attempts: u32, deadline: DateTime<Utc>, reason: DelayReason },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DelayReason {
-    /// A retry too long to wait in process.
-    Retry,
-    /// The database could not be reached to load the profile.
-    DatabaseUnavailable,
-}
-
-impl DelayReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DelayReason::Retry => "retry",
-            DelayReason::DatabaseUnavailable => "database_unavailable",
-        }
-    }
-}
-
-/// Everything a worker needs, shared by all lanes.
-pub struct WorkerContext {
-    pub store: ProfileStore,
-    pub profiles: ProfileCache,
-    pub executor: Executor,
-    pub settings: Arc<WorkerConfig>,
-    pub limits: JobLimits,
-    pub metrics: Metrics,
-}
+use crate::error_text::{Chain, chain};
+use crate::executor::{Execution, ResolvedAuth, Run};
+use crate::job::{ErrorKind, Job, JobError, JobIdentity, JobParseError, JobResult, Outcome, Phase, parse_job};
+use crate::profile::StoreError;
+use crate::profile::cache::CachedProfile;
+use crate::queue::headers;
+use crate::queue::settle::{DelayReason, Disposition, ParkReason};
 
 impl WorkerContext {
-    /// Drops every cached profile and token (after a reconnect: events may have been missed).
-    pub fn clear_caches(&self) {
-        self.profiles.clear();
-        self.executor.tokens().clear();
-    }
-
-    /// Drops what is cached for one profile (a profile event).
-    pub fn invalidate_profile(&self, id: uuid::Uuid) {
-        self.profiles.invalidate(id);
-        self.executor.tokens().invalidate_profile(id);
-    }
-
     /// Runs one message of the `lane` queue to its disposition.
-    pub async fn process(&self, lane: Phase, body: &[u8], headers: Option<&FieldTable>) -> Disposition {
+    pub async fn process(&self, lane: Phase, body: &[u8], amqp_headers: Option<&FieldTable>) -> Disposition {
         let received_at = Utc::now();
         // A count no job could reach is somebody's nonsense: start from zero.
-        let attempts_before = header_u32(headers, HEADER_ATTEMPTS).filter(|n| *n <= 1000).unwrap_or(0);
+        let attempts_before = headers::read_u32(amqp_headers, headers::ATTEMPTS).filter(|n| *n <= 1000).unwrap_or(0);
         let job = match parse_job(body, lane, &self.limits) {
             Ok(job) => job,
             Err(JobParseError::Unidentifiable(message)) => {
@@ -104,22 +41,24 @@ impl WorkerContext {
         };
         let span =
             tracing::info_span!("job", job_id = %job.job_id, workspace_id = %job.workspace_id, phase = %job.phase);
-        self.run_job(job, headers, attempts_before, received_at).instrument(span).await
+        self.run_job(job, amqp_headers, attempts_before, received_at).instrument(span).await
     }
 
     async fn run_job(
         &self,
         job: Job,
-        headers: Option<&FieldTable>,
+        amqp_headers: Option<&FieldTable>,
         attempts_before: u32,
         received_at: DateTime<Utc>,
     ) -> Disposition {
         let policy = self.settings.phase(job.phase);
         // A replay that included expired jobs asked for a fresh deadline instead of the job's own.
-        let own_deadline = if header_bool(headers, HEADER_DEADLINE_OVERRIDE) { None } else { job.deadline };
-        let deadline = own_deadline.or_else(|| header_time(headers, HEADER_DEADLINE)).unwrap_or_else(|| {
-            received_at + chrono::Duration::from_std(policy.deadline).unwrap_or(chrono::Duration::MAX)
-        });
+        let own_deadline =
+            if headers::read_flag(amqp_headers, headers::DEADLINE_OVERRIDE) { None } else { job.deadline };
+        let deadline =
+            own_deadline.or_else(|| headers::read_time(amqp_headers, headers::DEADLINE)).unwrap_or_else(|| {
+                received_at + chrono::Duration::from_std(policy.deadline).unwrap_or(chrono::Duration::MAX)
+            });
         if deadline <= Utc::now() && attempts_before == 0 {
             let result = JobResult::unattempted(&job.identity(), Outcome::Expired, None, received_at);
             return Disposition::Done { result: Box::new(result), park: None };
@@ -190,17 +129,17 @@ impl WorkerContext {
                 false,
             ))),
             Err(e @ StoreError::Unusable { .. }) => {
-                tracing::error!(profile_id = %id, error = %e, "stored profile cannot be used");
-                Err(AuthFailure::Rejected(JobError::new(ErrorKind::ProfileUnusable, e.to_string(), false)))
+                tracing::error!(profile_id = %id, error = %Chain(e), "stored profile cannot be used");
+                Err(AuthFailure::Rejected(JobError::new(ErrorKind::ProfileUnusable, chain(e), false)))
             }
             Err(StoreError::Db(e)) => {
                 self.metrics.profile_lookups.with_label_values(&["error"]).inc();
                 if !db::is_unavailable(e) {
-                    tracing::error!(error = %e, "database error while loading a profile");
+                    tracing::error!(error = %Chain(e), "database error while loading a profile");
                 }
-                Err(AuthFailure::DatabaseUnavailable(e.to_string()))
+                Err(AuthFailure::DatabaseUnavailable(chain(e)))
             }
-            Err(e) => Err(AuthFailure::Rejected(JobError::new(ErrorKind::ProfileUnusable, e.to_string(), false))),
+            Err(e) => Err(AuthFailure::Rejected(JobError::new(ErrorKind::ProfileUnusable, chain(e), false))),
         }
     }
 }

@@ -1,0 +1,143 @@
+//! `authrelay profiles …`: the same rules as the HTTP API, JSON on stdout.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::secrets::{prompt_missing_secrets, prompt_replacement, read_config};
+use crate::profile::{Actor, AuthType, ListQuery, NewProfile, ProfilePatch, ProfileStore, StoreError};
+
+#[derive(Debug, Args)]
+pub struct Workspace {
+    /// The workspace (tenant) that owns the profiles.
+    #[arg(long, short = 'w')]
+    pub workspace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigInput {
+    /// Non-secret config fields as JSON, e.g. '{"method":"header","pairs":[{"key":"X-Api-Key"}]}'.
+    /// Secret fields are refused here (the command line is visible to other users); you will be
+    /// prompted for them, or give them with --config-file.
+    #[arg(long, value_name = "JSON")]
+    pub config: Option<String>,
+    /// The config as a JSON file, secrets included; `-` reads standard input.
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// List or search profiles.
+    List {
+        #[command(flatten)]
+        ws: Workspace,
+        /// Case-insensitive substring of the name.
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long = "type")]
+        auth_type: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one profile (secrets masked).
+    Show {
+        #[command(flatten)]
+        ws: Workspace,
+        id: Uuid,
+    },
+    /// Create a profile; prompts for secrets that --config-file does not give.
+    Create {
+        #[command(flatten)]
+        ws: Workspace,
+        #[arg(long)]
+        name: String,
+        /// bearer | api_key | basic | oauth2_client_credentials
+        #[arg(long = "type")]
+        auth_type: String,
+        #[command(flatten)]
+        input: ConfigInput,
+    },
+    /// Change a profile's name, type or config; omitted secrets keep their stored value.
+    Update {
+        #[command(flatten)]
+        ws: Workspace,
+        id: Uuid,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "type")]
+        auth_type: Option<String>,
+        #[command(flatten)]
+        input: ConfigInput,
+        /// Prompt for a new value of this secret (`token`, `password`, `client_secret`,
+        /// or an API key pair's key). Repeatable.
+        #[arg(long = "replace-secret", value_name = "FIELD")]
+        replace: Vec<String>,
+    },
+    /// Delete a profile; refused while actions or flow nodes use it.
+    Delete {
+        #[command(flatten)]
+        ws: Workspace,
+        id: Uuid,
+    },
+    /// Show which actions and flow nodes use a profile.
+    Usage {
+        #[command(flatten)]
+        ws: Workspace,
+        id: Uuid,
+    },
+}
+
+pub async fn run(cmd: ProfilesCommand, store: &ProfileStore) -> anyhow::Result<i32> {
+    let actor = Actor::cli();
+    let result = match cmd {
+        ProfilesCommand::List { ws, q, auth_type, limit, cursor } => {
+            let auth_type = auth_type.map(|t| crate::profile::parse_auth_type(&t)).transpose()?;
+            let page = store.list(&ws.workspace, &ListQuery { q, auth_type, limit, cursor }).await;
+            page.map(|p| serde_json::to_value(p).expect("page serializes"))
+        }
+        ProfilesCommand::Show { ws, id } => store.get(&ws.workspace, id).await.map(|p| json!(p.view())),
+        ProfilesCommand::Create { ws, name, auth_type, input } => {
+            let mut config = read_config(&input)?.unwrap_or_else(|| json!({}));
+            if let Some(t) = AuthType::parse(&auth_type) {
+                prompt_missing_secrets(t, &mut config)?;
+            }
+            store.create(&actor, &ws.workspace, NewProfile { name, auth_type, config }).await.map(|p| json!(p.view()))
+        }
+        ProfilesCommand::Update { ws, id, name, auth_type, input, replace } => {
+            let mut config = read_config(&input)?;
+            if !replace.is_empty() {
+                let current = store.get(&ws.workspace, id).await?;
+                let target = auth_type.as_deref().and_then(AuthType::parse).unwrap_or(current.config.auth_type());
+                let config = config.get_or_insert_with(|| json!({}));
+                for field in &replace {
+                    prompt_replacement(target, &current.config, config, field)?;
+                }
+            }
+            store
+                .update(&actor, &ws.workspace, id, ProfilePatch { name, auth_type, config })
+                .await
+                .map(|p| json!(p.view()))
+        }
+        ProfilesCommand::Delete { ws, id } => {
+            store.delete(&actor, &ws.workspace, id).await.map(|()| json!({"deleted": id}))
+        }
+        ProfilesCommand::Usage { ws, id } => store.usage(&ws.workspace, id).await.map(|u| json!(u)),
+    };
+    match result {
+        Ok(value) => {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(0)
+        }
+        Err(StoreError::InUse(usage)) => {
+            eprintln!("error: the profile is in use; remove these references first:");
+            println!("{}", serde_json::to_string_pretty(&usage)?);
+            Ok(1)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,98 @@
+//! Secrets for `authrelay profiles`: from a file or standard input, or a
+//! no-echo prompt; never from the command line, where other users could read
+//! them in the process list.
+
+use std::io::{IsTerminal as _, Read as _};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use super::profiles::ConfigInput;
+use crate::profile::AuthType;
+
+const SECRET_FIELDS: &[&str] = &["token", "password", "client_secret"];
+
+/// `--config` (argv) may not carry secrets; `--config-file` (a file or stdin) may.
+pub fn read_config(input: &ConfigInput) -> anyhow::Result<Option<Value>> {
+    if let Some(inline) = &input.config {
+        let value: Value = serde_json::from_str(inline).context("--config is not valid JSON")?;
+        let has_secret = SECRET_FIELDS.iter().any(|f| value.get(f).is_some())
+            || value.get("pairs").and_then(Value::as_array).is_some_and(|p| p.iter().any(|p| p.get("value").is_some()));
+        if has_secret {
+            bail!(
+                "--config must not carry secrets (they would show in the process list); use --config-file or the prompt"
+            );
+        }
+        return Ok(Some(value));
+    }
+    let Some(path) = &input.config_file else { return Ok(None) };
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).context("cannot read the config from standard input")?;
+    } else {
+        text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    let text = zeroize::Zeroizing::new(text);
+    Ok(Some(serde_json::from_str(&text).context("the config file is not valid JSON")?))
+}
+
+fn prompt(label: &str) -> anyhow::Result<String> {
+    if !std::io::stdin().is_terminal() {
+        bail!("{label} is required; give it with --config-file (standard input is not a terminal to prompt on)");
+    }
+    rpassword::prompt_password(format!("{label}: ")).context("cannot read from the terminal")
+}
+
+/// Prompts (without echo) for each secret the config does not give yet.
+pub fn prompt_missing_secrets(auth_type: AuthType, config: &mut Value) -> anyhow::Result<()> {
+    let Some(obj) = config.as_object_mut() else { return Ok(()) };
+    let field = match auth_type {
+        AuthType::Bearer => Some("token"),
+        AuthType::Basic => Some("password"),
+        AuthType::OAuth2ClientCredentials => Some("client_secret"),
+        AuthType::ApiKey => None,
+    };
+    if let Some(field) = field {
+        if !obj.contains_key(field) {
+            obj.insert(field.into(), Value::String(prompt(field)?));
+        }
+        return Ok(());
+    }
+    for pair in obj.get_mut("pairs").and_then(Value::as_array_mut).into_iter().flatten() {
+        if pair.get("value").is_none()
+            && let Some(key) = pair.get("key").and_then(Value::as_str).map(str::to_owned)
+        {
+            pair["value"] = Value::String(prompt(&format!("value for `{key}`"))?);
+        }
+    }
+    Ok(())
+}
+
+pub fn prompt_replacement(
+    auth_type: AuthType,
+    current: &crate::profile::AuthConfig,
+    config: &mut Value,
+    field: &str,
+) -> anyhow::Result<()> {
+    if auth_type != AuthType::ApiKey {
+        if !SECRET_FIELDS.contains(&field) {
+            bail!("--replace-secret {field}: not a secret field of {auth_type}");
+        }
+        config[field] = Value::String(prompt(field)?);
+        return Ok(());
+    }
+    // For API keys, name the pair by its key; keep the others as they are stored.
+    if config.get("pairs").is_none() {
+        let crate::profile::AuthConfig::ApiKey { pairs, .. } = current else {
+            bail!("--replace-secret {field}: give the new pairs with --config");
+        };
+        config["pairs"] = pairs.iter().map(|p| json!({"key": p.key})).collect();
+    }
+    let pairs = config["pairs"].as_array_mut().context("pairs must be an array")?;
+    let pair = pairs
+        .iter_mut()
+        .find(|p| p.get("key").and_then(Value::as_str) == Some(field))
+        .with_context(|| format!("--replace-secret {field}: no API key pair has that key"))?;
+    pair["value"] = Value::String(prompt(&format!("new value for `{field}`"))?);
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The worker runtime: everything that turns job messages into results.
+//!
+//! - [`step`]: one delivery in, one [`Disposition`](crate::queue::settle::Disposition)
+//!   out (parse, resolve credentials, execute). No broker calls.
+//! - [`lane`]: one consumer per phase, bounded concurrency, each delivery
+//!   processed and settled in a task of its own, panics included.
+//! - [`events`]: the profile-event consumer that drops cached profiles and tokens.
+//! - [`supervisor`]: the broker connection that lanes and events share, and
+//!   reconnecting when it is lost.
+//!
+//! [`WorkerContext`] holds what all of them share.
+
+pub mod events;
+pub mod lane;
+pub mod step;
+pub mod supervisor;
+
+use std::sync::Arc;
+
+use crate::config::{Config, WorkerConfig};
+use crate::credentials::oauth2::{TokenClient, TokenClientSettings};
+use crate::credentials::token_cache::{TokenCache, TokenCacheSettings};
+use crate::egress::EgressPolicy;
+use crate::executor::Executor;
+use crate::job::JobLimits;
+use crate::metrics::Metrics;
+use crate::profile::ProfileStore;
+use crate::profile::cache::ProfileCache;
+
+/// Everything a worker needs, shared by all lanes.
+pub struct WorkerContext {
+    pub store: ProfileStore,
+    pub profiles: ProfileCache,
+    pub executor: Executor,
+    pub settings: Arc<WorkerConfig>,
+    pub limits: JobLimits,
+    pub metrics: Metrics,
+}
+
+/// A client for target APIs or token endpoints could not be built (the TLS
+/// configuration of the platform, say).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client")]
+pub struct ClientError(#[from] reqwest::Error);
+
+impl WorkerContext {
+    /// The worker's shared parts: HTTP clients behind the egress guard, the
+    /// token cache, the profile cache and the executor.
+    pub fn build(config: &Config, store: ProfileStore, metrics: Metrics) -> Result<Self, ClientError> {
+        let settings = Arc::new(config.worker.clone());
+        let egress = EgressPolicy::new(config.allow_private_destinations.clone());
+        let http = egress.target_client(settings.connect_timeout)?;
+        let token_client = TokenClient::new(
+            egress.token_endpoint_client(settings.connect_timeout)?,
+            TokenClientSettings { default_lifetime: settings.token_default_lifetime, ..Default::default() },
+        );
+        let tokens = Arc::new(TokenCache::new(
+            token_client,
+            TokenCacheSettings { failure_ttl: settings.token_failure_ttl, ..Default::default() },
+        ));
+        let executor = Executor::new(http, egress, tokens, settings.clone(), metrics.clone());
+        let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
+        Ok(Self { store, profiles: ProfileCache::new(settings.profile_cache_ttl), executor, settings, limits, metrics })
+    }
+
+    /// Drops every cached profile and token (after a reconnect: events may have been missed).
+    pub fn clear_caches(&self) {
+        self.profiles.clear();
+        self.executor.tokens().clear();
+    }
+
+    /// Drops what is cached for one profile (a profile event).
+    pub fn invalidate_profile(&self, id: uuid::Uuid) {
+        self.profiles.invalidate(id);
+        self.executor.tokens().invalidate_profile(id);
+    }
+}
