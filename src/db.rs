@@ -188,7 +188,7 @@ impl Database {
                     Ok(tokio_postgres::AsyncMessage::Notification(_)) => notify.notify_one(),
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::debug!(error = %e, "listen connection ended");
+                        tracing::debug!(error = %Chain(&e), "listen connection ended");
                         break;
                     }
                 }
@@ -227,7 +227,7 @@ impl Database {
         db.ensure_exists().await?;
         let applied = db.migrate().await?;
         if !applied.is_empty() {
-            tracing::info!(migrations = ?applied, "applied database migrations");
+            tracing::info!(migrations = %applied.join(", "), "applied database migrations");
         }
         let pool = db.pool().await?;
         Ok((db, pool))

@@ -7,6 +7,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`phase`] | the three phases of a call: pre-call, during-call, post-call |
 //! | [`crypto`] | the master key ring; AES-256-GCM sealing bound to its slot |
 //! | [`error_text`] | errors and their causes as one line of text |
 //! | [`lock`] | the one policy for a poisoned lock |
@@ -43,6 +44,7 @@ pub mod job;
 pub mod lock;
 pub mod metrics;
 pub mod outbox;
+pub mod phase;
 pub mod profile;
 pub mod queue;
 pub mod readiness;

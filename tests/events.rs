@@ -3,6 +3,9 @@
 
 mod common;
 
+use authrelay::job::Phase;
+use authrelay::metrics::{Consumer, EventOutcome};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,8 +81,8 @@ async fn every_running_instance_drops_its_cached_profile_and_token_on_any_profil
     let id = oauth_profile(&a, &idp).await;
     // Each instance's event queue must be bound before the events we count are published.
     until("both event consumers run", || {
-        ctx_a.metrics.consumer_starts.with_label_values(&["profile_events"]).get() == 1
-            && ctx_b.metrics.consumer_starts.with_label_values(&["profile_events"]).get() == 1
+        ctx_a.metrics.consumer_starts(Consumer::ProfileEvents).get() == 1
+            && ctx_b.metrics.consumer_starts(Consumer::ProfileEvents).get() == 1
     })
     .await;
 
@@ -105,7 +108,7 @@ async fn every_running_instance_drops_its_cached_profile_and_token_on_any_profil
     let foreign = json!({"type": "profile.updated", "workspace_id": "acme", "profile_id": id, "version": 7, "occurred_at": "2026-11-29T10:00:00Z"});
     broker.publish(&events, "", &serde_json::to_vec(&foreign).unwrap(), json_props()).await;
     until("a foreign event is honoured after malformed ones", || is_cold(&ctx_a) && is_cold(&ctx_b)).await;
-    assert_eq!(ctx_a.metrics.events.with_label_values(&["malformed"]).get(), 2);
+    assert_eq!(ctx_a.metrics.profile_events(EventOutcome::Malformed).get(), 2);
     a.stop().await;
     b.stop().await;
 }
@@ -236,7 +239,7 @@ async fn a_consumer_cancelled_by_the_broker_is_restarted_and_counted() {
     let mut broker = TestBroker::new(&env.vars["AUTHRELAY_AMQP_PREFIX"]).await;
     let app = spawn_app_with(env, Roles::ALL).await;
     let ctx = app.worker.clone().unwrap();
-    let starts = || ctx.metrics.consumer_starts.with_label_values(&["during_call"]).get();
+    let starts = || ctx.metrics.consumer_starts(Consumer::Lane(Phase::DuringCall)).get();
     until("the lane runs", || starts() == 1).await;
     // Deleting the queue makes the broker cancel our consumer.
     let queue = broker.names.phase_queue(authrelay::job::Phase::DuringCall);

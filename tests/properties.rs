@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authrelay::credentials::apply::{OutgoingBody, OutgoingRequest, REDACTED, Redactor};
+use authrelay::credentials::apply::{OutgoingBody, OutgoingRequest};
 use authrelay::credentials::oauth2::{TokenClient, TokenClientSettings, TokenError};
+use authrelay::credentials::redact::{REDACTED, Redactor};
 use authrelay::job::{ErrorKind, Job, JobLimits, JobParseError, Phase, parse_job};
 use authrelay::profile::auth_config::{ApiKeyMethod, ClientAuth, OAuth2Config};
 use authrelay::profile::{AuthConfig, AuthType};

@@ -26,6 +26,8 @@ pub async fn require_admin_token(State(state): State<ApiState>, mut request: Req
             next.run(request).await
         }
         _ => {
+            // Read a small body first, so the refusal leaves the connection usable.
+            super::early_rejection::drain(request.into_body(), super::MAX_BODY_BYTES).await;
             let mut response = ApiError::unauthorized().into_response();
             response
                 .headers_mut()

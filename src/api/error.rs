@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::db;
+use crate::error_text::Chain;
 use crate::profile::{FieldErrors, StoreError, Usage};
 
 #[derive(Debug)]
@@ -75,7 +76,7 @@ impl From<StoreError> for ApiError {
             StoreError::InUse(usage) => Self::in_use(usage),
             StoreError::Invalid(errors) => Self::invalid(errors),
             StoreError::Unusable { .. } | StoreError::KeysMissing(_) => {
-                tracing::error!(error = %e, "stored profile cannot be opened");
+                tracing::error!(error = %Chain(&e), "stored profile cannot be opened");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "profile_unusable", e.to_string())
             }
             // PostgreSQL refuses NUL bytes in text: a path or query that carries one is bad input.
@@ -85,7 +86,7 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "bad_request", "text must not contain NUL bytes")
             }
             StoreError::Db(db) if db::is_unavailable(&db) => {
-                tracing::warn!(error = %db, "database unavailable");
+                tracing::warn!(error = %Chain(&db), "database unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "database_unavailable",
@@ -93,7 +94,7 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Db(db) => {
-                tracing::error!(error = %db, "database error");
+                tracing::error!(error = %Chain(&db), "database error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; see the server log")
             }
         }

@@ -16,6 +16,7 @@
 //! `{"error", "message"}` JSON; another workspace's profile is a 404.
 
 pub mod auth;
+mod early_rejection;
 pub mod error;
 pub mod health;
 pub mod profiles;
@@ -31,7 +32,7 @@ use axum::routing::{get, post, put};
 use axum::{Router, extract::FromRequest};
 
 use crate::config::AdminToken;
-use crate::metrics::Metrics;
+use crate::metrics::{HttpMethod, Metrics};
 use crate::profile::ProfileStore;
 use crate::readiness::Readiness;
 pub use error::ApiError;
@@ -80,6 +81,7 @@ fn with_common_layers(routes: Router<ApiState>, state: ApiState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(early_rejection::close_unless_body_read))
         .with_state(state)
 }
 
@@ -91,12 +93,10 @@ async fn record_metrics(State(state): State<ApiState>, request: Request, next: N
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = HttpMethod::of(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = format!("{}xx", response.status().as_u16() / 100);
-    state.metrics.http_requests.with_label_values(&[&route, &method, &status]).inc();
-    state.metrics.http_duration.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    state.metrics.http_request(&route, method, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 

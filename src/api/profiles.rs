@@ -11,6 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{ApiError, ApiJson, ApiState};
+use crate::metrics::ProfileChange;
 use crate::profile::{Actor, FieldErrors, ListQuery, NewProfile, ProfilePatch, ReferenceKind, parse_auth_type};
 
 /// Ids are UUIDs; anything else cannot name a profile, so it is a 404 like any unknown id.
@@ -25,7 +26,7 @@ pub async fn create(
     ApiJson(input): ApiJson<NewProfile>,
 ) -> Result<Response, ApiError> {
     let profile = state.store.create(&actor, &ws, input).await?;
-    state.metrics.profile_changes.with_label_values(&["created"]).inc();
+    state.metrics.profile_changed(ProfileChange::Created);
     tracing::info!(workspace_id = %ws, profile_id = %profile.id, actor = %actor.0, "profile created");
     Ok((StatusCode::CREATED, Json(profile.view())).into_response())
 }
@@ -70,7 +71,7 @@ pub async fn update(
     ApiJson(patch): ApiJson<ProfilePatch>,
 ) -> Result<Response, ApiError> {
     let profile = state.store.update(&actor, &ws, profile_id(&id)?, patch).await?;
-    state.metrics.profile_changes.with_label_values(&["updated"]).inc();
+    state.metrics.profile_changed(ProfileChange::Updated);
     tracing::info!(workspace_id = %ws, profile_id = %profile.id, version = profile.version, actor = %actor.0, "profile updated");
     Ok(Json(profile.view()).into_response())
 }
@@ -82,7 +83,7 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let id = profile_id(&id)?;
     state.store.delete(&actor, &ws, id).await?;
-    state.metrics.profile_changes.with_label_values(&["deleted"]).inc();
+    state.metrics.profile_changed(ProfileChange::Deleted);
     tracing::info!(workspace_id = %ws, profile_id = %id, actor = %actor.0, "profile deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,12 +1,10 @@
 //! `authrelay profiles …`: the same rules as the HTTP API, JSON on stdout.
 
-use std::path::PathBuf;
-
 use clap::{Args, Subcommand};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::secrets::{prompt_missing_secrets, prompt_replacement, read_config};
+use super::secrets::{ConfigInput, prompt_missing_secrets, prompt_replacement, read_config};
 use crate::profile::{Actor, AuthType, ListQuery, NewProfile, ProfilePatch, ProfileStore, StoreError};
 
 #[derive(Debug, Args)]
@@ -14,18 +12,6 @@ pub struct Workspace {
     /// The workspace (tenant) that owns the profiles.
     #[arg(long, short = 'w')]
     pub workspace: String,
-}
-
-#[derive(Debug, Args)]
-pub struct ConfigInput {
-    /// Non-secret config fields as JSON, e.g. '{"method":"header","pairs":[{"key":"X-Api-Key"}]}'.
-    /// Secret fields are refused here (the command line is visible to other users); you will be
-    /// prompted for them, or give them with --config-file.
-    #[arg(long, value_name = "JSON")]
-    pub config: Option<String>,
-    /// The config as a JSON file, secrets included; `-` reads standard input.
-    #[arg(long, value_name = "PATH", conflicts_with = "config")]
-    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,12 +3,25 @@
 //! them in the process list.
 
 use std::io::{IsTerminal as _, Read as _};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
+use clap::Args;
 use serde_json::{Value, json};
 
-use super::profiles::ConfigInput;
 use crate::profile::AuthType;
+
+#[derive(Debug, Args)]
+pub struct ConfigInput {
+    /// Non-secret config fields as JSON, e.g. '{"method":"header","pairs":[{"key":"X-Api-Key"}]}'.
+    /// Secret fields are refused here (the command line is visible to other users); you will be
+    /// prompted for them, or give them with --config-file.
+    #[arg(long, value_name = "JSON")]
+    pub config: Option<String>,
+    /// The config as a JSON file, secrets included; `-` reads standard input.
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    pub config_file: Option<PathBuf>,
+}
 
 const SECRET_FIELDS: &[&str] = &["token", "password", "client_secret"];
 

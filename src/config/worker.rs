@@ -71,11 +71,11 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    pub fn phase(&self, phase: crate::job::Phase) -> &PhaseConfig {
+    pub fn phase(&self, phase: crate::phase::Phase) -> &PhaseConfig {
         match phase {
-            crate::job::Phase::PreCall => &self.pre_call,
-            crate::job::Phase::DuringCall => &self.during_call,
-            crate::job::Phase::PostCall => &self.post_call,
+            crate::phase::Phase::PreCall => &self.pre_call,
+            crate::phase::Phase::DuringCall => &self.during_call,
+            crate::phase::Phase::PostCall => &self.post_call,
         }
     }
 

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use url::Url;
 
-use super::apply::{OutgoingRequest, Redactor};
+use super::apply::OutgoingRequest;
 use super::oauth2::TokenClient;
+use super::redact::Redactor;
 use crate::egress::{EgressPolicy, find_egress_error};
 use crate::profile::{AuthConfig, AuthProfile};
 

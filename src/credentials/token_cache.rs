@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
@@ -266,8 +266,7 @@ impl fmt::Debug for TokenCache {
 
 impl Inner {
     fn entries(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
-        // Every update under the lock is a plain assignment, so a panic elsewhere cannot leave the map half-changed.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock::lock(&self.entries)
     }
 
     fn refresh_at(&self, token: &AccessToken) -> Instant {

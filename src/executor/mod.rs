@@ -5,26 +5,34 @@
 //! Every attempt's timeout is `min(request timeout, time left before the
 //! deadline − the margin kept to publish the result)`, and no attempt starts
 //! that could not finish in time.
+//!
+//! - this file: the [`Executor`] and one job's run ([`JobRun`]): attempts,
+//!   the 401 refetch, and what follows a failure;
+//! - [`attempt`]: one HTTP attempt and how it ended;
+//! - [`retry`]: which statuses are retried and the delays between attempts;
+//! - [`response`]: reading a bounded body into the result's `response`.
 
+mod attempt;
 pub mod response;
 pub mod retry;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
-use crate::credentials::apply::{OutgoingRequest, Redactor};
+use crate::credentials::apply::OutgoingRequest;
 use crate::credentials::oauth2::AccessToken;
+use crate::credentials::redact::Redactor;
 use crate::credentials::token_cache::{Lookup, TokenCache};
-use crate::egress::{EgressPolicy, find_egress_error};
+use crate::egress::EgressPolicy;
 use crate::job::{ErrorKind, Job, JobError, JobResult, Outcome, ResponseSummary};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RetryReason, TokenLookup};
 use crate::profile::AuthConfig;
+use attempt::{Attempt, AttemptEnd};
 
 /// An attempt is not started with less time than this left.
 const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(20);
@@ -74,13 +82,6 @@ enum NextStep {
     GiveUp,
 }
 
-/// How one attempt ended.
-enum AttemptEnd {
-    Response(ResponseSummary),
-    Failed { error: JobError, response: Option<ResponseSummary>, retry_after: Option<Duration> },
-    Unauthorized { response: ResponseSummary },
-}
-
 impl Executor {
     pub fn new(
         http: reqwest::Client,
@@ -92,169 +93,13 @@ impl Executor {
         Self { http, egress, tokens, settings, metrics }
     }
 
-    /// The client for target APIs: the egress guard, no proxies, bounded connects.
-    pub fn http_client(settings: &WorkerConfig, egress: &EgressPolicy) -> reqwest::Result<reqwest::Client> {
-        egress
-            .configure(reqwest::Client::builder())
-            .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .user_agent(concat!("authrelay/", env!("CARGO_PKG_VERSION")))
-            .build()
-    }
-
     pub fn tokens(&self) -> &Arc<TokenCache> {
         &self.tokens
     }
 
     pub async fn run(&self, run: Run<'_>) -> Execution {
-        let Run { job, auth, deadline, attempts_before, started_at } = run;
-        let policy = self.settings.phase(job.phase);
-        let max_attempts = job.max_attempts.unwrap_or(policy.max_attempts);
-        let mut attempts = attempts_before;
-        let mut refetched_after_401 = false;
-        let mut last: Option<(JobError, Option<ResponseSummary>)> = None;
-        let finish = |outcome, attempts, response, error: Option<JobError>| {
-            Execution::Finished(Box::new(self.result(job, auth, outcome, attempts, response, error, started_at)))
-        };
-
-        let mut request = OutgoingRequest::from_job(job);
-        if let Err(e) = self.egress.check_url(&request.url) {
-            self.metrics.destinations_blocked.inc();
-            return finish(
-                Outcome::Rejected,
-                attempts,
-                None,
-                Some(JobError::new(ErrorKind::DestinationBlocked, e.to_string(), false)),
-            );
-        }
-        let static_auth = auth.filter(|a| !matches!(*a.config, AuthConfig::OAuth2ClientCredentials(_)));
-        if let Some(a) = static_auth
-            && let Err(e) = request.apply(&a.config, None)
-        {
-            return finish(Outcome::Rejected, attempts, None, Some(e));
-        }
-        let mut redactor = auth.map(|a| Redactor::for_config(&a.config, None)).unwrap_or_default();
-
-        loop {
-            let Some(budget) = self.time_left(deadline) else {
-                return match last {
-                    None if attempts == 0 => finish(Outcome::Expired, 0, None, None),
-                    None => finish(
-                        Outcome::Failed,
-                        attempts,
-                        None,
-                        Some(JobError::new(
-                            ErrorKind::DeadlineExceeded,
-                            "the deadline passed before the next attempt",
-                            false,
-                        )),
-                    ),
-                    Some((error, response)) => finish(Outcome::Failed, attempts, response, Some(error)),
-                };
-            };
-
-            // OAuth 2.0: a token for this attempt (cached, fetched once for all waiters).
-            let token = match self.access_token(auth, budget).await {
-                Ok(token) => token,
-                // Nothing was sent: not an attempt.
-                Err(error) if error.kind == ErrorKind::DestinationBlocked => {
-                    return finish(Outcome::Rejected, attempts, None, Some(error));
-                }
-                Err(error) => {
-                    attempts = attempts.saturating_add(1);
-                    let retryable = error.retryable;
-                    last = Some((error, None));
-                    if retryable && attempts < max_attempts {
-                        match self.next_step(job, attempts, None, deadline).await {
-                            NextStep::Retry => continue,
-                            NextStep::Defer(delay) => {
-                                let (error, _) = last.take().expect("just set");
-                                return Execution::RetryLater { delay, attempts, error };
-                            }
-                            NextStep::GiveUp => {}
-                        }
-                    }
-                    let (error, _) = last.take().expect("just set");
-                    return finish(
-                        error.kind.outcome(),
-                        attempts,
-                        None,
-                        Some(no_time_note(error, attempts, retryable)),
-                    );
-                }
-            };
-            // Only an OAuth token changes between attempts; other credentials were applied once.
-            let oauth_request;
-            let attempt_request = match (auth, &token) {
-                (Some(a), Some(token)) => {
-                    let mut with_token = request.clone();
-                    if let Err(e) = with_token.apply(&a.config, Some(&token.value)) {
-                        return finish(Outcome::Rejected, attempts, None, Some(e));
-                    }
-                    redactor = Redactor::for_config(&a.config, Some(&token.value));
-                    oauth_request = with_token;
-                    &oauth_request
-                }
-                _ => &request,
-            };
-
-            attempts = attempts.saturating_add(1);
-            let timeout_by_request = job.request.timeout.unwrap_or(self.settings.request_timeout);
-            let (timeout, cut_by_deadline) =
-                if budget < timeout_by_request { (budget, true) } else { (timeout_by_request, false) };
-            let started = tokio::time::Instant::now();
-            let end = self.attempt(job, attempt_request, timeout, cut_by_deadline, &redactor).await;
-            self.metrics.lane(job.phase).attempt_duration.observe(started.elapsed().as_secs_f64());
-
-            match end {
-                AttemptEnd::Response(response) => return finish(Outcome::Succeeded, attempts, Some(response), None),
-                AttemptEnd::Unauthorized { response } => {
-                    let is_oauth = token.is_some();
-                    if is_oauth && !refetched_after_401 {
-                        // The token may have been revoked early: drop it (only if it is still the
-                        // cached one) and try once more with a fresh token, whatever max_attempts says.
-                        refetched_after_401 = true;
-                        if let (Some(a), Some(token)) = (auth, &token) {
-                            self.reject_token(a, token);
-                        }
-                        self.metrics.retries.with_label_values(&[job.phase.as_str(), "unauthorized"]).inc();
-                        last = Some((JobError::new(ErrorKind::HttpStatus, "HTTP 401", false), Some(response)));
-                        continue;
-                    }
-                    let error = JobError::new(ErrorKind::HttpStatus, "HTTP 401 Unauthorized", false);
-                    return finish(Outcome::Failed, attempts, Some(response), Some(error));
-                }
-                AttemptEnd::Failed { error, response, retry_after } => {
-                    if error.kind == ErrorKind::DestinationBlocked {
-                        self.metrics.destinations_blocked.inc();
-                        return finish(Outcome::Rejected, attempts, response, Some(error));
-                    }
-                    let retryable = error.retryable;
-                    last = Some((error, response));
-                    if !retryable || attempts >= max_attempts {
-                        let (error, response) = last.take().expect("just set");
-                        return finish(Outcome::Failed, attempts, response, Some(error));
-                    }
-                    match self.next_step(job, attempts, retry_after, deadline).await {
-                        NextStep::Retry => {}
-                        NextStep::Defer(delay) => {
-                            let (error, _) = last.take().expect("just set");
-                            return Execution::RetryLater { delay, attempts, error };
-                        }
-                        NextStep::GiveUp => {
-                            let (error, response) = last.take().expect("just set");
-                            return finish(
-                                Outcome::Failed,
-                                attempts,
-                                response,
-                                Some(no_time_note(error, attempts, true)),
-                            );
-                        }
-                    }
-                }
-            }
-        }
+        let max_attempts = run.job.max_attempts.unwrap_or(self.settings.phase(run.job.phase).max_attempts);
+        JobRun { executor: self, max_attempts, attempts: run.attempts_before, last: None, run }.execute().await
     }
 
     /// Decides what follows a retryable failure after `attempts` attempts, and
@@ -274,7 +119,7 @@ impl Executor {
         if delay + MIN_ATTEMPT_BUDGET > left {
             return NextStep::GiveUp;
         }
-        self.metrics.retries.with_label_values(&[job.phase.as_str(), "error"]).inc();
+        self.metrics.retried(job.phase, RetryReason::Error);
         if delay > self.settings.max_in_process_delay {
             return NextStep::Defer(delay);
         }
@@ -303,16 +148,15 @@ impl Executor {
         let timeout = budget.min(self.settings.request_timeout);
         match self.tokens.get(id, version, config, timeout).await {
             Ok((token, lookup)) => {
-                let label = match lookup {
-                    Lookup::Hit => "hit",
-                    Lookup::Miss => "miss",
-                    Lookup::Joined => "joined",
-                };
-                self.metrics.token_lookups.with_label_values(&[label]).inc();
+                self.metrics.token_lookup(match lookup {
+                    Lookup::Hit => TokenLookup::Hit,
+                    Lookup::Miss => TokenLookup::Miss,
+                    Lookup::Joined => TokenLookup::Joined,
+                });
                 Ok(Some(token))
             }
             Err(e) => {
-                self.metrics.token_lookups.with_label_values(&["error"]).inc();
+                self.metrics.token_lookup(TokenLookup::Error);
                 Err(JobError::new(ErrorKind::TokenRequestFailed, e.to_string(), e.is_retryable()))
             }
         }
@@ -324,119 +168,164 @@ impl Executor {
             self.tokens.reject(id, version, config, token);
         }
     }
+}
 
-    async fn attempt(
-        &self,
-        job: &Job,
-        request: &OutgoingRequest,
-        timeout: Duration,
-        cut_by_deadline: bool,
-        redactor: &Redactor,
-    ) -> AttemptEnd {
-        let mut builder =
-            self.http.request(request.method.clone(), request.url.clone()).headers(request.headers.clone());
-        if let Some((bytes, _)) = request.encoded_body() {
-            builder = builder.body(bytes);
-            if let Some(content_type) = request.content_type() {
-                builder = builder.header(CONTENT_TYPE, content_type);
-            }
+/// One job's run: its attempts so far, and the last failure, which is what
+/// the result reports when no later attempt can start.
+struct JobRun<'a> {
+    executor: &'a Executor,
+    run: Run<'a>,
+    max_attempts: u32,
+    attempts: u32,
+    last: Option<(JobError, Option<ResponseSummary>)>,
+}
+
+impl JobRun<'_> {
+    async fn execute(mut self) -> Execution {
+        let (job, auth) = (self.run.job, self.run.auth);
+        let executor = self.executor;
+        let mut request = OutgoingRequest::from_job(job);
+        if let Err(e) = executor.egress.check_url(&request.url) {
+            executor.metrics.destinations_blocked.inc();
+            let error = JobError::new(ErrorKind::DestinationBlocked, e.to_string(), false);
+            return self.finish(Outcome::Rejected, None, Some(error));
         }
-        if let Ok(key) = HeaderValue::from_str(&job.job_id) {
-            builder = builder.header("idempotency-key", key);
+        // Static credentials are applied once; only an OAuth token changes between attempts.
+        let static_auth = auth.filter(|a| !matches!(*a.config, AuthConfig::OAuth2ClientCredentials(_)));
+        if let Some(a) = static_auth
+            && let Err(e) = request.apply(&a.config, None)
+        {
+            return self.finish(Outcome::Rejected, None, Some(e));
         }
-        let max_body = self.settings.max_response_bytes;
-        let exchange = async {
-            let mut response = builder.send().await?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = response::read_bounded(&mut response, max_body).await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => {
-                let (kind, message) = if cut_by_deadline {
-                    (
-                        ErrorKind::DeadlineExceeded,
-                        format!("no response within the {} ms left before the deadline", timeout.as_millis()),
-                    )
-                } else {
-                    (ErrorKind::Timeout, format!("no response within {} ms", timeout.as_millis()))
-                };
-                AttemptEnd::Failed {
-                    error: JobError::new(kind, message, !cut_by_deadline),
-                    response: None,
-                    retry_after: None,
+        let mut redactor = auth.map(|a| Redactor::for_config(&a.config, None)).unwrap_or_default();
+        let mut refetched_after_401 = false;
+
+        loop {
+            let Some(budget) = executor.time_left(self.run.deadline) else { return self.out_of_time() };
+
+            // OAuth 2.0: a token for this attempt (cached, fetched once for all waiters).
+            let token = match executor.access_token(auth, budget).await {
+                Ok(token) => token,
+                // Nothing was sent: not an attempt.
+                Err(error) if error.kind == ErrorKind::DestinationBlocked => {
+                    return self.finish(Outcome::Rejected, None, Some(error));
                 }
-            }
-            Ok(Err(e)) => {
-                AttemptEnd::Failed { error: classify_transport_error(&e, redactor), response: None, retry_after: None }
-            }
-            Ok(Ok((status, headers, body))) => {
-                if body.truncated {
-                    self.metrics.bodies_truncated.inc();
+                Err(error) => {
+                    self.attempts = self.attempts.saturating_add(1);
+                    match self.after_failure(error, None, None).await {
+                        ControlFlow::Continue(()) => continue,
+                        ControlFlow::Break(done) => return done,
+                    }
                 }
-                let summary = response::summarize(status.as_u16(), &headers, body, max_body, redactor);
-                if status.is_success() {
-                    AttemptEnd::Response(summary)
-                } else if status == StatusCode::UNAUTHORIZED {
-                    AttemptEnd::Unauthorized { response: summary }
-                } else {
-                    let retryable = retry::is_retryable_status(status);
-                    let retry_after = headers
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| retry::parse_retry_after(v, Utc::now()));
-                    let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
-                    let error =
-                        JobError::new(ErrorKind::HttpStatus, format!("HTTP {}{reason}", status.as_u16()), retryable);
-                    AttemptEnd::Failed { error, response: Some(summary), retry_after }
+            };
+            let with_token;
+            let attempt_request = match (auth, &token) {
+                (Some(a), Some(token)) => {
+                    let mut request = request.clone();
+                    if let Err(e) = request.apply(&a.config, Some(&token.value)) {
+                        return self.finish(Outcome::Rejected, None, Some(e));
+                    }
+                    redactor = Redactor::for_config(&a.config, Some(&token.value));
+                    with_token = request;
+                    &with_token
+                }
+                _ => &request,
+            };
+
+            self.attempts = self.attempts.saturating_add(1);
+            let by_request = job.request.timeout.unwrap_or(executor.settings.request_timeout);
+            let cut_by_deadline = budget < by_request;
+            let attempt = Attempt {
+                request: attempt_request,
+                job_id: &job.job_id,
+                timeout: budget.min(by_request),
+                cut_by_deadline,
+                redactor: &redactor,
+            };
+            let started = tokio::time::Instant::now();
+            let end = executor.attempt(attempt).await;
+            executor.metrics.lane(job.phase).attempt_duration.observe(started.elapsed().as_secs_f64());
+
+            match end {
+                AttemptEnd::Response(response) => return self.finish(Outcome::Succeeded, Some(response), None),
+                AttemptEnd::Unauthorized { response } => match (auth, &token) {
+                    // The token may have been revoked early: drop it (only if it is still the
+                    // cached one) and try once more with a fresh token, whatever max_attempts says.
+                    (Some(a), Some(token)) if !refetched_after_401 => {
+                        refetched_after_401 = true;
+                        executor.reject_token(a, token);
+                        executor.metrics.retried(job.phase, RetryReason::Unauthorized);
+                        self.last = Some((JobError::new(ErrorKind::HttpStatus, "HTTP 401", false), Some(response)));
+                    }
+                    _ => {
+                        let error = JobError::new(ErrorKind::HttpStatus, "HTTP 401 Unauthorized", false);
+                        return self.finish(Outcome::Failed, Some(response), Some(error));
+                    }
+                },
+                AttemptEnd::Failed { error, response, .. } if error.kind == ErrorKind::DestinationBlocked => {
+                    executor.metrics.destinations_blocked.inc();
+                    return self.finish(Outcome::Rejected, response, Some(error));
+                }
+                AttemptEnd::Failed { error, response, retry_after } => {
+                    if let ControlFlow::Break(done) = self.after_failure(error, response, retry_after).await {
+                        return done;
+                    }
                 }
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn result(
-        &self,
-        job: &Job,
-        auth: Option<&ResolvedAuth>,
-        outcome: Outcome,
-        attempts: u32,
+    /// After a failed attempt: a retryable failure is tried again, in process
+    /// or through a delay queue, while attempts and time allow; anything else
+    /// ends the run with this failure.
+    async fn after_failure(
+        &mut self,
+        error: JobError,
         response: Option<ResponseSummary>,
-        error: Option<JobError>,
-        started_at: DateTime<Utc>,
-    ) -> JobResult {
-        let mut result = JobResult::unattempted(&job.identity(), outcome, error, started_at);
-        result.attempts = attempts;
+        retry_after: Option<Duration>,
+    ) -> ControlFlow<Execution> {
+        if !error.retryable || self.attempts >= self.max_attempts {
+            return ControlFlow::Break(self.finish(error.kind.outcome(), response, Some(error)));
+        }
+        let next = self.executor.next_step(self.run.job, self.attempts, retry_after, self.run.deadline).await;
+        match next {
+            NextStep::Retry => {
+                self.last = Some((error, response));
+                ControlFlow::Continue(())
+            }
+            NextStep::Defer(delay) => {
+                ControlFlow::Break(Execution::RetryLater { delay, attempts: self.attempts, error })
+            }
+            NextStep::GiveUp => {
+                let mut error = error;
+                error.message =
+                    format!("{}; no time left before the deadline for attempt {}", error.message, self.attempts + 1);
+                ControlFlow::Break(self.finish(Outcome::Failed, response, Some(error)))
+            }
+        }
+    }
+
+    /// No time is left for another attempt.
+    fn out_of_time(&mut self) -> Execution {
+        match self.last.take() {
+            None if self.attempts == 0 => self.finish(Outcome::Expired, None, None),
+            None => {
+                let error =
+                    JobError::new(ErrorKind::DeadlineExceeded, "the deadline passed before the next attempt", false);
+                self.finish(Outcome::Failed, None, Some(error))
+            }
+            Some((error, response)) => self.finish(Outcome::Failed, response, Some(error)),
+        }
+    }
+
+    fn finish(&self, outcome: Outcome, response: Option<ResponseSummary>, error: Option<JobError>) -> Execution {
+        let mut result = JobResult::unattempted(&self.run.job.identity(), outcome, error, self.run.started_at);
+        result.attempts = self.attempts;
         result.response = response;
-        if let Some((id, version)) = auth.and_then(|a| a.profile) {
+        if let Some((id, version)) = self.run.auth.and_then(|a| a.profile) {
             result.auth_profile_id = Some(id);
             result.auth_profile_version = Some(version);
         }
-        result
-    }
-}
-
-/// Says why a retryable failure was final.
-fn no_time_note(mut error: JobError, attempts: u32, retryable: bool) -> JobError {
-    if retryable {
-        error.message = format!("{}; no time left before the deadline for attempt {}", error.message, attempts + 1);
-    }
-    error
-}
-
-/// Connect errors never reached the server, so they are always safe to retry;
-/// other transport errors are retried as the contract says (with the job id as
-/// the idempotency key). Messages are redacted: reqwest errors include the URL,
-/// which may carry an API key in its query.
-fn classify_transport_error(e: &reqwest::Error, redactor: &Redactor) -> JobError {
-    if let Some(blocked) = find_egress_error(e) {
-        return JobError::new(ErrorKind::DestinationBlocked, blocked.to_string(), false);
-    }
-    let message = redactor.redact(&crate::error_text::chain(e)).into_owned();
-    if e.is_timeout() {
-        JobError::new(ErrorKind::Timeout, message, true)
-    } else {
-        JobError::new(ErrorKind::Connect, message, true)
+        Execution::Finished(Box::new(result))
     }
 }

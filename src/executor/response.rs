@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::credentials::apply::Redactor;
+use crate::credentials::redact::Redactor;
 use crate::job::ResponseSummary;
 
 /// The bytes of a body read up to a budget.

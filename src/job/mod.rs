@@ -15,49 +15,11 @@ use serde_json::Value;
 use url::Url;
 use uuid::Uuid;
 
-pub use parse::parse_job;
+pub use crate::phase::Phase;
+pub use parse::{identify, parse_job};
 pub use result::{JobResult, ResponseSummary};
 
 use crate::profile::AuthConfig;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    PreCall,
-    DuringCall,
-    PostCall,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::PreCall, Phase::DuringCall, Phase::PostCall];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::PreCall => "pre_call",
-            Phase::DuringCall => "during_call",
-            Phase::PostCall => "post_call",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    /// The phase's place in [`Phase::ALL`], for per-phase arrays.
-    pub fn index(self) -> usize {
-        match self {
-            Phase::PreCall => 0,
-            Phase::DuringCall => 1,
-            Phase::PostCall => 2,
-        }
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -103,10 +65,12 @@ pub enum ErrorKind {
     HttpStatus,
     DeadlineExceeded,
     ResponseTooLarge,
+    /// A bug caught while processing (a panic): the job is parked for a look.
+    Internal,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::InvalidJob,
         ErrorKind::ProfileNotFound,
         ErrorKind::ProfileUnusable,
@@ -117,6 +81,7 @@ impl ErrorKind {
         ErrorKind::HttpStatus,
         ErrorKind::DeadlineExceeded,
         ErrorKind::ResponseTooLarge,
+        ErrorKind::Internal,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +96,7 @@ impl ErrorKind {
             ErrorKind::HttpStatus => "http_status",
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::ResponseTooLarge => "response_too_large",
+            ErrorKind::Internal => "internal",
         }
     }
 
@@ -248,13 +214,6 @@ impl Default for JobLimits {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_phase_index_is_its_place_in_all() {
-        for (i, phase) in Phase::ALL.into_iter().enumerate() {
-            assert_eq!(phase.index(), i);
-        }
-    }
 
     #[test]
     fn error_kinds_map_to_outcomes() {

@@ -25,21 +25,7 @@ pub fn parse_job(bytes: &[u8], lane: Phase, limits: &JobLimits) -> Result<Job, J
         // Too large to trust any of it, but try to name it in the result. Only the
         // identity fields are kept: the rest is skipped, never built in memory.
         let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-        let fields = is_object.then(|| serde_json::from_slice::<IdentityFields>(bytes).ok()).flatten();
-        let identity = fields.and_then(|fields| {
-            let object: Map<String, Value> = [
-                ("job_id", fields.job_id),
-                ("workspace_id", fields.workspace_id),
-                ("phase", fields.phase),
-                ("action_id", fields.action_id),
-                ("call_id", fields.call_id),
-                ("auth_profile_id", fields.auth_profile_id),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
-            .collect();
-            identity_of(&Value::Object(object), lane)
-        });
+        let identity = if is_object { identify(bytes, lane) } else { None };
         let message = format!("the message is {} bytes; the limit is {}", bytes.len(), limits.max_message_bytes);
         return Err(match identity {
             Some(identity) => JobParseError::Invalid { identity: Box::new(identity), message },
@@ -56,7 +42,26 @@ pub fn parse_job(bytes: &[u8], lane: Phase, limits: &JobLimits) -> Result<Job, J
     validate(&value, lane, limits).map_err(|message| JobParseError::Invalid { identity: Box::new(identity), message })
 }
 
-/// The fields that identify a job; every other field is skipped unread.
+/// What identifies a message as a job, read without building the rest of it
+/// in memory (every other field is skipped unread); `None` when it has no
+/// usable `job_id`. For answering messages that cannot be processed whole.
+pub fn identify(bytes: &[u8], lane: Phase) -> Option<JobIdentity> {
+    let fields: IdentityFields = serde_json::from_slice(bytes).ok()?;
+    let object: Map<String, Value> = [
+        ("job_id", fields.job_id),
+        ("workspace_id", fields.workspace_id),
+        ("phase", fields.phase),
+        ("action_id", fields.action_id),
+        ("call_id", fields.call_id),
+        ("auth_profile_id", fields.auth_profile_id),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+    .collect();
+    identity_of(&Value::Object(object), lane)
+}
+
+/// The fields that identify a job.
 #[derive(Deserialize)]
 struct IdentityFields {
     job_id: Option<Value>,

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{AuthConfig, AuthProfile, StoreError};
+use crate::lock::lock;
 
 /// A load in flight, awaited by every job that needs the profile meanwhile.
 pub type Load = Shared<BoxFuture<'static, Result<Arc<AuthProfile>, Arc<StoreError>>>>;
@@ -40,7 +41,7 @@ impl ProfileCache {
     /// A cached profile of this workspace. Another workspace's id is a miss,
     /// and the store will answer it with "not found".
     pub fn get(&self, workspace_id: &str, id: Uuid) -> Option<Arc<CachedProfile>> {
-        let mut entries = self.entries.lock().expect("profile cache lock");
+        let mut entries = lock(&self.entries);
         let (profile, loaded) = entries.get(&id)?;
         if loaded.elapsed() > self.ttl {
             entries.remove(&id);
@@ -56,7 +57,7 @@ impl ProfileCache {
             version: profile.version,
             config: Arc::new(profile.config.clone()),
         });
-        let mut entries = self.entries.lock().expect("profile cache lock");
+        let mut entries = lock(&self.entries);
         match entries.get(&profile.id) {
             Some((newer, _)) if newer.version > profile.version => newer.clone(),
             _ => {
@@ -75,7 +76,7 @@ impl ProfileCache {
         id: Uuid,
         start: impl FnOnce() -> BoxFuture<'static, Result<Arc<AuthProfile>, Arc<StoreError>>>,
     ) -> Load {
-        let mut loading = self.loading.lock().expect("profile load lock");
+        let mut loading = lock(&self.loading);
         loading.entry((workspace_id.to_owned(), id)).or_insert_with(|| start().shared()).clone()
     }
 
@@ -88,7 +89,7 @@ impl ProfileCache {
         load: &Load,
         profile: &Arc<AuthProfile>,
     ) -> Arc<CachedProfile> {
-        let mut loading = self.loading.lock().expect("profile load lock");
+        let mut loading = lock(&self.loading);
         let key = (workspace_id.to_owned(), id);
         if loading.get(&key).is_some_and(|l| l.ptr_eq(load)) {
             loading.remove(&key);
@@ -104,7 +105,7 @@ impl ProfileCache {
 
     /// Forgets a failed load, so the next job tries again.
     pub fn abandon_load(&self, workspace_id: &str, id: Uuid, load: &Load) {
-        let mut loading = self.loading.lock().expect("profile load lock");
+        let mut loading = lock(&self.loading);
         let key = (workspace_id.to_owned(), id);
         if loading.get(&key).is_some_and(|l| l.ptr_eq(load)) {
             loading.remove(&key);
@@ -112,17 +113,17 @@ impl ProfileCache {
     }
 
     pub fn invalidate(&self, id: Uuid) {
-        self.loading.lock().expect("profile load lock").retain(|(_, loading), _| *loading != id);
-        self.entries.lock().expect("profile cache lock").remove(&id);
+        lock(&self.loading).retain(|(_, loading), _| *loading != id);
+        lock(&self.entries).remove(&id);
     }
 
     pub fn clear(&self) {
-        self.loading.lock().expect("profile load lock").clear();
-        self.entries.lock().expect("profile cache lock").clear();
+        lock(&self.loading).clear();
+        lock(&self.entries).clear();
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().expect("profile cache lock").len()
+        lock(&self.entries).len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -110,7 +110,7 @@ enum DialState {
 
 impl Dial {
     fn state(&self) -> std::sync::MutexGuard<'_, DialState> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock::lock(&self.0)
     }
 
     fn opened(&self, socket: socket2::Socket) -> std::io::Result<()> {
@@ -175,7 +175,7 @@ const AT_START: Backoff = Backoff::new(Duration::from_millis(100), Duration::fro
 pub async fn connect_with_wait(url: &SecretString, wait: Duration) -> Result<Connection, BrokerError> {
     let started = tokio::time::Instant::now();
     let retry = |e: &lapin::Error, _| {
-        tracing::warn!(target = %describe(url), error = %e, "broker not reachable yet; retrying");
+        tracing::warn!(target = %describe(url), error = %crate::error_text::Chain(e), "broker not reachable yet; retrying");
     };
     retry_within(AT_START, wait, || connect(url), |_| true, retry).await.map_err(|source| BrokerError::Unreachable {
         target: describe(url),

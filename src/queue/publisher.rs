@@ -12,6 +12,7 @@ use lapin::{BasicProperties, Channel, Connection};
 use super::Names;
 use super::topology;
 use crate::job::Phase;
+use crate::lock::lock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -117,11 +118,11 @@ impl Publisher {
     pub async fn delay_queue(&self, phase: Phase, delay: std::time::Duration) -> Result<String, lapin::Error> {
         let tier = topology::delay_tier(delay);
         let name = self.names.delay_queue(phase, tier);
-        if self.declared_delay_queues.lock().expect("delay queue set").contains(&name) {
+        if lock(&self.declared_delay_queues).contains(&name) {
             return Ok(name);
         }
         let name = topology::declare_delay_queue(&self.channel, &self.names, phase, tier).await?;
-        self.declared_delay_queues.lock().expect("delay queue set").insert(name.clone());
+        lock(&self.declared_delay_queues).insert(name.clone());
         Ok(name)
     }
 }

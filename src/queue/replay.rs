@@ -60,7 +60,7 @@ impl ReplayReport {
     pub fn record(&self, metrics: &crate::metrics::Metrics) {
         if !self.dry_run {
             for (phase, n) in &self.moved_by_phase {
-                metrics.replayed.with_label_values(&[phase.as_str()]).inc_by(*n as u64);
+                metrics.replayed(*phase, *n as u64);
             }
         }
     }

@@ -14,7 +14,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use super::headers::{self, set as set_header, text};
 use super::publisher::{PublishError, Publisher, Routed};
 use crate::job::{ErrorKind, JobResult, Phase};
-use crate::metrics::Metrics;
+use crate::metrics::{DeferReason, Metrics};
 
 /// Why a job is parked, for the parked copy's headers.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,24 +34,7 @@ pub enum Disposition {
     /// A message nobody can be answered for: park it, then ack.
     ParkOnly(ParkReason),
     /// Republish to a delay queue (attempts and deadline in headers), then ack.
-    Delay { phase: Phase, delay: Duration, attempts: u32, deadline: DateTime<Utc>, reason: DelayReason },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DelayReason {
-    /// A retry too long to wait in process.
-    Retry,
-    /// The database could not be reached to load the profile.
-    DatabaseUnavailable,
-}
-
-impl DelayReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DelayReason::Retry => "retry",
-            DelayReason::DatabaseUnavailable => "database_unavailable",
-        }
-    }
+    Delay { phase: Phase, delay: Duration, attempts: u32, deadline: DateTime<Utc>, reason: DeferReason },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +128,7 @@ pub async fn settle(
                 .with_delivery_mode(2)
                 .with_expiration(ShortString::from(delay.as_millis().max(1).to_string()));
             match publisher.publish("", &queue, &delivery.data, properties).await? {
-                Routed::Yes => metrics.deferred.with_label_values(&[phase.as_str(), reason.as_str()]).inc(),
+                Routed::Yes => metrics.deferred(phase, *reason),
                 Routed::Unroutable => return Err(SettleError::ParkUnroutable(queue)),
             }
         }
@@ -193,7 +176,7 @@ async fn park_copy(
     let queue = publisher.names().failed_queue();
     match publisher.publish("", &queue, &delivery.data, properties).await? {
         Routed::Yes => {
-            metrics.parked.with_label_values(&[reason.phase.as_str(), reason.kind.as_str()]).inc();
+            metrics.parked(reason.phase, reason.kind);
             Ok(())
         }
         Routed::Unroutable => Err(SettleError::ParkUnroutable(queue)),
@@ -211,7 +194,7 @@ async fn ack(delivery: &Delivery) -> Result<(), SettleError> {
 /// Returns a delivery to its queue (settling failed): it will be tried again.
 pub async fn requeue(delivery: &Delivery) {
     if let Err(e) = delivery.acker.nack(BasicNackOptions { requeue: true, multiple: false }).await {
-        tracing::warn!(error = %e, "nack failed; the broker will redeliver when the channel closes");
+        tracing::warn!(error = %crate::error_text::Chain(&e), "nack failed; the broker will redeliver when the channel closes");
     }
 }
 

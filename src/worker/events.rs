@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::WorkerContext;
+use crate::metrics::{Consumer, EventOutcome};
 use crate::queue::Names;
 
 /// The fields an event must carry for us to act on it; the rest is optional,
@@ -70,7 +71,7 @@ pub async fn run(
     // A connection lost mid-subscribe may leave a call unanswered: stopping wins.
     let Some(subscribed) = stop.run_until_cancelled(subscribe).await else { return Ok(()) };
     let (channel, mut consumer) = subscribed?;
-    ctx.metrics.consumer_starts.with_label_values(&["profile_events"]).inc();
+    ctx.metrics.consumer_starts(Consumer::ProfileEvents).inc();
     on_started();
     loop {
         let delivery = tokio::select! {
@@ -83,24 +84,24 @@ pub async fn run(
                 None => return Err(EventsError::ConsumerEnded),
             },
         };
-        ctx.metrics.events.with_label_values(&["received"]).inc();
+        ctx.metrics.profile_event(EventOutcome::Received);
         match serde_json::from_slice::<EventRef>(&delivery.data) {
             // A profile that was just created has nothing stale to drop; dropping would
             // only cancel the first token fetch of the jobs already using it.
             Ok(event) if event.event_type == "profile.created" => {
-                ctx.metrics.events.with_label_values(&["ignored"]).inc();
+                ctx.metrics.profile_event(EventOutcome::Ignored);
             }
             Ok(event) if event.event_type.starts_with("profile.") => {
                 ctx.invalidate_profile(event.profile_id);
-                ctx.metrics.events.with_label_values(&["applied"]).inc();
+                ctx.metrics.profile_event(EventOutcome::Applied);
                 tracing::debug!(profile_id = %event.profile_id, event = %event.event_type, "dropped cached profile and tokens");
             }
             Ok(event) => {
-                ctx.metrics.events.with_label_values(&["ignored"]).inc();
+                ctx.metrics.profile_event(EventOutcome::Ignored);
                 tracing::debug!(event = %event.event_type, "ignored an event of an unknown type");
             }
             Err(e) => {
-                ctx.metrics.events.with_label_values(&["malformed"]).inc();
+                ctx.metrics.profile_event(EventOutcome::Malformed);
                 tracing::warn!(error = %e, "dropped a malformed profile event");
             }
         }

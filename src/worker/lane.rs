@@ -2,11 +2,10 @@
 //! concurrency, so a post-call backlog or a bulk replay never delays a
 //! during-call job.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{FutureExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
@@ -15,10 +14,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::WorkerContext;
-use crate::job::{ErrorKind, Outcome, Phase};
+use super::{WorkerContext, delivery};
+use crate::job::Phase;
+use crate::metrics::Consumer;
 use crate::queue::publisher::Publisher;
-use crate::queue::settle::{Disposition, ParkReason, requeue, settle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaneError {
@@ -71,7 +70,7 @@ pub async fn run(
     // A connection lost mid-subscribe may leave a call unanswered: stopping wins.
     let Some(subscribed) = stop.run_until_cancelled(subscribe).await else { return Ok(()) };
     let (channel, mut consumer) = subscribed.map_err(amqp)?;
-    ctx.metrics.consumer_starts.with_label_values(&[phase.as_str()]).inc();
+    ctx.metrics.consumer_starts(Consumer::Lane(phase)).inc();
     on_started();
     tracing::info!(lane = %phase, queue = %queue, prefetch = policy.prefetch, concurrency = policy.concurrency, "consuming");
 
@@ -95,12 +94,12 @@ pub async fn run(
                 _ = watchdog.tick() => {
                     // Nothing unacked and nothing arriving: if the queue has ready
                     // messages all the same, the consumer is stuck.
-                    while in_flight.try_join_next().is_some() {}
+                    reap(&mut in_flight, phase);
                     if in_flight.is_empty()
                         && last_delivery.elapsed() >= WATCHDOG_PERIOD
                         && ready_messages(&channel, &queue).await > 0
                     {
-                        ctx.metrics.consumer_stalls.with_label_values(&[phase.as_str()]).inc();
+                        ctx.metrics.consumer_stalls(phase).inc();
                         break Wake::Stalled;
                     }
                 }
@@ -113,7 +112,7 @@ pub async fn run(
                 last_delivery = Instant::now();
                 let (ctx, publisher) = (ctx.clone(), publisher.clone());
                 in_flight.spawn(async move {
-                    handle(&ctx, &publisher, phase, &delivery).await;
+                    delivery::handle(&ctx, &publisher, phase, &delivery).await;
                     drop(slot);
                 });
             }
@@ -121,7 +120,7 @@ pub async fn run(
             Wake::Delivery(None) => break Err(LaneError::ConsumerEnded(phase)),
         }
         // Reap finished tasks so the set does not grow.
-        while in_flight.try_join_next().is_some() {}
+        reap(&mut in_flight, phase);
     };
 
     let quick = Duration::from_secs(1);
@@ -153,6 +152,19 @@ pub async fn run(
     ended
 }
 
+/// Takes finished job tasks out of the set. A task that ended other than by
+/// finishing is a bug worth a log line: each one settles its own delivery and
+/// catches its panics, so only an abort (shutdown, a lost connection) is expected.
+fn reap(in_flight: &mut JoinSet<()>, phase: Phase) {
+    while let Some(joined) = in_flight.try_join_next() {
+        if let Err(e) = joined
+            && !e.is_cancelled()
+        {
+            tracing::error!(lane = %phase, error = %e, "a job task ended abnormally");
+        }
+    }
+}
+
 enum Wake {
     Stop,
     Delivery(Option<Result<Box<Delivery>, lapin::Error>>),
@@ -165,105 +177,5 @@ async fn ready_messages(channel: &lapin::Channel, queue: &str) -> u32 {
     match channel.queue_declare(queue.into(), passive, FieldTable::default()).await {
         Ok(q) => q.message_count(),
         Err(_) => 0,
-    }
-}
-
-/// Processes and settles one delivery. Never panics outward: a panic while
-/// processing parks the message (a bug to look at), it does not lose it.
-/// The delivery stays boxed where the lane put it: it is a few hundred bytes,
-/// and moving it into this future would copy it once more per job.
-async fn handle(ctx: &WorkerContext, publisher: &Publisher, phase: Phase, delivery: &Delivery) {
-    let _in_flight = InFlight::enter(&ctx.metrics.lane(phase).in_flight);
-    let started = Instant::now();
-    // Boxed: the job's future is a few KiB, and moving it through the wrappers
-    // below (and into the spawned task) would copy it each time.
-    let processing = Box::pin(ctx.process(phase, &delivery.data, delivery.properties.headers().as_ref()));
-    let disposition = AssertUnwindSafe(processing).catch_unwind().await.unwrap_or_else(|_| {
-        tracing::error!(lane = %phase, "processing a job panicked; the message is parked for inspection");
-        Disposition::ParkOnly(ParkReason {
-            kind: ErrorKind::InvalidJob,
-            message: "authrelay failed while processing this message (internal error); see the log".into(),
-            attempts: 0,
-            phase,
-        })
-    });
-    match settle(publisher, &ctx.metrics, delivery, &disposition).await {
-        Ok(()) => record(ctx, phase, &disposition, started),
-        Err(e) => {
-            tracing::error!(lane = %phase, error = %e, "could not settle a job; it returns to the queue");
-            requeue(delivery).await;
-        }
-    }
-}
-
-/// Counts a job in flight for as long as it lives, also when its task is
-/// aborted (a lost connection, the end of the grace period).
-struct InFlight<'a>(&'a prometheus::IntGauge);
-
-impl<'a> InFlight<'a> {
-    fn enter(gauge: &'a prometheus::IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-/// One log line and the metrics for each settled job.
-fn record(ctx: &WorkerContext, phase: Phase, disposition: &Disposition, started: Instant) {
-    let elapsed = started.elapsed();
-    match disposition {
-        Disposition::Done { result, .. } => {
-            let outcome = result.outcome.as_str();
-            ctx.metrics.lane(phase).settled(result.outcome, elapsed.as_secs_f64());
-            let error_kind = result.error.as_ref().map(|e| e.kind.as_str());
-            if result.outcome == Outcome::Succeeded || result.outcome == Outcome::Expired {
-                tracing::info!(
-                    job_id = %result.job_id, workspace_id = result.workspace_id.as_deref().unwrap_or(""),
-                    phase = %phase, outcome, attempts = result.attempts, duration_ms = elapsed.as_millis() as u64,
-                    "job settled"
-                );
-            } else {
-                tracing::warn!(
-                    job_id = %result.job_id, workspace_id = result.workspace_id.as_deref().unwrap_or(""),
-                    phase = %phase, outcome, attempts = result.attempts, duration_ms = elapsed.as_millis() as u64,
-                    error_kind, "job settled"
-                );
-            }
-        }
-        Disposition::ParkOnly(reason) => {
-            ctx.metrics.lane(phase).count(Outcome::Rejected);
-            tracing::warn!(phase = %phase, error_kind = reason.kind.as_str(), "unidentifiable message parked");
-        }
-        Disposition::Delay { attempts, delay, reason, .. } => {
-            tracing::info!(
-                phase = %phase, attempts, delay_ms = delay.as_millis() as u64, reason = reason.as_str(),
-                "job deferred to a delay queue"
-            );
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::InFlight;
-
-    #[test]
-    fn a_job_leaves_the_in_flight_gauge_however_its_task_ends() {
-        let gauge = prometheus::IntGauge::new("g", "g").unwrap();
-        let task = async {
-            let _in_flight = InFlight::enter(&gauge);
-            std::future::pending::<()>().await;
-        };
-        let mut task = Box::pin(task);
-        let waker = std::task::Waker::noop();
-        assert!(task.as_mut().poll(&mut std::task::Context::from_waker(waker)).is_pending());
-        assert_eq!(gauge.get(), 1);
-        drop(task); // what aborting its task does
-        assert_eq!(gauge.get(), 0);
     }
 }

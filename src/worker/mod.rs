@@ -2,14 +2,17 @@
 //!
 //! - [`step`]: one delivery in, one [`Disposition`](crate::queue::settle::Disposition)
 //!   out (parse, resolve credentials, execute). No broker calls.
-//! - [`lane`]: one consumer per phase, bounded concurrency, each delivery
-//!   processed and settled in a task of its own, panics included.
+//! - [`lane`]: one consumer per phase, bounded concurrency, each delivery in
+//!   a task of its own;
+//! - [`delivery`]: that task: process, settle, record; errors and panics
+//!   included, every delivery is settled.
 //! - [`events`]: the profile-event consumer that drops cached profiles and tokens.
 //! - [`supervisor`]: the broker connection that lanes and events share, and
 //!   reconnecting when it is lost.
 //!
 //! [`WorkerContext`] holds what all of them share.
 
+mod delivery;
 pub mod events;
 pub mod lane;
 pub mod step;

@@ -13,10 +13,11 @@ use crate::db;
 use crate::error_text::{Chain, chain};
 use crate::executor::{Execution, ResolvedAuth, Run};
 use crate::job::{ErrorKind, Job, JobError, JobIdentity, JobParseError, JobResult, Outcome, Phase, parse_job};
+use crate::metrics::{DeferReason, ProfileLookup};
 use crate::profile::StoreError;
 use crate::profile::cache::CachedProfile;
 use crate::queue::headers;
-use crate::queue::settle::{DelayReason, Disposition, ParkReason};
+use crate::queue::settle::{Disposition, ParkReason};
 
 impl WorkerContext {
     /// Runs one message of the `lane` queue to its disposition.
@@ -75,7 +76,7 @@ impl WorkerContext {
                     delay: self.settings.database_retry_delay,
                     attempts: attempts_before,
                     deadline,
-                    reason: DelayReason::DatabaseUnavailable,
+                    reason: DeferReason::DatabaseUnavailable,
                 };
             }
         };
@@ -93,7 +94,7 @@ impl WorkerContext {
             }
             Execution::RetryLater { delay, attempts, error } => {
                 tracing::info!(attempts, delay_ms = delay.as_millis() as u64, error = %error.message, "retry deferred to a delay queue");
-                Disposition::Delay { phase: job.phase, delay, attempts, deadline, reason: DelayReason::Retry }
+                Disposition::Delay { phase: job.phase, delay, attempts, deadline, reason: DeferReason::Retry }
             }
         }
     }
@@ -107,7 +108,7 @@ impl WorkerContext {
             profile: Some((id, cached.version)),
         };
         if let Some(cached) = self.profiles.get(&job.workspace_id, id) {
-            self.metrics.profile_hits.inc();
+            self.metrics.profile_lookup(ProfileLookup::Hit);
             return Ok(Some(resolved(&cached)));
         }
         let load = self.profiles.join_load(&job.workspace_id, id, || {
@@ -120,7 +121,7 @@ impl WorkerContext {
         }
         match loaded.as_ref().map_err(|e| e.as_ref()) {
             Ok(profile) => {
-                self.metrics.profile_lookups.with_label_values(&["miss"]).inc();
+                self.metrics.profile_lookup(ProfileLookup::Miss);
                 Ok(Some(resolved(&self.profiles.finish_load(&job.workspace_id, id, &load, profile))))
             }
             Err(StoreError::NotFound) => Err(AuthFailure::Rejected(JobError::new(
@@ -133,7 +134,7 @@ impl WorkerContext {
                 Err(AuthFailure::Rejected(JobError::new(ErrorKind::ProfileUnusable, chain(e), false)))
             }
             Err(StoreError::Db(e)) => {
-                self.metrics.profile_lookups.with_label_values(&["error"]).inc();
+                self.metrics.profile_lookup(ProfileLookup::Error);
                 if !db::is_unavailable(e) {
                     tracing::error!(error = %Chain(e), "database error while loading a profile");
                 }

@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 use url::form_urlencoded;
 
-use crate::credentials::apply::{REDACTED, Redactor, truncate_chars};
+use crate::credentials::redact::{REDACTED, Redactor, truncate_chars};
 use crate::profile::auth_config::{ClientAuth, OAuth2Config};
 use reply::{junk_message, parse_fields, parse_seconds, redactor_for};
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use url::form_urlencoded;
 
 use super::{MAX_EXCERPT_CHARS, basic_credentials};
-use crate::credentials::apply::Redactor;
+use crate::credentials::redact::Redactor;
 use crate::profile::auth_config::OAuth2Config;
 
 /// The fields of a token or error reply, whatever its encoding.

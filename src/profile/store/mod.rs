@@ -1,28 +1,34 @@
 //! PostgreSQL storage of profiles. Every write runs in one transaction that
 //! also inserts the outbox event (contract section 7) and an audit row, so an
 //! event exists exactly when its change committed.
+//!
+//! - this file: create, read, list, update, delete;
+//! - [`sealing`]: the secret fields, sealed one row each;
+//! - [`changes`]: the outbox and audit rows of each write;
+//! - [`cursor`]: list pagination; [`usage`]: references and usage;
+//! - [`rotation`]: re-sealing under a new master key.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
-use deadpool_postgres::{GenericClient, Pool, Transaction};
-use secrecy::{ExposeSecret as _, SecretString};
+use deadpool_postgres::{GenericClient, Pool};
 use serde_json::{Value, json};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::{
-    Actor, AuthConfig, AuthProfile, FieldErrors, ListQuery, NewProfile, Page, ProfileEvent, ProfilePatch, Usage,
-    parse_auth_type, validate_name, validate_workspace_id,
+    Actor, AuthConfig, AuthProfile, FieldErrors, ListQuery, NewProfile, Page, ProfilePatch, Usage, parse_auth_type,
+    validate_name, validate_workspace_id,
 };
-use crate::crypto::{CryptoError, KeyRing, Sealed, SecretSlot};
+use crate::crypto::KeyRing;
 use crate::db::DbError;
+use changes::{event_json, insert_audit, insert_outbox, record_change};
+use cursor::{decode_cursor, encode_cursor, like_pattern};
 
+mod changes;
+mod cursor;
 mod rotation;
+mod sealing;
 mod usage;
 
 pub use rotation::RotationReport;
@@ -281,70 +287,6 @@ impl ProfileStore {
         let config = self.open_config(&row, secrets.remove(&id).unwrap_or_default())?;
         profile_from_row(&row, config)
     }
-
-    async fn secrets_of(
-        &self,
-        client: &impl GenericClient,
-        ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<(String, Sealed)>>, StoreError> {
-        let rows = client
-            .query(
-                "SELECT profile_id, field, key_id, nonce, ciphertext FROM auth_profile_secrets WHERE profile_id = ANY($1)",
-                &[&ids],
-            )
-            .await?;
-        let mut by_profile: HashMap<Uuid, Vec<(String, Sealed)>> = HashMap::new();
-        for row in &rows {
-            by_profile.entry(row.get("profile_id")).or_default().push((row.get("field"), sealed_from_row(row)));
-        }
-        Ok(by_profile)
-    }
-
-    fn open_config(&self, row: &Row, sealed: Vec<(String, Sealed)>) -> Result<AuthConfig, StoreError> {
-        let id: Uuid = row.get("id");
-        let workspace_id: String = row.get("workspace_id");
-        let mut secrets = BTreeMap::new();
-        for (field, sealed) in sealed {
-            let slot = SecretSlot { workspace_id: &workspace_id, profile_id: id, field: &field };
-            let plain = self.keys.open(&slot, &sealed).map_err(|e| unusable(id, e))?;
-            let text = String::from_utf8(plain.to_vec()).map_err(|_| StoreError::Unusable {
-                profile_id: id,
-                reason: format!("stored secret `{field}` is not text"),
-            })?;
-            secrets.insert(field, SecretString::from(text));
-        }
-        let auth_type = super::AuthType::parse(row.get("auth_type"))
-            .ok_or_else(|| StoreError::Unusable { profile_id: id, reason: "unknown stored type".into() })?;
-        AuthConfig::assemble(auth_type, &row.get::<_, Value>("config"), secrets)
-            .map_err(|reason| StoreError::Unusable { profile_id: id, reason })
-    }
-
-    async fn write_secrets(
-        &self,
-        tx: &Transaction<'_>,
-        workspace_id: &str,
-        id: Uuid,
-        config: &AuthConfig,
-    ) -> Result<(), StoreError> {
-        for (field, value) in config.secrets() {
-            let slot = SecretSlot { workspace_id, profile_id: id, field: &field };
-            let sealed = self.keys.seal(&slot, value.expose_secret().as_bytes()).map_err(|e| unusable(id, e))?;
-            tx.execute(
-                "INSERT INTO auth_profile_secrets (profile_id, field, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
-                &[&id, &field, &sealed.key_id, &sealed.nonce, &sealed.ciphertext],
-            )
-            .await?;
-        }
-        Ok(())
-    }
-}
-
-fn unusable(profile_id: Uuid, e: CryptoError) -> StoreError {
-    StoreError::Unusable { profile_id, reason: e.to_string() }
-}
-
-fn sealed_from_row(row: &Row) -> Sealed {
-    Sealed { key_id: row.get("key_id"), nonce: row.get("nonce"), ciphertext: row.get("ciphertext") }
 }
 
 fn profile_from_row(row: &Row, config: AuthConfig) -> Result<AuthProfile, StoreError> {
@@ -361,86 +303,4 @@ fn profile_from_row(row: &Row, config: AuthConfig) -> Result<AuthProfile, StoreE
 
 fn name_conflict(e: tokio_postgres::Error, name: &str) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) { StoreError::NameTaken(name.to_owned()) } else { e.into() }
-}
-
-fn event_json(event_type: &str, workspace_id: &str, profile_id: Uuid, version: i64) -> ProfileEvent {
-    ProfileEvent {
-        event_type: event_type.to_owned(),
-        workspace_id: workspace_id.to_owned(),
-        profile_id,
-        version,
-        occurred_at: Utc::now(),
-    }
-}
-
-async fn record_change(
-    tx: &Transaction<'_>,
-    actor: &Actor,
-    event_type: &str,
-    profile: &AuthProfile,
-    details: Value,
-) -> Result<(), StoreError> {
-    let event = event_json(event_type, &profile.workspace_id, profile.id, profile.version);
-    insert_outbox(tx, &event).await?;
-    insert_audit(tx, actor, event_type, &profile.workspace_id, Some(profile.id), Some(profile.version), details).await
-}
-
-async fn insert_outbox(tx: &Transaction<'_>, event: &ProfileEvent) -> Result<(), StoreError> {
-    let payload = serde_json::to_value(event).expect("events serialize");
-    tx.execute(
-        "INSERT INTO profile_events_outbox (event_type, workspace_id, profile_id, version, payload) VALUES ($1, $2, $3, $4, $5)",
-        &[&event.event_type, &event.workspace_id, &event.profile_id, &event.version, &payload],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn insert_audit(
-    tx: &Transaction<'_>,
-    actor: &Actor,
-    action: &str,
-    workspace_id: &str,
-    profile_id: Option<Uuid>,
-    version: Option<i64>,
-    details: Value,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO audit_log (actor, action, workspace_id, profile_id, version, details) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&actor.0, &action, &workspace_id, &profile_id, &version, &details],
-    )
-    .await?;
-    Ok(())
-}
-
-/// `%q%` for ILIKE, with the wildcard characters of `q` escaped.
-fn like_pattern(q: &str) -> String {
-    let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
-fn encode_cursor(sort_key: String, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&(sort_key, id)).expect("cursor serializes"))
-}
-
-fn decode_cursor(cursor: &str) -> Option<(String, Uuid)> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let id = Uuid::now_v7();
-        let c = encode_cursor("crm".into(), id);
-        assert_eq!(decode_cursor(&c), Some(("crm".to_owned(), id)));
-        assert_eq!(decode_cursor("not-a-cursor"), None);
-    }
-
-    #[test]
-    fn like_wildcards_in_the_query_match_literally() {
-        assert_eq!(like_pattern("50%_off"), "%50\\%\\_off%");
-    }
 }

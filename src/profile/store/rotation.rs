@@ -4,7 +4,9 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{ProfileStore, StoreError, insert_audit, sealed_from_row, unusable};
+use super::changes::insert_audit;
+use super::sealing::{sealed_from_row, unusable};
+use super::{ProfileStore, StoreError};
 use crate::crypto::SecretSlot;
 use crate::profile::Actor;
 

@@ -6,7 +6,8 @@ use serde_json::json;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use super::{ProfileStore, StoreError, insert_audit};
+use super::changes::insert_audit;
+use super::{ProfileStore, StoreError};
 use crate::profile::{
     Actor, FieldErrors, Reference, ReferenceKind, Usage, UsageItem, has_control_chars, validate_name,
 };
