@@ -1,0 +1,87 @@
+//! The admin page (`/ui/`): how it is served, and the page itself in a real
+//! browser — headless Chromium (Debian's `chromium`) driven by
+//! `ui-tests/admin_page.mjs` (playwright-core) against the real app.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use authrelay_testkit::app::spawn_api;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The script stops itself after 240 s; this is the backstop.
+const BROWSER_TESTS_BUDGET: Duration = Duration::from_secs(300);
+
+#[tokio::test]
+async fn the_page_loads_without_a_token_under_a_strict_policy() {
+    let app = spawn_api().await;
+    for (path, content_type, cache) in [
+        ("/ui/", "text/html; charset=utf-8", "no-store"),
+        ("/ui/index.html", "text/html; charset=utf-8", "no-store"),
+        ("/ui/app.js", "text/javascript; charset=utf-8", "no-cache"),
+        ("/ui/app.css", "text/css; charset=utf-8", "no-cache"),
+        ("/ui/favicon.svg", "image/svg+xml", "no-cache"),
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert_eq!(header("content-type"), content_type, "{path}");
+        assert_eq!(header("content-security-policy"), CSP, "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("cache-control"), cache, "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_assets_are_404_and_unchanged_ones_revalidate() {
+    let app = spawn_api().await;
+    let missing = app.http.get(app.url("/ui/secrets.txt")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.headers()["content-security-policy"], CSP);
+
+    let first = app.http.get(app.url("/ui/app.js")).send().await.unwrap();
+    let etag = first.headers()["etag"].clone();
+    let again = app.http.get(app.url("/ui/app.js")).header("If-None-Match", etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+
+    let bare = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let redirect = bare.get(app.url("/ui")).send().await.unwrap();
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(redirect.headers()["location"], "/ui/");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_page_works_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("ui-tests/node_modules/playwright-core").is_dir(),
+        "the browser tests need playwright-core: run `npm ci --prefix ui-tests`"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "the browser tests need Chromium at {chromium}: `apt-get install chromium`");
+    let app = spawn_api().await;
+
+    let started = Instant::now();
+    let run = tokio::process::Command::new("node")
+        .arg(root.join("ui-tests/admin_page.mjs"))
+        .current_dir(root)
+        .env("AUTHRELAY_UI_URL", app.url("/ui/"))
+        .env("AUTHRELAY_UI_TOKEN", &app.token)
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(BROWSER_TESTS_BUDGET, run)
+        .await
+        .expect("the browser tests finish in time")
+        .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser tests failed ({}):\n{stdout}\n{stderr}", output.status);
+    eprintln!("browser tests passed in {:.1} s", started.elapsed().as_secs_f64());
+    app.stop().await;
+}
