@@ -12,31 +12,31 @@ use authrelay_testkit::{Binary, TestEnv};
 
 // The admin API
 mod admin_page;
-// mod hostile_api_requests;
+mod hostile_api_requests;
 mod profiles_api;
 
 // The worker: jobs in, requests out, results back
-// mod credentials_applied;
+mod credentials_applied;
 mod execution_rules;
 mod graceful_shutdown;
-// mod malformed_messages;
-// mod nested_amqp_headers;
-// mod no_secret_in_results;
-// mod oauth_tokens;
+mod malformed_messages;
+mod nested_amqp_headers;
+mod no_secret_in_results;
+mod oauth_tokens;
 mod result_routing;
 mod worker;
 
 // Faults: the process, the servers it depends on, the targets it calls
-// mod broker_and_database_outages;
-// mod misbehaving_targets;
-// mod process_faults;
-// mod token_endpoint_trouble;
+mod broker_and_database_outages;
+mod misbehaving_targets;
+mod process_faults;
+mod token_endpoint_trouble;
 
 // Around the worker
-// mod cli;
+mod cli;
 mod database_tls;
-// mod logs;
-// mod profile_events;
+mod logs;
+mod profile_events;
 mod properties;
 mod replay;
 

@@ -43,7 +43,7 @@ impl Drop for TestDb {
             retried(|| async move {
                 let (client, conn) = tokio_postgres::connect(PG_ADMIN_URL, tokio_postgres::NoTls).await.ok()?;
                 tokio::spawn(conn);
-                client.batch_execute(&sql).await.ok()
+                client.batch_execute(sql).await.ok()
             })
             .await;
         });
