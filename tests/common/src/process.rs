@@ -3,7 +3,6 @@
 //! stdout and stderr read while it runs (a full pipe would block it), killed
 //! when dropped so that a failing test leaves nothing running.
 
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -88,7 +87,8 @@ impl Binary {
         let mut command = self.command(args);
         command.env("AUTHRELAY_HTTP_ADDR", format!("127.0.0.1:{port}"));
         let token = self.vars.iter().rev().find(|(k, _)| k == "AUTHRELAY_ADMIN_TOKEN").map(|(_, v)| v.as_str());
-        Process::spawn(command, ([127, 0, 0, 1], port).into(), token.unwrap_or_default())
+        let admin = Admin::new(([127, 0, 0, 1], port).into(), token.unwrap_or_default(), Duration::from_secs(5));
+        Process::spawn(command, Some(admin))
     }
 
     /// Starts a server (`run …`) and waits until its `/readyz` answers 200.
@@ -129,24 +129,23 @@ impl Captured {
 }
 
 /// A running child process; SIGKILLed and reaped when dropped. Derefs to the
-/// [`Admin`] client of the server it runs (meaningful for `run`).
+/// [`Admin`] client of the server it runs, when it runs one (`run`).
 pub struct Process {
     child: Child,
     exited: Option<ExitStatus>,
     stdout: Captured,
     stderr: Captured,
-    admin: Admin,
+    admin: Option<Admin>,
 }
 
 impl Process {
-    /// Starts `command` with its output captured; `addr` and `token` are those
-    /// of the admin API it serves, if any.
-    pub fn spawn(mut command: Command, addr: SocketAddr, token: &str) -> Self {
+    /// Starts `command` with its output captured; `admin` reaches the admin
+    /// API it serves, if any.
+    pub fn spawn(mut command: Command, admin: Option<Admin>) -> Self {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("the binary starts");
         let stdout = Captured::read(child.stdout.take().unwrap());
         let stderr = Captured::read(child.stderr.take().unwrap());
-        let admin = Admin::new(addr, token, Duration::from_secs(5));
         Self { child, exited: None, stdout, stderr, admin }
     }
 
@@ -273,7 +272,7 @@ impl Deref for Process {
     type Target = Admin;
 
     fn deref(&self) -> &Admin {
-        &self.admin
+        self.admin.as_ref().expect("the process serves the admin API")
     }
 }
 
