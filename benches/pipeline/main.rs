@@ -33,7 +33,7 @@ use authrelay::queue::settle::result_properties;
 use authrelay_testkit::{AMQP_URL, Binary, Process, TestBroker, TestEnv, json_props};
 use futures_util::StreamExt as _;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueBindOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
@@ -331,23 +331,8 @@ impl Env {
         channel
             .queue_declare(results_queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
             .await?;
-        channel
-            .queue_bind(
-                results_queue.as_str().into(),
-                broker.names.results_exchange().as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let results = channel
-            .basic_consume(
-                results_queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions { no_ack: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await?;
+        TestBroker::bind(channel, &results_queue, &broker.names.results_exchange(), "#").await;
+        let results = TestBroker::consume(channel, &results_queue).await;
         let (upstream, counters) = upstream::start();
         let binary = std::env::var_os("AUTHRELAY_BENCH_BIN")
             .map(PathBuf::from)

@@ -12,8 +12,6 @@ use authrelay::worker::WorkerContext;
 use authrelay_testkit::app::spawn_worker;
 use authrelay_testkit::{JobExt as _, TcpProxy, TestApp, TestBroker, TestEnv, eventually, job, json_props};
 use futures_util::StreamExt as _;
-use lapin::options::BasicConsumeOptions;
-use lapin::types::FieldTable;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -111,16 +109,7 @@ async fn an_event_committed_while_the_broker_is_unreachable_is_published_when_it
     let broker = &app.broker;
     let events_exchange = broker.names.events_exchange();
     let queue = TestBroker::private_queue(&broker.channel, Some((&events_exchange, ""))).await;
-    let mut events = broker
-        .channel
-        .basic_consume(
-            queue.clone(),
-            "".into(),
-            BasicConsumeOptions { no_ack: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut events = TestBroker::consume(&broker.channel, queue.as_str()).await;
     let id =
         app.create_profile("acme", json!({"name": "p", "type": "bearer", "config": {"token": "t-1234567890"}})).await;
     let created = tokio::time::timeout(WAIT, events.next()).await.expect("create event").unwrap().unwrap();

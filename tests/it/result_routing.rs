@@ -11,8 +11,8 @@ use authrelay_testkit::app::spawn_worker;
 use authrelay_testkit::targets::Sequence;
 use authrelay_testkit::{JobExt as _, TestApp, TestBroker, TestEnv, job, json_props};
 use futures_util::StreamExt as _;
-use lapin::options::{BasicConsumeOptions, BasicGetOptions};
-use lapin::types::{FieldTable, ShortString};
+use lapin::options::BasicGetOptions;
+use lapin::types::ShortString;
 use serde_json::{Value, json};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -56,15 +56,7 @@ async fn a_job_with_reply_to_gets_its_result_on_that_queue_with_its_correlation_
 async fn reply_queue(broker: &TestBroker) -> (lapin::Channel, ShortString, lapin::Consumer) {
     let channel = broker.conn.create_channel().await.unwrap();
     let queue = TestBroker::private_queue(&channel, None).await;
-    let consumer = channel
-        .basic_consume(
-            queue.clone(),
-            "".into(),
-            BasicConsumeOptions { no_ack: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let consumer = TestBroker::consume(&channel, queue.as_str()).await;
     (channel, queue, consumer)
 }
 

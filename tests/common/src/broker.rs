@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use authrelay::queue::{Names, topology};
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::Value;
 
 use crate::tap::ResultTap;
@@ -77,18 +78,23 @@ impl TestBroker {
         let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
         let queue = channel.queue_declare("".into(), options, FieldTable::default()).await.unwrap();
         if let Some((exchange, routing_key)) = bind {
-            channel
-                .queue_bind(
-                    queue.name().clone(),
-                    exchange.into(),
-                    routing_key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .unwrap();
+            Self::bind(channel, queue.name().as_str(), exchange, routing_key).await;
         }
         queue.name().clone()
+    }
+
+    /// Binds `queue` to `exchange` with `routing_key`.
+    pub async fn bind(channel: &Channel, queue: &str, exchange: &str, routing_key: &str) {
+        let (queue, exchange, routing_key) = (queue.into(), exchange.into(), routing_key.into());
+        let bound =
+            channel.queue_bind(queue, exchange, routing_key, QueueBindOptions::default(), FieldTable::default());
+        bound.await.unwrap();
+    }
+
+    /// Consumes `queue` on `channel` without acks: each message is taken as it is delivered.
+    pub async fn consume(channel: &Channel, queue: &str) -> Consumer {
+        let options = BasicConsumeOptions { no_ack: true, ..Default::default() };
+        channel.basic_consume(queue.into(), "".into(), options, FieldTable::default()).await.unwrap()
     }
 
     /// Publishes a job to the actions exchange with its phase as routing key.

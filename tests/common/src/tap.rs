@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use authrelay::job::Phase;
 use futures_util::StreamExt as _;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -40,15 +39,7 @@ impl ResultTap {
     pub async fn open(broker: &TestBroker) -> Self {
         let channel = broker.conn.create_channel().await.unwrap();
         let queue = TestBroker::private_queue(&channel, Some((&broker.names.results_exchange(), "#"))).await;
-        let mut consumer = channel
-            .basic_consume(
-                queue.clone(),
-                "".into(),
-                BasicConsumeOptions { no_ack: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut consumer = TestBroker::consume(&channel, queue.as_str()).await;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (arrived_tx, arrived) = watch::channel(0);
         let (flushed_tx, flushed) = watch::channel(0);
