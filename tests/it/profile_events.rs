@@ -148,6 +148,8 @@ async fn a_broker_that_stops_answering_holds_up_neither_profile_edits_nor_shutdo
     proxy.freeze();
     let (status, _) = app.patch(&format!("/v1/workspaces/acme/auth-profiles/{id}"), json!({"name": "renamed"})).await;
     assert_eq!(status, 200, "profile edits do not wait for the broker");
+    // A precondition, not a verdict: the relay gets time to try publishing the
+    // edit's event into the frozen connection, so shutdown finds a call waiting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = std::time::Instant::now();
     app.stop().await;
