@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use authrelay::config::DatabaseConfig;
 use authrelay::db::Database;
+use authrelay_testkit::PG_ADMIN_URL;
 use secrecy::SecretString;
 
 const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
@@ -21,8 +22,7 @@ fn settings(url: &str, ca_file: Option<&str>) -> DatabaseConfig {
 }
 
 async fn server_has_tls() {
-    let (client, conn) =
-        tokio_postgres::connect("postgres://postgres@127.0.0.1:5432/postgres", tokio_postgres::NoTls).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(PG_ADMIN_URL, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
     assert_eq!(ssl, "on", "the test server must have TLS enabled (Debian's default)");

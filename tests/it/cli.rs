@@ -1,39 +1,30 @@
 //! The `authrelay` binary, run as an operator would.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 
-use common::{TempDir, TestDb, new_key};
+use authrelay_testkit::{Binary, TestEnv};
 use serde_json::Value;
 
+use crate::authrelay;
+
+/// The binary run as an operator would, against a test environment of its own.
 struct Cli {
-    db: TestDb,
-    dir: TempDir,
-    keys: String,
+    env: TestEnv,
+    bin: Binary,
 }
 
 impl Cli {
     fn new() -> Self {
-        Self { db: TestDb::new(), dir: TempDir::new(), keys: new_key("k1") }
+        let env = TestEnv::new();
+        Self { bin: authrelay(&env), env }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authrelay"));
-        cmd.args(args)
-            .current_dir(&self.dir.0)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AUTHRELAY_DATABASE_URL", self.db.url())
-            .env("AUTHRELAY_MASTER_KEYS", &self.keys)
-            .env("AUTHRELAY_STATE_DIR", self.dir.0.join("state"))
-            .env("AUTHRELAY_LOG", "warn")
-            .stdin(Stdio::null());
-        cmd
+        self.bin.command(args)
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("the binary runs")
+        self.bin.output(args)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -43,7 +34,7 @@ impl Cli {
     }
 
     fn write(&self, name: &str, content: &str) -> String {
-        let path = self.dir.0.join(name);
+        let path = self.env.state_dir.0.join(name);
         std::fs::write(&path, content).unwrap();
         path.display().to_string()
     }
@@ -147,7 +138,8 @@ fn delete_of_a_profile_in_use_prints_the_usage_and_fails() {
         .to_owned();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        cli.db
+        cli.env
+            .db
             .client()
             .await
             .execute(
@@ -201,15 +193,15 @@ fn keys_generate_and_rotate_retire_an_old_key() {
     let new = String::from_utf8(generated.stdout).unwrap().trim().to_owned();
     assert!(new.starts_with("k2:"));
 
-    let old = cli.keys.clone();
-    cli.keys = format!("{new},{old}");
+    let old = cli.env.vars["AUTHRELAY_MASTER_KEYS"].clone();
+    cli.bin.set("AUTHRELAY_MASTER_KEYS", format!("{new},{old}"));
     let out = cli.run(&["keys", "rotate"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 secret(s) in 1 profile(s)"));
     let out = cli.run(&["keys", "rotate"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 0 secret(s)"), "idempotent");
 
-    cli.keys = new;
+    cli.bin.set("AUTHRELAY_MASTER_KEYS", new);
     let shown = cli.json(&["profiles", "show", "-w", "acme", &id]);
     assert_eq!(shown["config"]["password"], "••••3456");
 }

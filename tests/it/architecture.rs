@@ -115,7 +115,9 @@ fn every_module_imports_only_modules_below_it() {
         for used in uses(&std::fs::read_to_string(file).unwrap()) {
             match rank(&used) {
                 Some(theirs) if theirs < own || used == module => {}
-                Some(_) => problems.push(format!("{}: `{module}` imports `{used}`, which is not below it", file.display())),
+                Some(_) => {
+                    problems.push(format!("{}: `{module}` imports `{used}`, which is not below it", file.display()))
+                }
                 None => problems.push(format!("{}: `crate::{used}` is not a module in LAYERS", file.display())),
             }
         }
@@ -126,8 +128,7 @@ fn every_module_imports_only_modules_below_it() {
 #[test]
 fn every_module_of_lib_rs_has_a_layer_and_a_line_in_its_map() {
     let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
-    let declared: BTreeSet<&str> =
-        lib.lines().filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';')).collect();
+    let declared: BTreeSet<&str> = lib.lines().filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';')).collect();
     let layered: BTreeSet<&str> = LAYERS.iter().copied().collect();
     assert_eq!(declared, layered, "lib.rs declares these modules; LAYERS must list the same");
     for module in declared {

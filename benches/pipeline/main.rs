@@ -2,19 +2,23 @@
 //! built from the same crates, on loopback, with ratios measured in one run.
 //!
 //! ```text
-//! cargo run --release --bin authrelay-bench -- full     # the numbers for the README
-//! cargo run --bin authrelay-bench -- quick              # a smoke run (CI)
-//! cargo run --release --bin authrelay-bench -- drain    # throughput and CPU only
+//! cargo bench --bench pipeline -- full     # the numbers for the README (release build)
+//! cargo bench --bench pipeline -- drain    # throughput and CPU only (release build)
+//! cargo test --bench pipeline -- quick     # a smoke run in the debug build (CI)
 //! ```
 //!
-//! It needs PostgreSQL and RabbitMQ as the tests do; everything it creates
-//! (a database, queues behind a random prefix) is removed at the end. Output:
-//! a Markdown table on stdout and `bench-results.json`.
+//! Cargo builds the `authrelay` binary of the same profile first and the bench
+//! runs that (`AUTHRELAY_BENCH_BIN=/path/to/authrelay` runs another build
+//! instead). It needs PostgreSQL and RabbitMQ as the tests do, and sets up
+//! through the test harness (`authrelay-testkit`): everything it creates (a
+//! database, queues behind a random prefix) is removed at the end. Output: a
+//! Markdown table on stdout and `bench-results.json` (`bench-results-drain.json`
+//! in drain mode), in the package's directory.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,14 +30,14 @@ use authrelay::db::Database;
 use authrelay::job::Phase;
 use authrelay::profile::{Actor, NewProfile, ProfileStore};
 use authrelay::queue::settle::result_properties;
-use authrelay::queue::{Names, topology};
+use authrelay_testkit::{AMQP_URL, Binary, Process, TestBroker, TestEnv, json_props};
 use futures_util::StreamExt as _;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::{FieldTable, ShortString};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -42,8 +46,6 @@ use serde_json::{Value, json};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
 const TOKEN: &str = "bench-bearer-token-0123456789";
 
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +64,8 @@ struct Sizes {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` adds `--bench` after the mode.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
         Some("bare") => bare::run(&args[1..]).await,
         Some("full") | None => {
@@ -103,11 +106,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(other) => bail!("unknown mode `{other}`: use full, quick or drain"),
     }
-}
-
-/// A persistent JSON message, as the platform publishes jobs.
-fn json_properties() -> BasicProperties {
-    BasicProperties::default().with_delivery_mode(2).with_content_type(ShortString::from("application/json"))
 }
 
 /// CPU time (user + system) of a process so far, from /proc.
@@ -304,62 +302,43 @@ mod bare {
 }
 
 struct Env {
-    prefix: String,
-    names: Names,
-    db_name: String,
-    keys: String,
-    conn: Connection,
-    channel: lapin::Channel,
+    /// The database, AMQP prefix and state directory, removed when it goes.
+    test_env: TestEnv,
+    broker: TestBroker,
     results: lapin::Consumer,
     store: ProfileStore,
     upstream: SocketAddr,
     counters: Arc<upstream::Counters>,
-    bin_dir: PathBuf,
+    /// The worker: the `authrelay` binary of this build, or the one `AUTHRELAY_BENCH_BIN` names.
+    worker_bin: Binary,
 }
 
 impl Env {
     async fn new() -> anyhow::Result<Self> {
-        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
-        let prefix = format!("bench{suffix}");
-        let names = Names::new(&prefix);
-        let db_name = format!("authrelay_bench_{suffix}");
-        let keys = KeyRing::generate_key_spec("bench")?;
+        // Not a test: a full run rightly takes longer than a test binary's watchdog allows.
+        let test_env = TestEnv::without_watchdog();
         let settings = DatabaseConfig {
-            url: SecretString::from(format!("{PG}/{db_name}")),
+            url: SecretString::from(test_env.db.url()),
             ca_file: None,
             pool_size: 4,
             connect_timeout: Duration::from_secs(10),
         };
         let (_db, pool) = Database::prepare(&settings).await?;
-        let store = ProfileStore::new(pool, Arc::new(KeyRing::parse(&keys)?));
-        let conn = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
-        let channel = conn.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        topology::declare(&channel, &names).await?;
-        let results_queue = format!("{prefix}.bench-results");
+        let store = ProfileStore::new(pool, Arc::new(KeyRing::parse(&test_env.vars["AUTHRELAY_MASTER_KEYS"])?));
+        let broker = TestBroker::new(test_env.names()).await;
+        let channel = &broker.channel;
+        let results_queue = format!("{}.bench-results", broker.names.prefix);
         channel
             .queue_declare(results_queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
             .await?;
-        channel
-            .queue_bind(
-                results_queue.as_str().into(),
-                names.results_exchange().as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let results = channel
-            .basic_consume(
-                results_queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions { no_ack: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await?;
+        TestBroker::bind(channel, &results_queue, &broker.names.results_exchange(), "#").await;
+        let results = TestBroker::consume(channel, &results_queue).await;
         let (upstream, counters) = upstream::start();
-        let bin_dir = std::env::current_exe()?.parent().context("binary directory")?.to_path_buf();
-        Ok(Self { prefix, names, db_name, keys, conn, channel, results, store, upstream, counters, bin_dir })
+        let binary = std::env::var_os("AUTHRELAY_BENCH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_authrelay")));
+        let worker_bin = Binary::new(binary, &test_env);
+        Ok(Self { test_env, broker, results, store, upstream, counters, worker_bin })
     }
 
     async fn profile(&self, name: &str, auth_type: &str, config: Value) -> anyhow::Result<String> {
@@ -388,11 +367,12 @@ impl Env {
     }
 
     async fn publish_many(&self, exchange: &str, routing_key: &str, bodies: Vec<Vec<u8>>) -> anyhow::Result<()> {
-        let props = json_properties();
+        let props = json_props();
         let mut confirms = Vec::with_capacity(bodies.len());
         for body in &bodies {
             confirms.push(
-                self.channel
+                self.broker
+                    .channel
                     .basic_publish(
                         exchange.into(),
                         routing_key.into(),
@@ -430,118 +410,51 @@ impl Env {
     }
 
     fn bare_queue(&self) -> String {
-        format!("{}.bare", self.prefix)
+        format!("{}.bare", self.broker.names.prefix)
     }
 
-    /// The bare pipeline as a child process, consuming `n` jobs from the bare queue.
+    /// The bare pipeline (this binary) as a child process, consuming `n` jobs from the bare queue.
     fn bare(&self, prefetch: u16, concurrency: usize, n: usize) -> anyhow::Result<Process> {
-        let child = Command::new(std::env::current_exe()?)
-            .args([
-                "bare",
-                &self.bare_queue(),
-                &self.names.results_exchange(),
-                &prefetch.to_string(),
-                &concurrency.to_string(),
-                &n.to_string(),
-            ])
-            .spawn()?;
-        Ok(Process(child))
+        let mut command = Command::new(std::env::current_exe()?);
+        command.args([
+            "bare",
+            &self.bare_queue(),
+            &self.broker.names.results_exchange(),
+            &prefetch.to_string(),
+            &concurrency.to_string(),
+            &n.to_string(),
+        ]);
+        Ok(Process::spawn(command, None))
     }
 
-    /// An `authrelay run --roles worker` process: the binary next to the bench,
-    /// or the one `AUTHRELAY_BENCH_BIN` names (to compare two builds).
-    fn worker(&self, extra: &[(&str, String)]) -> anyhow::Result<(Process, u16)> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let binary = std::env::var_os("AUTHRELAY_BENCH_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.bin_dir.join("authrelay"));
-        let mut cmd = Command::new(binary);
-        cmd.args(["run", "--roles", "worker"])
-            .env("AUTHRELAY_DATABASE_URL", format!("{PG}/{}", self.db_name))
-            .env("AUTHRELAY_MASTER_KEYS", &self.keys)
-            .env("AUTHRELAY_ADMIN_TOKEN", "bench-admin-token-0123456789")
-            .env("AUTHRELAY_AMQP_PREFIX", &self.prefix)
-            .env("AUTHRELAY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("AUTHRELAY_ALLOW_PRIVATE_DESTINATIONS", "127.0.0.1/32")
-            .env("AUTHRELAY_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().context("start the authrelay binary (build it first: cargo build --bins)")?;
-        Ok((Process(child), port))
+    /// An `authrelay run --roles worker` process on a port of its own.
+    fn worker(&self, extra: &[(&str, String)]) -> Process {
+        self.worker_bin.clone().envs(extra).spawn(&["run", "--roles", "worker"])
     }
 
-    async fn wait_ready(&self, port: u16) -> anyhow::Result<()> {
-        let http = reqwest::Client::builder().no_proxy().build()?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("the worker never became ready");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
+    /// Removes the bench's own queues; the test environment removes the rest
+    /// (its database, exchanges and queues) when it is dropped.
     async fn cleanup(self) {
-        let mut queues = vec![format!("{}.bench-results", self.prefix), self.bare_queue(), self.names.failed_queue()];
-        for phase in Phase::ALL {
-            queues.push(self.names.phase_queue(phase));
-            for (tier, _) in topology::DELAY_TIERS {
-                queues.push(self.names.delay_queue(phase, tier));
-            }
-        }
-        for q in queues {
-            if let Ok(ch) = self.conn.create_channel().await {
+        for q in [format!("{}.bench-results", self.broker.names.prefix), self.bare_queue()] {
+            if let Ok(ch) = self.broker.conn.create_channel().await {
                 let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
                 let _ = ch.close(200, "".into()).await;
             }
         }
-        for e in [self.names.actions_exchange(), self.names.results_exchange(), self.names.events_exchange()] {
-            if let Ok(ch) = self.conn.create_channel().await {
-                let _ = ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await;
-                let _ = ch.close(200, "".into()).await;
-            }
-        }
         drop(self.store);
-        if let Ok((client, conn)) = tokio_postgres::connect(&format!("{PG}/postgres"), tokio_postgres::NoTls).await {
-            tokio::spawn(conn);
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name)).await;
-        }
+        drop(self.broker);
+        drop(self.test_env);
     }
 }
 
-/// A child process (a worker or the bare pipeline), stopped however the bench
-/// ends: a failed run must not leave a consumer behind on the broker.
-struct Process(Child);
-
-impl Process {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// SIGTERM, as an operator stops a worker; killed if not gone in 30 s.
-    fn stop(self) {}
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if !matches!(self.0.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// Stops a worker or the bare pipeline as an operator would (SIGTERM; SIGKILL
+/// if it is still running after 30 s), and shows what it logged. Any way out
+/// of the bench (an error, a panic) kills them instead: a failed run must not
+/// leave a consumer behind on the broker.
+fn stop(process: Process) {
+    let log = process.stop(Duration::from_secs(30));
+    if !log.trim().is_empty() {
+        eprintln!("{}", log.trim_end());
     }
 }
 
@@ -704,7 +617,8 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     // A quorum queue like the phase queues, so both pipelines pay the same broker costs.
     let mut quorum = FieldTable::default();
     quorum.insert("x-queue-type".into(), lapin::types::AMQPValue::LongString("quorum".into()));
-    env.channel
+    env.broker
+        .channel
         .queue_declare(
             env.bare_queue().as_str().into(),
             QueueDeclareOptions { durable: true, ..Default::default() },
@@ -734,9 +648,9 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     // Latency, during-call lane: at half the measured peak (the target) and at a
     // tenth of it (a machine with headroom), jobs straight to the queue as the
     // bare pipeline gets its jobs.
-    let (worker, port) = env.worker(&[])?;
-    env.wait_ready(port).await?;
-    let during_queue = env.names.phase_queue(Phase::DuringCall);
+    let mut worker = env.worker(&[]);
+    worker.wait_ready(Duration::from_secs(60)).await;
+    let during_queue = env.broker.names.phase_queue(Phase::DuringCall);
     for (share, slot) in [(0.5, 0usize), (0.1, 1)] {
         let rate = (report.worker.jobs_per_s * share).max(1.0);
         let count = (rate * sizes.latency_seconds).ceil() as usize;
@@ -754,7 +668,7 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let bare_queue = env.bare_queue();
             theirs.push(latency(env, &bearer, count, rate, &format!("bl{slot}r{round}-"), "", &bare_queue).await?.0);
-            bare_jobs.stop();
+            stop(bare_jobs);
         }
         report.latency[slot] = Latency {
             rate_per_s: rate,
@@ -779,7 +693,7 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     let before = env.counters.token_requests.load(Ordering::SeqCst);
     let jobs: Vec<Vec<u8>> = (0..burst).map(|i| env.job(&format!("o{i}"), Phase::DuringCall, &oauth, "/ok")).collect();
     let start = Instant::now();
-    env.publish_many(&env.names.actions_exchange(), "during_call", jobs).await?;
+    env.publish_many(&env.broker.names.actions_exchange(), "during_call", jobs).await?;
     let received = env.collect(burst, Duration::from_secs(120)).await?;
     let mut lat: Vec<f64> = received.iter().map(|(t, _)| (*t - start).as_secs_f64() * 1000.0).collect();
     lat.sort_by(f64::total_cmp);
@@ -789,22 +703,22 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
         bail!("a burst job did not succeed: {bad}");
     }
-    worker.stop();
+    stop(worker);
 
     // Memory: large responses, capped in results.
     let m = sizes.memory_jobs;
     eprintln!("memory: {m} post-call jobs with 1 MiB responses");
     let jobs: Vec<Vec<u8>> = (0..m).map(|i| env.job(&format!("m{i}"), Phase::PostCall, &bearer, "/big")).collect();
-    env.publish_many(&env.names.actions_exchange(), "post_call", jobs).await?;
-    let (worker, _) = env.worker(&[("AUTHRELAY_MAX_RESPONSE_BYTES", "65536".into())])?;
-    let pid = worker.id();
+    env.publish_many(&env.broker.names.actions_exchange(), "post_call", jobs).await?;
+    let worker = env.worker(&[("AUTHRELAY_MAX_RESPONSE_BYTES", "65536".into())]);
+    let pid = worker.pid();
     let received = env.collect(m, Duration::from_secs(900)).await?;
     report.memory_jobs = m;
     report.memory_peak_rss_mib = peak_rss_mib(pid);
     if let Some((_, bad)) = received.iter().find(|(_, r)| r["response"]["body_truncated"] != true) {
         bail!("a 1 MiB response was not capped: {}", bad["job_id"]);
     }
-    worker.stop();
+    stop(worker);
 
     // How cost grows with work in flight and with a second worker process.
     if sizes.scaling {
@@ -835,14 +749,14 @@ async fn drain_authrelay(
     settings: &[(&str, String)],
 ) -> anyhow::Result<Drain> {
     let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("{tag}{i}"), Phase::PostCall, profile, "/ok")).collect();
-    env.publish_many(&env.names.actions_exchange(), "post_call", jobs).await?;
+    env.publish_many(&env.broker.names.actions_exchange(), "post_call", jobs).await?;
     let mut children = Vec::new();
     for _ in 0..workers {
-        children.push(env.worker(settings)?.0);
+        children.push(env.worker(settings));
     }
-    let pids: Vec<u32> = children.iter().map(Process::id).collect();
+    let pids: Vec<u32> = children.iter().map(Process::pid).collect();
     let drain = measure_drain(env, n, &pids).await;
-    children.into_iter().for_each(Process::stop);
+    children.into_iter().for_each(stop);
     drain
 }
 
@@ -858,8 +772,8 @@ async fn drain_bare(
     let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("{tag}{i}"), Phase::PostCall, profile, "/ok")).collect();
     env.publish_many("", &env.bare_queue(), jobs).await?;
     let child = env.bare(prefetch, concurrency, n)?;
-    let drain = measure_drain(env, n, &[child.id()]).await;
-    child.stop();
+    let drain = measure_drain(env, n, &[child.pid()]).await;
+    stop(child);
     drain
 }
 
@@ -903,11 +817,11 @@ async fn latency(
     let bodies: Vec<Vec<u8>> =
         (0..count).map(|i| env.job(&format!("{tag}{i}"), Phase::DuringCall, profile, "/ok")).collect();
     let mut sender = {
-        let channel = env.channel.clone();
+        let channel = env.broker.channel.clone();
         let (exchange, routing_key) = (exchange.to_owned(), routing_key.to_owned());
         let interval = Duration::from_secs_f64(1.0 / rate);
         tokio::spawn(async move {
-            let props = json_properties();
+            let props = json_props();
             let mut sent_at = Vec::with_capacity(bodies.len());
             let mut next_send = tokio::time::Instant::now();
             for body in &bodies {

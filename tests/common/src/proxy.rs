@@ -23,6 +23,16 @@ pub struct TcpProxy {
 }
 
 impl TcpProxy {
+    /// A proxy in front of the shared RabbitMQ (see [`TestEnv::broker_through`](crate::TestEnv::broker_through)).
+    pub async fn to_broker() -> Self {
+        Self::start(crate::AMQP_ADDR.parse().unwrap()).await
+    }
+
+    /// A proxy in front of the shared PostgreSQL (see [`TestEnv::database_through`](crate::TestEnv::database_through)).
+    pub async fn to_database() -> Self {
+        Self::start(crate::PG_ADDR.parse().unwrap()).await
+    }
+
     pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -2,12 +2,10 @@
 //! browser — headless Chromium (Debian's `chromium`) driven by
 //! `ui-tests/admin_page.mjs` (playwright-core) against the real app.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::spawn_app;
+use authrelay_testkit::app::spawn_api;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
@@ -17,7 +15,7 @@ const BROWSER_TESTS_BUDGET: Duration = Duration::from_secs(300);
 
 #[tokio::test]
 async fn the_page_loads_without_a_token_under_a_strict_policy() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     for (path, content_type, cache) in [
         ("/ui/", "text/html; charset=utf-8", "no-store"),
         ("/ui/index.html", "text/html; charset=utf-8", "no-store"),
@@ -40,7 +38,7 @@ async fn the_page_loads_without_a_token_under_a_strict_policy() {
 
 #[tokio::test]
 async fn unknown_assets_are_404_and_unchanged_ones_revalidate() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let missing = app.http.get(app.url("/ui/secrets.txt")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.headers()["content-security-policy"], CSP);
@@ -66,7 +64,7 @@ async fn the_admin_page_works_in_headless_chromium() {
     );
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&chromium).exists(), "the browser tests need Chromium at {chromium}: `apt-get install chromium`");
-    let app = spawn_app().await;
+    let app = spawn_api().await;
 
     let started = Instant::now();
     let run = tokio::process::Command::new("node")

@@ -1,12 +1,11 @@
 //! The admin API for Auth Profiles, against the real PostgreSQL and HTTP server.
 
-mod common;
-
 use std::collections::HashSet;
 
 use authrelay::app::{App, Roles};
 use authrelay::profile::{AuthConfig, ProfileStore};
-use common::{TestEnv, new_key, spawn_app, spawn_app_with};
+use authrelay_testkit::app::spawn_api;
+use authrelay_testkit::{TestApp, TestEnv, new_key};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
@@ -37,7 +36,7 @@ fn all_types() -> Vec<(Value, &'static str)> {
 
 #[tokio::test]
 async fn each_type_is_created_and_read_back_masked() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     for (body, secret) in all_types() {
         let (status, created) = app.post("/v1/workspaces/acme/auth-profiles", body.clone()).await;
         assert_eq!(status, 201, "{created}");
@@ -62,7 +61,7 @@ async fn each_type_is_created_and_read_back_masked() {
 
 #[tokio::test]
 async fn secret_bytes_appear_nowhere_in_a_pg_dump() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     for (body, _) in all_types() {
         app.create_profile("acme", body).await;
     }
@@ -83,7 +82,7 @@ async fn secret_bytes_appear_nowhere_in_a_pg_dump() {
 
 #[tokio::test]
 async fn a_tampered_ciphertext_fails_closed_with_a_clear_error() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let id = app.create_profile("acme", all_types()[0].0.clone()).await;
     let db = app.env.db.client().await;
     db.execute(
@@ -102,7 +101,7 @@ async fn a_tampered_ciphertext_fails_closed_with_a_clear_error() {
 
 #[tokio::test]
 async fn ciphertexts_swapped_between_profiles_fail_to_open() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let a = app
         .create_profile("acme", json!({"name": "a", "type": "bearer", "config": {"token": "token-of-a-123456"}}))
         .await;
@@ -128,7 +127,7 @@ async fn ciphertexts_swapped_between_profiles_fail_to_open() {
 
 #[tokio::test]
 async fn start_fails_when_a_stored_secret_is_under_a_key_missing_from_the_ring() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     app.create_profile("acme", all_types()[0].0.clone()).await;
     let mut env = TestEnv::new();
     env.set("AUTHRELAY_DATABASE_URL", app.env.db.url()).set("AUTHRELAY_MASTER_KEYS", new_key("other"));
@@ -140,7 +139,7 @@ async fn start_fails_when_a_stored_secret_is_under_a_key_missing_from_the_ring()
 
 #[tokio::test]
 async fn rotation_reencrypts_everything_and_old_keys_can_then_be_dropped() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let old_key = app.env.vars["AUTHRELAY_MASTER_KEYS"].clone();
     let mut ids = Vec::new();
     for (body, _) in all_types() {
@@ -167,7 +166,7 @@ async fn rotation_reencrypts_everything_and_old_keys_can_then_be_dropped() {
 
 #[tokio::test]
 async fn duplicate_names_are_a_conflict_ignoring_case() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     app.create_profile("acme", json!({"name": "CRM", "type": "bearer", "config": {"token": "t-123"}})).await;
     let (status, body) = app
         .post("/v1/workspaces/acme/auth-profiles", json!({"name": "crm", "type": "bearer", "config": {"token": "t"}}))
@@ -185,7 +184,7 @@ async fn duplicate_names_are_a_conflict_ignoring_case() {
 
 #[tokio::test]
 async fn invalid_bodies_get_a_useful_4xx_and_store_nothing() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let url = app.profiles_url("acme");
     let raw = |body: &'static str, content_type: &'static str| {
         app.http.post(&url).bearer_auth(&app.token).header("content-type", content_type).body(body).send()
@@ -241,7 +240,7 @@ async fn invalid_bodies_get_a_useful_4xx_and_store_nothing() {
 
 #[tokio::test]
 async fn a_wrong_or_missing_admin_token_is_401() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let url = app.profiles_url("acme");
     let missing = app.http.get(&url).send().await.unwrap();
     assert_eq!(missing.status(), 401);
@@ -258,7 +257,7 @@ async fn a_wrong_or_missing_admin_token_is_401() {
 
 #[tokio::test]
 async fn another_workspaces_profile_is_not_found() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let id = app.create_profile("acme", all_types()[0].0.clone()).await;
     let base = format!("/v1/workspaces/globex/auth-profiles/{id}");
     assert_eq!(app.get(&base).await.0, 404);
@@ -277,7 +276,7 @@ async fn another_workspaces_profile_is_not_found() {
 
 #[tokio::test]
 async fn search_and_pagination_visit_every_item_exactly_once() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let mut crm = HashSet::new();
     for i in 0..23 {
         let name = if i % 3 == 0 { format!("CRM lookup {i:02}") } else { format!("Webhook {i:02}") };
@@ -332,7 +331,7 @@ async fn search_and_pagination_visit_every_item_exactly_once() {
 
 #[tokio::test]
 async fn delete_is_refused_with_the_usage_summary_while_referenced_then_allowed() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let id = app.create_profile("acme", all_types()[0].0.clone()).await;
     let refs = [
         ("pre_call_action", "a1", "Fetch CRM"),
@@ -389,7 +388,7 @@ async fn outbox(db: &tokio_postgres::Client, id: String) -> Vec<Value> {
 
 #[tokio::test]
 async fn patch_bumps_the_version_keeps_omitted_secrets_and_writes_one_outbox_row() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let (body, _) = all_types().remove(3);
     let id = app.create_profile("acme", body).await;
     let db = app.env.db.client().await;
@@ -451,12 +450,12 @@ async fn patch_bumps_the_version_keeps_omitted_secrets_and_writes_one_outbox_row
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let (status, ready) = app.get("/readyz").await;
     assert_eq!(status, 200);
     assert_eq!(ready["checks"]["database"], "ok");
     app.create_profile("acme", all_types()[0].0.clone()).await;
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains(r#"authrelay_profile_changes_total{change="created"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"route="/v1/workspaces/{ws}/auth-profiles""#), "{metrics}");
     assert!(!metrics.contains("acme"), "no workspace in labels");
@@ -467,8 +466,7 @@ async fn health_readiness_and_metrics_answer() {
 async fn the_database_is_created_when_missing() {
     let env = TestEnv::new();
     let name = env.db.name.clone();
-    let _guard = common::amqp::TestBroker::new(&env.vars["AUTHRELAY_AMQP_PREFIX"]).await;
-    let app = spawn_app_with(env, Roles { worker: false, api: true }).await;
+    let app = TestApp::start(env, Roles { worker: false, api: true }).await;
     let db = app.env.db.client().await;
     let row = db.query_one("SELECT current_database()", &[]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), name);
@@ -479,7 +477,7 @@ async fn the_database_is_created_when_missing() {
 async fn testing_an_oauth_profile_fetches_a_fresh_token_and_never_shows_it() {
     use wiremock::matchers::{body_string_contains, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let idp = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/token"))
@@ -513,7 +511,7 @@ async fn testing_an_oauth_profile_fetches_a_fresh_token_and_never_shows_it() {
 async fn testing_a_profile_against_a_url_sends_its_credentials_there() {
     use wiremock::matchers::{header, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-    let app = spawn_app().await;
+    let app = spawn_api().await;
     let target = MockServer::start().await;
     Mock::given(path("/me"))
         .and(header("authorization", format!("Bearer {BEARER_SECRET}")))

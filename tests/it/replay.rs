@@ -1,16 +1,13 @@
 //! Replaying parked jobs, on the real broker.
 
-mod common;
-
 use std::time::Duration;
 
 use authrelay::app::Roles;
 use authrelay::config::WorkerConfig;
 use authrelay::job::{ErrorKind, Phase};
 use authrelay::queue::replay::{ReplayRequest, replay};
+use authrelay_testkit::{JobExt as _, Taken, TestApp, TestBroker, TestEnv, eventually, job, json_props};
 use chrono::Utc;
-use common::amqp::{Taken, TestBroker, json_props};
-use common::{TestEnv, spawn_app_with};
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, path};
@@ -20,19 +17,21 @@ fn worker_config() -> WorkerConfig {
     WorkerConfig::from_env(&std::collections::HashMap::<String, String>::new()).unwrap()
 }
 
-fn prefix() -> String {
-    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+/// A broker of its own: the topology behind a fresh prefix, removed with the environment.
+async fn broker() -> (TestBroker, TestEnv) {
+    let env = TestEnv::new();
+    (TestBroker::new(env.names()).await, env)
 }
 
 /// Parks a job the way a worker does: the body unchanged, the contract's headers added.
-async fn park(broker: &TestBroker, id: &str, phase: &str, workspace: &str, kind: &str, failed_minutes_ago: i64) {
-    let job = json!({"job_id": id, "workspace_id": workspace, "phase": phase, "action_id": "a", "request": {"url": "https://example.com/"}});
+async fn park(broker: &TestBroker, id: &str, phase: Phase, workspace: &str, kind: &str, failed_minutes_ago: i64) {
+    let job = job(id, phase).to("https://example.com/").with(json!({"workspace_id": workspace}));
     let mut headers = FieldTable::default();
     let text = |s: String| AMQPValue::LongString(s.into());
     headers.insert("x-authrelay-error-kind".into(), text(kind.into()));
     headers.insert("x-authrelay-error".into(), text("HTTP 503".into()));
     headers.insert("x-authrelay-attempts".into(), AMQPValue::LongLongInt(3));
-    headers.insert("x-authrelay-phase".into(), text(phase.into()));
+    headers.insert("x-authrelay-phase".into(), text(phase.as_str().into()));
     headers.insert(
         "x-authrelay-failed-at".into(),
         text((Utc::now() - chrono::Duration::minutes(failed_minutes_ago)).to_rfc3339()),
@@ -46,11 +45,11 @@ fn ids(taken: &[Taken]) -> Vec<String> {
 }
 
 async fn parked_fixture(broker: &TestBroker) {
-    park(broker, "p1", "post_call", "acme", "http_status", 30).await;
-    park(broker, "p2", "post_call", "globex", "http_status", 30).await;
-    park(broker, "p3", "post_call", "acme", "token_request_failed", 1).await;
-    park(broker, "p4", "pre_call", "acme", "http_status", 0).await;
-    park(broker, "p5", "post_call", "acme", "http_status", 0).await;
+    park(broker, "p1", Phase::PostCall, "acme", "http_status", 30).await;
+    park(broker, "p2", Phase::PostCall, "globex", "http_status", 30).await;
+    park(broker, "p3", Phase::PostCall, "acme", "token_request_failed", 1).await;
+    park(broker, "p4", Phase::PreCall, "acme", "http_status", 0).await;
+    park(broker, "p5", Phase::PostCall, "acme", "http_status", 0).await;
 }
 
 async fn run(broker: &TestBroker, request: ReplayRequest) -> authrelay::queue::replay::ReplayReport {
@@ -71,7 +70,7 @@ async fn each_filter_moves_exactly_the_matching_jobs_and_keeps_the_rest_in_order
         (ReplayRequest { phase: Some(Phase::PostCall), limit: Some(2), ..Default::default() }, vec!["p1", "p2"]),
     ];
     for (request, expected) in cases {
-        let broker = TestBroker::new(&prefix()).await;
+        let (broker, _env) = broker().await;
         parked_fixture(&broker).await;
         let report = run(&broker, request.clone()).await;
         assert_eq!(report.job_ids, expected, "{request:?}");
@@ -95,7 +94,7 @@ async fn each_filter_moves_exactly_the_matching_jobs_and_keeps_the_rest_in_order
 
 #[tokio::test]
 async fn a_dry_run_lists_the_jobs_and_moves_nothing() {
-    let broker = TestBroker::new(&prefix()).await;
+    let (broker, _env) = broker().await;
     parked_fixture(&broker).await;
     let report =
         run(&broker, ReplayRequest { workspace: Some("acme".into()), dry_run: true, ..Default::default() }).await;
@@ -106,9 +105,9 @@ async fn a_dry_run_lists_the_jobs_and_moves_nothing() {
 
 #[tokio::test]
 async fn a_during_call_job_whose_call_is_over_is_replayed_only_when_asked() {
-    let broker = TestBroker::new(&prefix()).await;
-    park(&broker, "live", "during_call", "acme", "http_status", 0).await;
-    park(&broker, "over", "during_call", "acme", "http_status", 60).await;
+    let (broker, _env) = broker().await;
+    park(&broker, "live", Phase::DuringCall, "acme", "http_status", 0).await;
+    park(&broker, "over", Phase::DuringCall, "acme", "http_status", 60).await;
     let report = run(&broker, ReplayRequest { phase: Some(Phase::DuringCall), ..Default::default() }).await;
     assert_eq!((report.job_ids.clone(), report.skipped_expired), (vec!["live".to_owned()], 1));
     let report = run(&broker, ReplayRequest { include_expired: true, ..Default::default() }).await;
@@ -120,10 +119,7 @@ async fn a_during_call_job_whose_call_is_over_is_replayed_only_when_asked() {
 
 #[tokio::test]
 async fn a_job_that_failed_with_401_succeeds_after_its_profile_is_fixed_and_it_is_replayed() {
-    let mut env = TestEnv::new();
-    env.set("AUTHRELAY_RETRY_JITTER", "0");
-    let mut broker = TestBroker::new(&env.vars["AUTHRELAY_AMQP_PREFIX"]).await;
-    let app = spawn_app_with(env, Roles::ALL).await;
+    let app = TestApp::start(TestEnv::new(), Roles::ALL).await;
     let target = MockServer::start().await;
     Mock::given(path("/hook"))
         .and(header("authorization", "Bearer fixed-token-123456"))
@@ -135,10 +131,9 @@ async fn a_job_that_failed_with_401_succeeds_after_its_profile_is_fixed_and_it_i
     let id = app
         .create_profile("acme", json!({"name": "Hook", "type": "bearer", "config": {"token": "stale-token-123456"}}))
         .await;
-    let job = json!({"job_id": "hook-1", "workspace_id": "acme", "phase": "post_call", "action_id": "summary",
-        "auth_profile_id": id, "request": {"method": "POST", "url": format!("{}/hook", target.uri()), "body": {"ok": true}}});
-    broker.publish_job(&job).await;
-    let first = broker.next_result(Duration::from_secs(15)).await;
+    let hook = json!({"method": "POST", "url": format!("{}/hook", target.uri()), "body": {"ok": true}});
+    app.broker.publish_job(&job("hook-1", Phase::PostCall).request(hook).profile(&id)).await;
+    let first = app.results.next(Duration::from_secs(15)).await;
     assert_eq!(
         (first["outcome"].as_str(), first["response"]["status"].as_u64()),
         (Some("failed"), Some(401)),
@@ -150,19 +145,15 @@ async fn a_job_that_failed_with_401_succeeds_after_its_profile_is_fixed_and_it_i
         .await;
     assert_eq!(status, 200);
     // The PATCH's event reaches the worker and drops its cached profile; replay goes through the API.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), "the parked job is replayed", async || {
         let (_, report) = app.post("/v1/replay", json!({"job_id": "hook-1"})).await;
-        if report["moved"] == 1 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the job was never parked: {report}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let second = broker.next_result(Duration::from_secs(15)).await;
+        (report["moved"] == 1).then_some(())
+    })
+    .await;
+    let second = app.results.next(Duration::from_secs(15)).await;
     assert_eq!(second["outcome"], "succeeded", "{second}");
     assert_eq!(second["auth_profile_version"], 2);
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains(r#"authrelay_jobs_replayed_total{phase="post_call"} 1"#), "{metrics}");
     let _: Value = second;
     app.stop().await;

@@ -1,0 +1,53 @@
+//! authrelay's integration tests: one binary, one module per concern, all on
+//! the harness in `tests/common` (the `authrelay-testkit` crate).
+//!
+//! They need PostgreSQL and RabbitMQ on 127.0.0.1 (see the README); every
+//! target they send a request to is a server of their own on 127.0.0.1.
+//! Run one concern with `cargo test --test it <module>::`, e.g.
+//! `cargo test --test it process_faults:: -- --nocapture` to see its figures.
+
+use std::time::Duration;
+
+use authrelay_testkit::{Binary, TestEnv};
+
+// The admin API
+mod admin_page;
+mod api_connections;
+mod hostile_api_requests;
+mod profiles_api;
+
+// The worker: jobs in, requests out, results back
+mod credentials_applied;
+mod execution_rules;
+mod graceful_shutdown;
+mod malformed_messages;
+mod nested_amqp_headers;
+mod no_secret_in_results;
+mod oauth_tokens;
+mod result_routing;
+mod worker;
+
+// Faults: the process, the servers it depends on, the targets it calls
+mod broker_and_database_outages;
+mod misbehaving_targets;
+mod process_faults;
+mod token_endpoint_trouble;
+
+// The code itself
+mod architecture;
+
+// Around the worker
+mod cli;
+mod database_tls;
+mod logs;
+mod profile_events;
+mod properties;
+mod replay;
+
+/// How long a test waits for what should come at once (a result, a parked message).
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The `authrelay` binary of this build, to run against `env`.
+fn authrelay(env: &TestEnv) -> Binary {
+    Binary::new(env!("CARGO_BIN_EXE_authrelay"), env)
+}
