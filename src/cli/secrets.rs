@@ -30,7 +30,13 @@ pub fn read_config(input: &ConfigInput) -> anyhow::Result<Option<Value>> {
     if let Some(inline) = &input.config {
         let value: Value = serde_json::from_str(inline).context("--config is not valid JSON")?;
         let has_secret = SECRET_FIELDS.iter().any(|f| value.get(f).is_some())
-            || value.get("pairs").and_then(Value::as_array).is_some_and(|p| p.iter().any(|p| p.get("value").is_some()));
+            || value.get("private_key").is_some()
+            || value.get("pairs").and_then(Value::as_array).is_some_and(|p| p.iter().any(|p| p.get("value").is_some()))
+            || ["token_params", "token_headers"].iter().any(|list| {
+                value.get(list).and_then(Value::as_array).is_some_and(|entries| {
+                    entries.iter().any(|e| e.get("secret") == Some(&Value::Bool(true)) && e.get("value").is_some())
+                })
+            });
         if has_secret {
             bail!(
                 "--config must not carry secrets (they would show in the process list); use --config-file or the prompt"
@@ -59,10 +65,17 @@ fn prompt(label: &str) -> anyhow::Result<String> {
 /// Prompts (without echo) for each secret the config does not give yet.
 pub fn prompt_missing_secrets(auth_type: AuthType, config: &mut Value) -> anyhow::Result<()> {
     let Some(obj) = config.as_object_mut() else { return Ok(()) };
+    let client_auth = obj.get("client_auth").and_then(Value::as_str).unwrap_or("basic").to_owned();
+    let needs_key = auth_type == AuthType::OAuth2JwtBearer
+        || (auth_type == AuthType::OAuth2ClientCredentials && client_auth == "private_key_jwt");
+    if needs_key && !obj.contains_key("private_key") {
+        bail!("private_key is required; give the PEM key in --config-file (a key cannot be typed at a prompt)");
+    }
     let field = match auth_type {
         AuthType::Bearer => Some("token"),
         AuthType::Basic => Some("password"),
-        AuthType::OAuth2ClientCredentials => Some("client_secret"),
+        AuthType::OAuth2ClientCredentials if matches!(client_auth.as_str(), "basic" | "post") => Some("client_secret"),
+        AuthType::OAuth2ClientCredentials | AuthType::OAuth2JwtBearer => return Ok(()),
         AuthType::ApiKey => None,
     };
     if let Some(field) = field {
@@ -88,8 +101,13 @@ pub fn prompt_replacement(
     field: &str,
 ) -> anyhow::Result<()> {
     if auth_type != AuthType::ApiKey {
+        if field == "private_key" {
+            bail!("--replace-secret private_key: give the new PEM key in --config-file (a key cannot be typed at a prompt)");
+        }
         if !SECRET_FIELDS.contains(&field) {
-            bail!("--replace-secret {field}: not a secret field of {auth_type}");
+            bail!(
+                "--replace-secret {field}: not a secret field of {auth_type} (secret token_params and token_headers are replaced with --config-file)"
+            );
         }
         config[field] = Value::String(prompt(field)?);
         return Ok(());

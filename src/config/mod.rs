@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::crypto::{CryptoError, KeyRing};
 
 mod worker;
-pub use worker::{PhaseConfig, RetryDelays, WorkerConfig, parse_duration};
+pub use worker::{PhaseConfig, RetryDelays, TokenSharing, WorkerConfig, parse_duration};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/authrelay";
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

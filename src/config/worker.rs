@@ -27,6 +27,15 @@ impl RetryDelays {
     }
 }
 
+/// Who shares an OAuth 2.0 token (`AUTHRELAY_TOKEN_SHARING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSharing {
+    /// Every worker process of the fleet, through PostgreSQL: one token request per lifetime.
+    Fleet,
+    /// Each process keeps its own tokens.
+    Process,
+}
+
 /// Settings of one phase's lane.
 #[derive(Debug, Clone)]
 pub struct PhaseConfig {
@@ -64,6 +73,8 @@ pub struct WorkerConfig {
     pub token_default_lifetime: Duration,
     /// How long a failed token fetch is remembered before the endpoint is asked again.
     pub token_failure_ttl: Duration,
+    /// Whether OAuth 2.0 tokens are shared by the fleet (through PostgreSQL) or kept per process.
+    pub token_sharing: TokenSharing,
     /// Decrypted profiles are kept this long at most (events drop them sooner).
     pub profile_cache_ttl: Duration,
     /// Delay before a job is tried again when the database is unreachable.
@@ -141,6 +152,16 @@ impl WorkerConfig {
             shutdown_grace: duration_var(env, "AUTHRELAY_SHUTDOWN_GRACE", secs(30))?,
             token_default_lifetime: duration_var(env, "AUTHRELAY_TOKEN_DEFAULT_LIFETIME", secs(3600))?,
             token_failure_ttl: duration_var(env, "AUTHRELAY_TOKEN_FAILURE_TTL", secs(5))?,
+            token_sharing: match non_empty(env, "AUTHRELAY_TOKEN_SHARING").as_deref() {
+                None | Some("fleet") => TokenSharing::Fleet,
+                Some("process") => TokenSharing::Process,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        var: "AUTHRELAY_TOKEN_SHARING".into(),
+                        reason: format!("`{other}` is neither `fleet` nor `process`"),
+                    });
+                }
+            },
             profile_cache_ttl: duration_var(env, "AUTHRELAY_PROFILE_CACHE_TTL", secs(300))?,
             database_retry_delay: duration_var(env, "AUTHRELAY_DATABASE_RETRY_DELAY", secs(5))?,
         })

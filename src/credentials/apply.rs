@@ -59,9 +59,12 @@ impl OutgoingRequest {
                 let encoded = BASE64.encode(format!("{username}:{}", password.expose_secret()));
                 self.set_authorization(&format!("Basic {encoded}"))?;
             }
-            AuthConfig::OAuth2ClientCredentials(_) => {
+            AuthConfig::OAuth2ClientCredentials(_) | AuthConfig::OAuth2JwtBearer(_) => {
                 let token = access_token.ok_or_else(|| JobError::invalid("no access token to apply"))?;
-                self.set_authorization(&format!("Bearer {}", token.expose_secret()))?;
+                let send_as = &auth.token_grant().expect("an OAuth config has a grant").options().send_as;
+                let name = HeaderName::from_bytes(send_as.header.as_bytes())
+                    .map_err(|_| JobError::invalid("the profile's send_as header is not a valid header name"))?;
+                self.set_header(name, &format!("{}{}", send_as.prefix, token.expose_secret()))?;
             }
             AuthConfig::ApiKey { method, pairs } => match method {
                 ApiKeyMethod::Header => {
@@ -122,10 +125,15 @@ impl OutgoingRequest {
     }
 
     fn set_authorization(&mut self, value: &str) -> Result<(), JobError> {
+        self.set_header(AUTHORIZATION, value)
+    }
+
+    /// Sets a credential header, replacing any the request carried under that name.
+    fn set_header(&mut self, name: HeaderName, value: &str) -> Result<(), JobError> {
         let mut value = HeaderValue::from_str(value)
             .map_err(|_| JobError::invalid("the credential is not a valid header value"))?;
         value.set_sensitive(true);
-        self.headers.insert(AUTHORIZATION, value);
+        self.headers.insert(name, value);
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! Credentials on the wire: applying a profile's `AuthConfig` to an outgoing
-//! request, keeping them out of what we echo back, the OAuth 2.0
-//! client-credentials token client and its cache, and probing a profile.
+//! request, keeping them out of what we echo back, the OAuth 2.0 token
+//! client, its cache, the fleet-wide token store, and probing a profile.
 
 pub mod apply;
 pub mod oauth2;
 pub mod probe;
 pub mod redact;
 pub mod token_cache;
+pub mod token_store;

@@ -10,7 +10,7 @@ use super::apply::OutgoingRequest;
 use super::oauth2::TokenClient;
 use super::redact::Redactor;
 use crate::egress::{EgressPolicy, find_egress_error};
-use crate::profile::{AuthConfig, AuthProfile};
+use crate::profile::AuthProfile;
 
 /// What a probe found. Never carries a credential.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -54,13 +54,13 @@ impl Prober {
             duration_ms: 0,
         };
         let mut access_token = None;
-        if let AuthConfig::OAuth2ClientCredentials(config) = &profile.config {
+        if let Some(grant) = profile.config.token_grant() {
             report.check = "token_fetched";
-            if let Err(e) = self.egress.check_url(&config.token_endpoint) {
+            if let Err(e) = self.egress.check_url(grant.token_endpoint()) {
                 report.error = Some(format!("token endpoint: {e}"));
                 return finish(report, started);
             }
-            match self.tokens.fetch(config, self.timeout).await {
+            match self.tokens.fetch(grant, self.timeout).await {
                 Ok(token) => {
                     report.token_type = Some(token.token_type.clone());
                     report.expires_in = token.expires_in.map(|d| d.as_secs());

@@ -54,7 +54,17 @@ impl Redactor {
                     }
                 }
             }
-            AuthConfig::OAuth2ClientCredentials(c) => redactor.add(c.client_secret.expose_secret()),
+            AuthConfig::OAuth2ClientCredentials(_) | AuthConfig::OAuth2JwtBearer(_) => {
+                // Every secret a token request carries (client secret, secret fields and headers).
+                // (The private key is never sent anywhere; it needs no needle.)
+                for (_, secret) in auth.secrets().into_iter().filter(|(field, _)| field != "private_key") {
+                    redactor.add(secret.expose_secret());
+                }
+                let send_as = &auth.token_grant().expect("an OAuth config has a grant").options().send_as;
+                if !send_as.header.eq_ignore_ascii_case("authorization") {
+                    redactor.header_names.push(send_as.header.to_ascii_lowercase());
+                }
+            }
         }
         if let Some(token) = access_token {
             redactor.add(token.expose_secret());

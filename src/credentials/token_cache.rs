@@ -5,11 +5,16 @@
 //!   and the others join it and share its token or its error. The fetch runs in
 //!   its own task, so a caller that is cancelled (its job timed out) does not
 //!   cancel it for the others.
-//! - **Refresh ahead.** A token is renewed shortly before it expires, at
-//!   `expires_at - min(max_refresh_margin, 10 % of lifetime)`: the first caller
-//!   after that point starts a background refresh and still gets the current
-//!   token, so jobs do not stall on the token endpoint at every expiry. An
-//!   expired token is never handed out; callers then wait for the fetch.
+//! - **Never stale, refreshed ahead.** A token is not handed out in its last
+//!   second (last 10 s for lifetimes of 100 s or more, see
+//!   [`AccessToken::usable_until`]). It is renewed a tenth of its lifetime (at
+//!   most `max_refresh_margin`) before that: the first caller after that point
+//!   starts a background refresh and still gets the current token, so jobs do
+//!   not stall on the token endpoint at a normal expiry.
+//! - **One token for the fleet.** With [`SharedTokens`], a miss asks
+//!   PostgreSQL before the token endpoint, so N processes cost one token
+//!   request (see `token_store`). This memory cache stays in front: a hit never
+//!   touches the database.
 //! - **Version in the key.** The key is (profile id, profile version, digest of
 //!   every token-request parameter). A token fetched for an older version of a
 //!   profile can never serve a newer one, even if an invalidation event is late
@@ -28,21 +33,21 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
-use secrecy::ExposeSecret as _;
-use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::oauth2::{AccessToken, TokenClient, TokenError};
-use crate::profile::auth_config::{ClientAuth, OAuth2Config};
+use super::token_store::{Obtained, SharedTokens, TokenKey};
+use crate::profile::AuthConfig;
+use crate::profile::auth_config::TokenGrant;
 
-type FetchResult = Result<Arc<AccessToken>, Arc<TokenError>>;
+type FetchResult = Result<(Arc<AccessToken>, Obtained), Arc<TokenError>>;
 
 #[derive(Debug, Clone)]
 pub struct TokenCacheSettings {
     /// How long a failed fetch is returned as is before the endpoint is tried again.
     pub failure_ttl: Duration,
-    /// The most a token is refreshed ahead of its expiry (10 % of its lifetime if less).
+    /// The most a token is refreshed ahead of its last usable moment (10 % of its lifetime if less).
     pub max_refresh_margin: Duration,
 }
 
@@ -55,12 +60,58 @@ impl Default for TokenCacheSettings {
 /// How a `get` was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
-    /// A cached token.
+    /// A token cached in this process.
     Hit,
-    /// This call started the fetch.
+    /// This call started the fetch, and the token endpoint was asked.
     Miss,
+    /// This call started the fetch, and found a token another process had stored.
+    Shared,
     /// This call waited on a fetch another call had started.
     Joined,
+}
+
+/// An OAuth 2.0 config and whose it is: what tokens are fetched for.
+#[derive(Clone)]
+pub struct TokenSource {
+    config: Arc<AuthConfig>,
+    key: TokenKey,
+    /// The profile's workspace; `None` for a job's own inline credentials,
+    /// whose tokens stay in this process.
+    workspace_id: Option<String>,
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSource").field("key", &self.key.profile_id).field("version", &self.key.version).finish()
+    }
+}
+
+impl TokenSource {
+    /// The token source of `config` when it is an OAuth type: of a stored
+    /// profile (`profile` = id and version, in `workspace_id`), or inline.
+    /// `digest` is the config's [`AuthConfig::token_request_digest`], when
+    /// the caller keeps it (it is the same for every job of a profile version).
+    pub fn new(
+        config: Arc<AuthConfig>,
+        profile: Option<(Uuid, i64)>,
+        workspace_id: &str,
+        digest: Option<[u8; 32]>,
+    ) -> Option<Self> {
+        config.token_grant()?;
+        let (profile_id, version) = profile.unwrap_or((Uuid::nil(), 0));
+        let params = digest.unwrap_or_else(|| config.token_request_digest());
+        let key = TokenKey { profile_id, version, params };
+        let workspace_id = profile.map(|_| workspace_id.to_owned());
+        Some(Self { config, key, workspace_id })
+    }
+
+    pub fn grant(&self) -> TokenGrant<'_> {
+        self.config.token_grant().expect("a token source holds an OAuth config")
+    }
+
+    pub fn config(&self) -> &Arc<AuthConfig> {
+        &self.config
+    }
 }
 
 /// The token cache. `Send + Sync`; share it as `Arc<TokenCache>`.
@@ -71,48 +122,11 @@ pub struct TokenCache {
 struct Inner {
     client: TokenClient,
     settings: TokenCacheSettings,
-    entries: Mutex<HashMap<Key, Entry>>,
+    /// Tokens shared with the other processes of the fleet, if so configured.
+    shared: Option<SharedTokens>,
+    entries: Mutex<HashMap<TokenKey, Entry>>,
     /// Tells a finished fetch whether it is still the one its entry waits for.
     next_fetch_id: AtomicU64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    profile_id: Uuid,
-    version: i64,
-    /// SHA-256 of the token-request parameters: one profile version used with
-    /// different inline parameters must not share tokens, and the secret is
-    /// not kept in the key in clear.
-    params: [u8; 32],
-}
-
-impl Key {
-    fn new(profile_id: Uuid, version: i64, config: &OAuth2Config) -> Self {
-        let client_auth = match config.client_auth {
-            ClientAuth::Basic => "basic",
-            ClientAuth::Post => "post",
-        };
-        let mut hash = Sha256::new();
-        for field in [
-            Some(config.token_endpoint.as_str()),
-            Some(config.client_id.as_str()),
-            Some(config.client_secret.expose_secret()),
-            config.scope.as_deref(),
-            config.audience.as_deref(),
-            Some(client_auth),
-        ] {
-            // Tagged and length-prefixed, so no two different parameter sets hash the same input.
-            match field {
-                None => hash.update([0]),
-                Some(value) => {
-                    hash.update([1]);
-                    hash.update((value.len() as u64).to_be_bytes());
-                    hash.update(value.as_bytes());
-                }
-            }
-        }
-        Self { profile_id, version, params: hash.finalize().into() }
-    }
 }
 
 #[derive(Default)]
@@ -139,79 +153,90 @@ impl Entry {
 
     /// Holds nothing a caller could still use.
     fn is_idle(&self, now: Instant) -> bool {
-        self.fetch.is_none() && self.token.as_ref().is_none_or(|t| now >= t.expires_at()) && !self.failed_recently(now)
+        self.fetch.is_none()
+            && self.token.as_ref().is_none_or(|t| now >= t.usable_until())
+            && !self.failed_recently(now)
     }
 }
 
 enum Step {
     Done(Result<(Arc<AccessToken>, Lookup), Arc<TokenError>>),
-    Wait(Shared<BoxFuture<'static, FetchResult>>, Lookup),
+    Wait(Shared<BoxFuture<'static, FetchResult>>, Option<Lookup>),
 }
 
 impl TokenCache {
-    pub fn new(client: TokenClient, settings: TokenCacheSettings) -> Self {
-        let inner = Inner { client, settings, entries: Mutex::new(HashMap::new()), next_fetch_id: AtomicU64::new(0) };
+    pub fn new(client: TokenClient, settings: TokenCacheSettings, shared: Option<SharedTokens>) -> Self {
+        let inner = Inner {
+            client,
+            settings,
+            shared,
+            entries: Mutex::new(HashMap::new()),
+            next_fetch_id: AtomicU64::new(0),
+        };
         Self { inner: Arc::new(inner) }
     }
 
-    /// A valid token for this profile version and config, fetched if needed.
-    /// `timeout` bounds the fetch this call starts; a call that joins another's
-    /// fetch waits for it.
+    /// A token fit to send for `source`, fetched if needed. `timeout` bounds
+    /// the fetch this call starts; a call that joins another's fetch waits for it.
     pub async fn get(
         &self,
-        profile_id: Uuid,
-        version: i64,
-        config: &OAuth2Config,
+        source: &TokenSource,
         timeout: Duration,
     ) -> Result<(Arc<AccessToken>, Lookup), Arc<TokenError>> {
-        let key = Key::new(profile_id, version, config);
-        match self.step(key, config, timeout) {
+        match self.step(source, timeout) {
             Step::Done(result) => result,
-            Step::Wait(fetch, lookup) => fetch.await.map(|token| (token, lookup)),
+            Step::Wait(fetch, lookup) => fetch.await.map(|(token, obtained)| {
+                let lookup = lookup.unwrap_or(match obtained {
+                    Obtained::Shared => Lookup::Shared,
+                    Obtained::Fetched => Lookup::Miss,
+                });
+                (token, lookup)
+            }),
         }
     }
 
     /// Decides under the lock what `get` does; the waiting happens outside it.
-    fn step(&self, key: Key, config: &OAuth2Config, timeout: Duration) -> Step {
-        let now = Instant::now();
+    fn step(&self, source: &TokenSource, timeout: Duration) -> Step {
+        let (key, now) = (source.key, Instant::now());
         let mut entries = self.inner.entries();
         let entry = entries.entry(key).or_default();
         if let Some(token) = entry.token.clone() {
-            if now < token.expires_at() {
-                if now >= self.inner.refresh_at(&token) && entry.fetch.is_none() && !entry.failed_recently(now) {
+            if now < token.usable_until() {
+                let due = now >= token.refresh_at(self.inner.settings.max_refresh_margin);
+                if due && entry.fetch.is_none() && !entry.failed_recently(now) {
                     tracing::debug!(profile_id = %key.profile_id, version = key.version, "refreshing an OAuth 2.0 token ahead of expiry");
-                    entry.fetch = Some(self.spawn_fetch(key, config, timeout));
+                    entry.fetch = Some(self.spawn_fetch(source, timeout));
                 }
                 return Step::Done(Ok((token, Lookup::Hit)));
             }
             entry.token = None;
         }
         if let Some(fetch) = &entry.fetch {
-            return Step::Wait(fetch.result.clone(), Lookup::Joined);
+            return Step::Wait(fetch.result.clone(), Some(Lookup::Joined));
         }
         if let Some(failure) = entry.failure.as_ref().filter(|f| now < f.until) {
             return Step::Done(Err(Arc::clone(&failure.error)));
         }
-        let fetch = self.spawn_fetch(key, config, timeout);
+        let fetch = self.spawn_fetch(source, timeout);
         let result = fetch.result.clone();
         entry.fetch = Some(fetch);
         // Fetches are rare (one per key per token lifetime), so this is a cheap moment to
         // forget keys nobody refreshed, e.g. of profiles no job uses any more.
         entries.retain(|k, e| *k == key || !e.is_idle(now));
-        Step::Wait(result, Lookup::Miss)
+        Step::Wait(result, None)
     }
 
-    fn spawn_fetch(&self, key: Key, config: &OAuth2Config, timeout: Duration) -> InFlight {
+    fn spawn_fetch(&self, source: &TokenSource, timeout: Duration) -> InFlight {
         let id = self.inner.next_fetch_id.fetch_add(1, Ordering::Relaxed);
         let inner = Arc::clone(&self.inner);
-        let config = config.clone();
+        let source = source.clone();
         let task = tokio::spawn(async move {
             // A panic would otherwise leave the key marked in flight, with no one to clear it.
-            let result = match AssertUnwindSafe(inner.client.fetch(&config, timeout)).catch_unwind().await {
-                Ok(fetched) => fetched.map(Arc::new).map_err(Arc::new),
+            let result = match AssertUnwindSafe(inner.obtain(&source, timeout)).catch_unwind().await {
+                Ok(obtained) => obtained.map(|(token, how)| (Arc::new(token), how)).map_err(Arc::new),
                 Err(_) => Err(Arc::new(TokenError::Request("the token fetch panicked".into()))),
             };
-            inner.complete(key, id, &result);
+            inner.complete(source.key, id, &result);
             result
         });
         let result = task
@@ -225,16 +250,22 @@ impl TokenCache {
 
     /// A 401 from the API: forget the token, but only if it is still the one
     /// that was rejected, so a token another job fetched meanwhile is kept.
-    pub fn reject(&self, profile_id: Uuid, version: i64, config: &OAuth2Config, rejected: &Arc<AccessToken>) {
-        let key = Key::new(profile_id, version, config);
-        let mut entries = self.inner.entries();
-        if let Some(entry) = entries.get_mut(&key)
-            && entry.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, rejected))
+    /// With fleet sharing the stored copy goes too (the same way), before the
+    /// caller fetches again, so the whole fleet refetches once.
+    pub async fn reject(&self, source: &TokenSource, rejected: &Arc<AccessToken>) {
         {
-            entry.token = None;
-            if entry.is_idle(Instant::now()) {
-                entries.remove(&key);
+            let mut entries = self.inner.entries();
+            if let Some(entry) = entries.get_mut(&source.key)
+                && entry.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, rejected))
+            {
+                entry.token = None;
+                if entry.is_idle(Instant::now()) {
+                    entries.remove(&source.key);
+                }
             }
+        }
+        if let (Some(shared), Some(_)) = (&self.inner.shared, &source.workspace_id) {
+            shared.reject(&source.key, rejected).await;
         }
     }
 
@@ -265,17 +296,24 @@ impl fmt::Debug for TokenCache {
 }
 
 impl Inner {
-    fn entries(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
+    fn entries(&self) -> MutexGuard<'_, HashMap<TokenKey, Entry>> {
         crate::lock::lock(&self.entries)
     }
 
-    fn refresh_at(&self, token: &AccessToken) -> Instant {
-        token.expires_at() - self.settings.max_refresh_margin.min(token.lifetime / 10)
+    /// A token from the fleet's store when sharing, else from the token endpoint.
+    async fn obtain(&self, source: &TokenSource, timeout: Duration) -> Result<(AccessToken, Obtained), TokenError> {
+        let fetch = || self.client.fetch(source.grant(), timeout);
+        match (&self.shared, &source.workspace_id) {
+            (Some(shared), Some(workspace_id)) => {
+                shared.obtain(source.key, workspace_id, self.settings.max_refresh_margin, timeout, fetch).await
+            }
+            _ => Ok((fetch().await?, Obtained::Fetched)),
+        }
     }
 
     /// Records a finished fetch, unless its entry was dropped or replaced
     /// meanwhile: then the result only goes to the callers that waited for it.
-    fn complete(&self, key: Key, id: u64, result: &FetchResult) {
+    fn complete(&self, key: TokenKey, id: u64, result: &FetchResult) {
         let mut entries = self.entries();
         let Some(entry) = entries.get_mut(&key) else { return };
         if entry.fetch.as_ref().is_none_or(|f| f.id != id) {
@@ -283,7 +321,7 @@ impl Inner {
         }
         entry.fetch = None;
         match result {
-            Ok(token) => {
+            Ok((token, _)) => {
                 entry.token = Some(Arc::clone(token));
                 entry.failure = None;
             }
@@ -300,6 +338,8 @@ impl Inner {
 mod tests {
     use super::*;
     use crate::credentials::oauth2::TokenClientSettings;
+    use secrecy::ExposeSecret as _;
+    use crate::profile::auth_config::{ClientAuth, OAuth2Config};
     use secrecy::SecretString;
     use serde_json::json;
     use std::sync::atomic::AtomicUsize;
@@ -341,17 +381,25 @@ mod tests {
     fn config(server: &MockServer) -> OAuth2Config {
         OAuth2Config {
             client_id: "client-1".into(),
-            client_secret: SecretString::from("secret-1"),
+            client_secret: Some(SecretString::from("secret-1")),
             token_endpoint: format!("{}/token", server.uri()).parse().unwrap(),
             scope: Some("read".into()),
             audience: None,
             client_auth: ClientAuth::Basic,
+            signing: None,
+            options: Default::default(),
         }
+    }
+
+    /// The token source of `config` for version `version` of profile `id`.
+    fn source(id: Uuid, version: i64, config: &OAuth2Config) -> TokenSource {
+        let config = Arc::new(AuthConfig::OAuth2ClientCredentials(config.clone()));
+        TokenSource::new(config, Some((id, version)), "acme", None).unwrap()
     }
 
     fn cache(settings: TokenCacheSettings) -> TokenCache {
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        TokenCache::new(TokenClient::new(http, TokenClientSettings::default()), settings)
+        TokenCache::new(TokenClient::new(http, TokenClientSettings::default()), settings, None)
     }
 
     fn value(token: &AccessToken) -> &str {
@@ -368,7 +416,7 @@ mod tests {
     ) -> (Arc<AccessToken>, Lookup) {
         let deadline = Instant::now() + within;
         loop {
-            let (token, lookup) = cache.get(id, 1, config, TIMEOUT).await.unwrap();
+            let (token, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
             if value(&token) == expected {
                 return (token, lookup);
             }
@@ -387,7 +435,7 @@ mod tests {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let (cache, config) = (Arc::clone(&cache), config.clone());
-                tokio::spawn(async move { cache.get(id, 1, &config, TIMEOUT).await.unwrap() })
+                tokio::spawn(async move { cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap() })
             })
             .collect();
         let results = futures_util::future::join_all(tasks).await;
@@ -405,9 +453,9 @@ mod tests {
         let cache = cache(TokenCacheSettings::default());
         let (config, id) = (config(&server), Uuid::new_v4());
 
-        let (first, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        let (first, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
         assert_eq!(lookup, Lookup::Miss);
-        let (second, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        let (second, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
         assert_eq!(lookup, Lookup::Hit);
         assert!(Arc::ptr_eq(&first, &second));
@@ -416,14 +464,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_due_for_refresh_is_still_served_while_one_refresh_runs_in_the_background() {
-        let server = endpoint(Tokens::new(2, Duration::ZERO), 2).await;
+        let server = endpoint(Tokens::new(4, Duration::ZERO), 2).await;
         let cache = cache(TokenCacheSettings::default());
         let (config, id) = (config(&server), Uuid::new_v4());
-        let (first, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        let (first, _) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
-        // Deliberate precondition: past the refresh point (1.8 s), before expiry (2 s).
-        tokio::time::sleep_until(first.fetched_at + Duration::from_millis(1900)).await;
-        let gets = futures_util::future::join_all((0..5).map(|_| cache.get(id, 1, &config, TIMEOUT))).await;
+        // Deliberate precondition: past the refresh point (2.6 s: the token is
+        // sent until 3 s, and renewed a tenth of its lifetime before that).
+        tokio::time::sleep_until(first.fetched_at + Duration::from_millis(2800)).await;
+        let source = source(id, 1, &config);
+        let gets = futures_util::future::join_all((0..5).map(|_| cache.get(&source, TIMEOUT))).await;
 
         for (token, lookup) in gets.into_iter().map(Result::unwrap) {
             assert!(Arc::ptr_eq(&token, &first));
@@ -435,18 +485,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_expired_token_is_never_returned_and_callers_wait_for_a_new_one() {
-        let server = endpoint(Tokens::new(1, Duration::ZERO), 2).await;
+    async fn a_token_in_its_last_second_is_never_returned_and_callers_wait_for_a_new_one() {
+        let server = endpoint(Tokens::new(3, Duration::ZERO), 2).await;
         let cache = cache(TokenCacheSettings::default());
         let (config, id) = (config(&server), Uuid::new_v4());
-        let (first, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        let (first, _) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
-        // Deliberate precondition: the first token has expired.
-        tokio::time::sleep_until(first.expires_at() + Duration::from_millis(20)).await;
-        let (second, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        // Deliberate precondition: the first token is in its last second (not yet expired).
+        tokio::time::sleep_until(first.expires_at() - Duration::from_millis(500)).await;
+        let (second, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
         assert_eq!(value(&second), "token-2");
         assert_eq!(lookup, Lookup::Miss);
+    }
+
+    #[test]
+    fn a_long_lived_token_keeps_ten_seconds_and_a_short_one_a_second() {
+        let token = |secs: u64| AccessToken {
+            value: SecretString::from("t"),
+            token_type: "Bearer".into(),
+            scope: None,
+            expires_in: Some(Duration::from_secs(secs)),
+            fetched_at: Instant::now(),
+            lifetime: Duration::from_secs(secs),
+        };
+        let kept = |t: &AccessToken| t.expires_at() - t.usable_until();
+        assert_eq!(kept(&token(3600)), Duration::from_secs(10));
+        assert_eq!(kept(&token(100)), Duration::from_secs(10));
+        assert_eq!(kept(&token(99)), Duration::from_secs(1));
+        assert_eq!(kept(&token(1)), Duration::from_millis(500));
+        let hour = token(3600);
+        assert_eq!(hour.usable_until() - hour.refresh_at(Duration::from_secs(60)), Duration::from_secs(60));
     }
 
     #[tokio::test]
@@ -463,14 +532,14 @@ mod tests {
         let cache = cache(TokenCacheSettings { failure_ttl, ..Default::default() });
         let (config, id) = (config(&server), Uuid::new_v4());
 
-        let first = cache.get(id, 1, &config, TIMEOUT).await.unwrap_err();
-        let second = cache.get(id, 1, &config, TIMEOUT).await.unwrap_err();
+        let first = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap_err();
+        let second = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap_err();
         assert!(Arc::ptr_eq(&first, &second), "the remembered error is returned as is");
         assert!(matches!(*first, TokenError::Status { status: 503, .. }));
 
         // Deliberate precondition: the failure has been forgotten.
         tokio::time::sleep(failure_ttl + Duration::from_millis(50)).await;
-        let (token, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        let (token, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
         assert_eq!(value(&token), "token-1");
         assert_eq!(lookup, Lookup::Miss);
@@ -482,9 +551,9 @@ mod tests {
         let cache = cache(TokenCacheSettings::default());
         let (config, id) = (config(&server), Uuid::new_v4());
 
-        let cancelled = tokio::time::timeout(Duration::from_millis(50), cache.get(id, 1, &config, TIMEOUT)).await;
+        let cancelled = tokio::time::timeout(Duration::from_millis(50), cache.get(&source(id, 1, &config), TIMEOUT)).await;
         assert!(cancelled.is_err());
-        let (token, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        let (token, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
         assert_eq!(value(&token), "token-1");
         assert_eq!(lookup, Lookup::Joined);
@@ -495,10 +564,10 @@ mod tests {
         let server = endpoint(Tokens::new(3600, Duration::ZERO), 2).await;
         let cache = cache(TokenCacheSettings::default());
         let (config, id) = (config(&server), Uuid::new_v4());
-        let (first, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        let (first, _) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
-        cache.reject(id, 1, &config, &first);
-        let (second, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        cache.reject(&source(id, 1, &config), &first).await;
+        let (second, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
         assert_eq!(value(&second), "token-2");
         assert_eq!(lookup, Lookup::Miss);
@@ -509,13 +578,13 @@ mod tests {
         let server = endpoint(Tokens::new(3600, Duration::ZERO), 2).await;
         let cache = cache(TokenCacheSettings::default());
         let (config, id) = (config(&server), Uuid::new_v4());
-        let (old, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
-        cache.reject(id, 1, &config, &old);
-        let (new, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        let (old, _) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
+        cache.reject(&source(id, 1, &config), &old).await;
+        let (new, _) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
         // A second job's 401 for the old token arrives late.
-        cache.reject(id, 1, &config, &old);
-        let (current, lookup) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
+        cache.reject(&source(id, 1, &config), &old).await;
+        let (current, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 
         assert!(Arc::ptr_eq(&current, &new));
         assert_eq!(lookup, Lookup::Hit);
@@ -528,13 +597,13 @@ mod tests {
         let config = config(&server);
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         for (id, version) in [(a, 1), (a, 2), (b, 1)] {
-            cache.get(id, version, &config, TIMEOUT).await.unwrap();
+            cache.get(&source(id, version, &config), TIMEOUT).await.unwrap();
         }
         assert_eq!(cache.len(), 3);
 
         cache.invalidate_profile(a);
         assert_eq!(cache.len(), 1);
-        let (_, lookup) = cache.get(a, 1, &config, TIMEOUT).await.unwrap();
+        let (_, lookup) = cache.get(&source(a, 1, &config), TIMEOUT).await.unwrap();
         assert_eq!(lookup, Lookup::Miss);
 
         cache.clear();
@@ -547,10 +616,10 @@ mod tests {
         Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).expect(2).mount(&server).await;
         let cache = cache(TokenCacheSettings { failure_ttl: Duration::from_secs(60), ..Default::default() });
         let (config, id) = (config(&server), Uuid::new_v4());
-        cache.get(id, 1, &config, TIMEOUT).await.unwrap_err();
+        cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap_err();
 
         cache.invalidate_profile(id);
-        cache.get(id, 1, &config, TIMEOUT).await.unwrap_err();
+        cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap_err();
     }
 
     #[tokio::test]
@@ -560,9 +629,9 @@ mod tests {
         let (config, id) = (config(&server), Uuid::new_v4());
         let rescoped = OAuth2Config { scope: Some("write".into()), ..config.clone() };
 
-        let (v1, _) = cache.get(id, 1, &config, TIMEOUT).await.unwrap();
-        let (v2, lookup) = cache.get(id, 2, &config, TIMEOUT).await.unwrap();
-        let (other_scope, _) = cache.get(id, 2, &rescoped, TIMEOUT).await.unwrap();
+        let (v1, _) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
+        let (v2, lookup) = cache.get(&source(id, 2, &config), TIMEOUT).await.unwrap();
+        let (other_scope, _) = cache.get(&source(id, 2, &rescoped), TIMEOUT).await.unwrap();
 
         assert_eq!(lookup, Lookup::Miss);
         assert_eq!((value(&v1), value(&v2), value(&other_scope)), ("token-1", "token-2", "token-3"));

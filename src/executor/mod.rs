@@ -27,7 +27,7 @@ use crate::config::WorkerConfig;
 use crate::credentials::apply::OutgoingRequest;
 use crate::credentials::oauth2::AccessToken;
 use crate::credentials::redact::Redactor;
-use crate::credentials::token_cache::{Lookup, TokenCache};
+use crate::credentials::token_cache::{Lookup, TokenCache, TokenSource};
 use crate::egress::EgressPolicy;
 use crate::job::{ErrorKind, Job, JobError, JobResult, Outcome, ResponseSummary};
 use crate::metrics::{Metrics, RetryReason, TokenLookup};
@@ -42,6 +42,30 @@ const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(20);
 pub struct ResolvedAuth {
     pub config: Arc<AuthConfig>,
     pub profile: Option<(Uuid, i64)>,
+    /// Where OAuth 2.0 tokens for these credentials come from (OAuth types only).
+    pub tokens: Option<TokenSource>,
+}
+
+impl ResolvedAuth {
+    /// A job's own inline credentials.
+    pub fn inline(config: AuthConfig, workspace_id: &str) -> Self {
+        let config = Arc::new(config);
+        let tokens = TokenSource::new(config.clone(), None, workspace_id, None);
+        Self { config, profile: None, tokens }
+    }
+
+    /// A stored profile's credentials; `token_digest` is the config's token
+    /// request digest when the caller keeps it.
+    pub fn profile(
+        config: Arc<AuthConfig>,
+        id: Uuid,
+        version: i64,
+        workspace_id: &str,
+        token_digest: Option<[u8; 32]>,
+    ) -> Self {
+        let tokens = TokenSource::new(config.clone(), Some((id, version)), workspace_id, token_digest);
+        Self { config, profile: Some((id, version)), tokens }
+    }
 }
 
 /// What the executor decided for a job.
@@ -138,19 +162,18 @@ impl Executor {
         auth: Option<&ResolvedAuth>,
         budget: Duration,
     ) -> Result<Option<Arc<AccessToken>>, JobError> {
-        let Some(auth) = auth else { return Ok(None) };
-        let AuthConfig::OAuth2ClientCredentials(config) = &*auth.config else { return Ok(None) };
-        if let Err(e) = self.egress.check_url(&config.token_endpoint) {
+        let Some(source) = auth.and_then(|a| a.tokens.as_ref()) else { return Ok(None) };
+        if let Err(e) = self.egress.check_url(source.grant().token_endpoint()) {
             self.metrics.destinations_blocked.inc();
             return Err(JobError::new(ErrorKind::DestinationBlocked, format!("token endpoint: {e}"), false));
         }
-        let (id, version) = auth.profile.unwrap_or((Uuid::nil(), 0));
         let timeout = budget.min(self.settings.request_timeout);
-        match self.tokens.get(id, version, config, timeout).await {
+        match self.tokens.get(source, timeout).await {
             Ok((token, lookup)) => {
                 self.metrics.token_lookup(match lookup {
                     Lookup::Hit => TokenLookup::Hit,
                     Lookup::Miss => TokenLookup::Miss,
+                    Lookup::Shared => TokenLookup::Shared,
                     Lookup::Joined => TokenLookup::Joined,
                 });
                 Ok(Some(token))
@@ -162,10 +185,9 @@ impl Executor {
         }
     }
 
-    fn reject_token(&self, auth: &ResolvedAuth, token: &Arc<AccessToken>) {
-        if let AuthConfig::OAuth2ClientCredentials(config) = &*auth.config {
-            let (id, version) = auth.profile.unwrap_or((Uuid::nil(), 0));
-            self.tokens.reject(id, version, config, token);
+    async fn reject_token(&self, auth: &ResolvedAuth, token: &Arc<AccessToken>) {
+        if let Some(source) = &auth.tokens {
+            self.tokens.reject(source, token).await;
         }
     }
 }
@@ -191,7 +213,7 @@ impl JobRun<'_> {
             return self.finish(Outcome::Rejected, None, Some(error));
         }
         // Static credentials are applied once; only an OAuth token changes between attempts.
-        let static_auth = auth.filter(|a| !matches!(*a.config, AuthConfig::OAuth2ClientCredentials(_)));
+        let static_auth = auth.filter(|a| a.config.token_grant().is_none());
         if let Some(a) = static_auth
             && let Err(e) = request.apply(&a.config, None)
         {
@@ -253,7 +275,7 @@ impl JobRun<'_> {
                     // cached one) and try once more with a fresh token, whatever max_attempts says.
                     (Some(a), Some(token)) if !refetched_after_401 => {
                         refetched_after_401 = true;
-                        executor.reject_token(a, token);
+                        executor.reject_token(a, token).await;
                         executor.metrics.retried(job.phase, RetryReason::Unauthorized);
                         self.last = Some((JobError::new(ErrorKind::HttpStatus, "HTTP 401", false), Some(response)));
                     }

@@ -49,6 +49,8 @@ label_set! {
         Miss => "miss",
         /// Waited for a fetch another job started.
         Joined => "joined",
+        /// Found a token another process had stored (fleet sharing).
+        Shared => "shared",
         Error => "error",
     }
 }

@@ -25,6 +25,19 @@ pub struct CachedProfile {
     pub workspace_id: String,
     pub version: i64,
     pub config: Arc<AuthConfig>,
+    /// [`AuthConfig::token_request_digest`] of an OAuth config, worked out once.
+    pub token_digest: Option<[u8; 32]>,
+}
+
+impl CachedProfile {
+    fn of(profile: &AuthProfile) -> Self {
+        Self {
+            workspace_id: profile.workspace_id.clone(),
+            version: profile.version,
+            token_digest: profile.config.token_grant().map(|_| profile.config.token_request_digest()),
+            config: Arc::new(profile.config.clone()),
+        }
+    }
 }
 
 pub struct ProfileCache {
@@ -52,11 +65,7 @@ impl ProfileCache {
 
     /// Stores a profile unless a newer version is already cached.
     pub fn insert(&self, profile: Arc<AuthProfile>) -> Arc<CachedProfile> {
-        let cached = Arc::new(CachedProfile {
-            workspace_id: profile.workspace_id.clone(),
-            version: profile.version,
-            config: Arc::new(profile.config.clone()),
-        });
+        let cached = Arc::new(CachedProfile::of(&profile));
         let mut entries = lock(&self.entries);
         match entries.get(&profile.id) {
             Some((newer, _)) if newer.version > profile.version => newer.clone(),
@@ -96,11 +105,7 @@ impl ProfileCache {
             drop(loading);
             return self.insert(profile.clone());
         }
-        Arc::new(CachedProfile {
-            workspace_id: profile.workspace_id.clone(),
-            version: profile.version,
-            config: Arc::new(profile.config.clone()),
-        })
+        Arc::new(CachedProfile::of(profile))
     }
 
     /// Forgets a failed load, so the next job tries again.

@@ -20,9 +20,10 @@ pub mod supervisor;
 
 use std::sync::Arc;
 
-use crate::config::{Config, WorkerConfig};
+use crate::config::{Config, TokenSharing, WorkerConfig};
 use crate::credentials::oauth2::{TokenClient, TokenClientSettings};
 use crate::credentials::token_cache::{TokenCache, TokenCacheSettings};
+use crate::credentials::token_store::SharedTokens;
 use crate::egress::EgressPolicy;
 use crate::executor::Executor;
 use crate::job::JobLimits;
@@ -57,9 +58,14 @@ impl WorkerContext {
             egress.token_endpoint_client(settings.connect_timeout)?,
             TokenClientSettings { default_lifetime: settings.token_default_lifetime, ..Default::default() },
         );
+        let shared = match settings.token_sharing {
+            TokenSharing::Fleet => Some(SharedTokens::new(store.pool().clone(), config.key_ring.clone())),
+            TokenSharing::Process => None,
+        };
         let tokens = Arc::new(TokenCache::new(
             token_client,
             TokenCacheSettings { failure_ttl: settings.token_failure_ttl, ..Default::default() },
+            shared,
         ));
         let executor = Executor::new(http, egress, tokens, settings.clone(), metrics.clone());
         let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };

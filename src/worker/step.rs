@@ -101,11 +101,10 @@ impl WorkerContext {
 
     async fn resolve_auth(&self, job: &Job) -> Result<Option<ResolvedAuth>, AuthFailure> {
         let Some(id) = job.auth_profile_id else {
-            return Ok(job.inline_auth.clone().map(|config| ResolvedAuth { config: Arc::new(config), profile: None }));
+            return Ok(job.inline_auth.clone().map(|config| ResolvedAuth::inline(config, &job.workspace_id)));
         };
-        let resolved = |cached: &CachedProfile| ResolvedAuth {
-            config: cached.config.clone(),
-            profile: Some((id, cached.version)),
+        let resolved = |cached: &CachedProfile| {
+            ResolvedAuth::profile(cached.config.clone(), id, cached.version, &job.workspace_id, cached.token_digest)
         };
         if let Some(cached) = self.profiles.get(&job.workspace_id, id) {
             self.metrics.profile_lookup(ProfileLookup::Hit);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use authrelay::app::Roles;
 use authrelay::job::Phase;
 use authrelay::metrics::{Consumer, EventOutcome};
-use authrelay::profile::AuthConfig;
+use authrelay::credentials::token_cache::TokenSource;
 use authrelay::worker::WorkerContext;
 use authrelay_testkit::app::spawn_worker;
 use authrelay_testkit::{JobExt as _, TcpProxy, TestApp, TestBroker, TestEnv, eventually, job, json_props};
@@ -42,8 +42,9 @@ async fn oauth_profile(app: &TestApp, idp: &MockServer) -> String {
 /// Caches a decrypted profile and a token in a worker, as a job would.
 async fn warm(app: &TestApp, ctx: &Arc<WorkerContext>, id: &str) {
     let profile = app.store.get("acme", id.parse().unwrap()).await.unwrap();
-    let AuthConfig::OAuth2ClientCredentials(config) = &profile.config else { panic!("oauth profile") };
-    ctx.executor.tokens().get(profile.id, profile.version, config, Duration::from_secs(5)).await.unwrap();
+    let config = Arc::new(profile.config.clone());
+    let source = TokenSource::new(config, Some((profile.id, profile.version)), "acme", None).expect("an OAuth profile");
+    ctx.executor.tokens().get(&source, Duration::from_secs(5)).await.unwrap();
     ctx.profiles.insert(Arc::new(profile));
     assert_eq!((ctx.profiles.len(), ctx.executor.tokens().len()), (1, 1));
 }
@@ -54,8 +55,11 @@ fn is_cold(ctx: &Arc<WorkerContext>) -> bool {
 
 #[tokio::test]
 async fn every_running_instance_drops_its_cached_profile_and_token_on_any_profile_event() {
-    let env_a = TestEnv::new();
-    let env_b = TestEnv::sibling_of(&env_a);
+    // Each instance keeps its own tokens here, so each refetch shows at the token endpoint.
+    let mut env_a = TestEnv::new();
+    env_a.set("AUTHRELAY_TOKEN_SHARING", "process");
+    let mut env_b = TestEnv::sibling_of(&env_a);
+    env_b.set("AUTHRELAY_TOKEN_SHARING", "process");
     let a = TestApp::start(env_a, Roles::ALL).await;
     let b = TestApp::start(env_b, Roles { worker: true, api: false }).await;
     let (ctx_a, ctx_b) = (a.worker(), b.worker());

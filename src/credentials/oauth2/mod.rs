@@ -1,5 +1,8 @@
-//! The OAuth 2.0 client credentials grant (RFC 6749 §4.4): one POST to the
-//! token endpoint, and a tolerant reading of what comes back.
+//! OAuth 2.0 token requests: the client credentials grant (RFC 6749 §4.4)
+//! with `client_secret_basic`, `client_secret_post`, `tls_client_auth` or
+//! `private_key_jwt` (RFC 7523 §2.2), and the JWT-bearer grant (RFC 7523
+//! §2.1): one POST to the token endpoint, and a tolerant reading of what
+//! comes back, where the profile may say which fields hold the token.
 //!
 //! Token endpoints in the wild bend the RFC in small ways, so the reply may be
 //! JSON or form-encoded whatever its content type claims, `expires_in` may be a
@@ -27,8 +30,8 @@ use tokio::time::Instant;
 use url::form_urlencoded;
 
 use crate::credentials::redact::{REDACTED, Redactor, truncate_chars};
-use crate::profile::auth_config::{ClientAuth, OAuth2Config};
-use reply::{junk_message, parse_fields, parse_seconds, redactor_for};
+use crate::profile::auth_config::{ClientAuth, JwtSigning, ResponsePaths, TokenGrant, TokenOptions};
+use reply::{junk_message, parse_fields, parse_seconds, path_of, redactor_for};
 
 mod reply;
 #[cfg(test)]
@@ -59,6 +62,26 @@ pub struct AccessToken {
 impl AccessToken {
     pub fn expires_at(&self) -> Instant {
         self.fetched_at + self.lifetime
+    }
+
+    /// Until when the token is sent. Never in its last second, nor in the
+    /// last 10 s of a lifetime of 100 s or more: `expires_in` is whole
+    /// seconds, the server started counting before we did, and the request
+    /// still has to travel. (A token shorter-lived than 2 s keeps half.)
+    pub fn usable_until(&self) -> Instant {
+        let guard = if self.lifetime >= Duration::from_secs(100) {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(1).min(self.lifetime / 2)
+        };
+        self.expires_at() - guard
+    }
+
+    /// When a renewal starts: ahead of [`usable_until`](Self::usable_until) by
+    /// a tenth of the lifetime, at most `max_margin`, so that jobs do not wait
+    /// at a normal expiry.
+    pub fn refresh_at(&self, max_margin: Duration) -> Instant {
+        self.usable_until() - max_margin.min(self.lifetime / 10)
     }
 }
 
@@ -157,11 +180,36 @@ fn is_transient_code(code: &str) -> bool {
     matches!(code, "temporarily_unavailable" | "server_error")
 }
 
-/// Fetches tokens with the client credentials grant. Cheap to clone.
+/// Fetches tokens with either grant. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TokenClient {
     http: reqwest::Client,
     settings: TokenClientSettings,
+}
+
+/// How long a signed assertion (a client assertion or a JWT-bearer grant) is valid.
+const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
+
+/// The claims of a signed assertion (RFC 7523 §3).
+#[derive(serde::Serialize)]
+struct Assertion<'a> {
+    iss: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+    /// Fresh per token request, so a server can refuse a replay.
+    jti: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
+impl<'a> Assertion<'a> {
+    fn new(iss: &'a str, sub: Option<&'a str>, aud: &'a str, scope: Option<&'a str>) -> Self {
+        let iat = chrono::Utc::now().timestamp().max(0) as u64;
+        Self { iss, sub, aud, iat, exp: iat + ASSERTION_LIFETIME.as_secs(), jti: uuid::Uuid::new_v4().to_string(), scope }
+    }
 }
 
 impl TokenClient {
@@ -171,13 +219,21 @@ impl TokenClient {
     }
 
     /// Requests a new token; `timeout` bounds the whole exchange, body included.
-    pub async fn fetch(&self, config: &OAuth2Config, timeout: Duration) -> Result<AccessToken, TokenError> {
-        let mut redactor = redactor_for(config);
+    pub async fn fetch(&self, grant: TokenGrant<'_>, timeout: Duration) -> Result<AccessToken, TokenError> {
         let fetched_at = Instant::now();
-        let result = tokio::time::timeout(timeout, self.exchange(config, &mut redactor, fetched_at))
-            .await
-            .unwrap_or(Err(TokenError::Timeout));
-        let host = config.token_endpoint.host_str().unwrap_or_default();
+        let host = grant.token_endpoint().host_str().unwrap_or_default();
+        let (request, assertion) = match self.request(grant) {
+            Ok(built) => built,
+            Err(error) => {
+                tracing::debug!(host, %error, "could not build the OAuth 2.0 token request");
+                return Err(error);
+            }
+        };
+        let mut redactor = redactor_for(grant, assertion.as_deref());
+        let result =
+            tokio::time::timeout(timeout, self.exchange(request, grant.options(), &mut redactor, fetched_at))
+                .await
+                .unwrap_or(Err(TokenError::Timeout));
         match &result {
             Ok(token) => tracing::debug!(host, lifetime_s = token.lifetime.as_secs(), "fetched an OAuth 2.0 token"),
             Err(error) => tracing::debug!(host, %error, "OAuth 2.0 token request failed"),
@@ -187,19 +243,22 @@ impl TokenClient {
 
     async fn exchange(
         &self,
-        config: &OAuth2Config,
+        request: reqwest::RequestBuilder,
+        options: &TokenOptions,
         redactor: &mut Redactor,
         fetched_at: Instant,
     ) -> Result<AccessToken, TokenError> {
-        let response = self.request(config).send().await.map_err(transport_error)?;
+        let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         let content_type =
             response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
         let body = read_body(response, self.settings.max_body_bytes).await;
         if !status.is_success() {
             // The status says it all; an unreadable or oversized error body only loses the details.
-            let fields =
-                body.ok().and_then(|b| String::from_utf8(b).ok()).and_then(|text| parse_fields(&text, &content_type));
+            let fields = body
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|text| parse_fields(&text, &content_type, &ResponsePaths::default()));
             let (error, description) = match fields {
                 Some(f) => (
                     f.error.map(|e| redactor.scrub_line(&e, MAX_CODE_CHARS)),
@@ -210,36 +269,91 @@ impl TokenClient {
             return Err(TokenError::Status { status: status.as_u16(), error, description });
         }
         let body = String::from_utf8(body?).map_err(|_| TokenError::Malformed("the body is not UTF-8 text".into()))?;
-        self.interpret(&body, &content_type, redactor, fetched_at)
+        self.interpret(&body, &content_type, &options.response, redactor, fetched_at)
     }
 
-    fn request(&self, config: &OAuth2Config) -> reqwest::RequestBuilder {
-        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
-        if let Some(scope) = config.scope.as_deref().filter(|s| !s.is_empty()) {
-            form.push(("scope", scope));
-        }
-        if let Some(audience) = config.audience.as_deref().filter(|a| !a.is_empty()) {
-            form.push(("audience", audience));
-        }
-        let mut request = self.http.post(config.token_endpoint.clone()).header(ACCEPT, "application/json");
-        match config.client_auth {
-            ClientAuth::Basic => request = request.header(AUTHORIZATION, basic_authorization(config)),
-            ClientAuth::Post => {
-                form.push(("client_id", &config.client_id));
-                form.push(("client_secret", config.client_secret.expose_secret()));
+    /// The token request of `grant`, and the signed assertion it carries (if any).
+    fn request(&self, grant: TokenGrant<'_>) -> Result<(reqwest::RequestBuilder, Option<String>), TokenError> {
+        let endpoint = grant.token_endpoint();
+        let mut form: Vec<(&str, &str)> = Vec::new();
+        let mut request = self.http.post(endpoint.clone()).header(ACCEPT, "application/json");
+        let assertion = match grant {
+            TokenGrant::ClientCredentials(config) => {
+                form.push(("grant_type", "client_credentials"));
+                if let Some(scope) = config.scope.as_deref().filter(|s| !s.is_empty()) {
+                    form.push(("scope", scope));
+                }
+                if let Some(audience) = config.audience.as_deref().filter(|a| !a.is_empty()) {
+                    form.push(("audience", audience));
+                }
+                match (config.client_auth, &config.client_secret, &config.signing) {
+                    (ClientAuth::Basic, Some(secret), _) => {
+                        request = request.header(AUTHORIZATION, basic_authorization(&config.client_id, secret));
+                        None
+                    }
+                    (ClientAuth::Post, Some(secret), _) => {
+                        form.push(("client_id", &config.client_id));
+                        form.push(("client_secret", secret.expose_secret()));
+                        None
+                    }
+                    (ClientAuth::PrivateKeyJwt, _, Some(signing)) => {
+                        let claims =
+                            Assertion::new(&config.client_id, Some(&config.client_id), endpoint.as_str(), None);
+                        Some(sign(signing, &claims)?)
+                    }
+                    (ClientAuth::TlsClientAuth, _, _) => {
+                        form.push(("client_id", &config.client_id));
+                        None
+                    }
+                    // Refused when the profile is saved; a stored profile cannot get here.
+                    (method, _, _) => {
+                        return Err(TokenError::Request(format!(
+                            "client_auth {} lacks its credential in this profile",
+                            method.as_str()
+                        )));
+                    }
+                }
             }
+            TokenGrant::JwtBearer(config) => {
+                let audience = config.audience.as_deref().unwrap_or(endpoint.as_str());
+                let claims = Assertion::new(&config.issuer, config.subject.as_deref(), audience, config.scope.as_deref());
+                Some(sign(&config.signing, &claims)?)
+            }
+        };
+        let options = grant.options();
+        let client_id;
+        match (&assertion, grant) {
+            (Some(jwt), TokenGrant::ClientCredentials(config)) => {
+                client_id = config.client_id.clone();
+                form.push(("client_id", &client_id));
+                form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+                form.push(("client_assertion", jwt));
+            }
+            (Some(jwt), TokenGrant::JwtBearer(_)) => {
+                form.insert(0, ("grant_type", JWT_BEARER_GRANT));
+                form.push(("assertion", jwt));
+            }
+            (None, _) => {}
         }
-        request.form(&form)
+        form.extend(options.params.iter().map(|p| (p.key.as_str(), p.value.expose())));
+        for header in &options.headers {
+            let mut value = HeaderValue::from_str(header.value.expose())
+                .map_err(|_| TokenError::Request(format!("token header `{}` is not a valid header value", header.key)))?;
+            value.set_sensitive(header.value.is_secret());
+            request = request.header(header.key.as_str(), value);
+        }
+        Ok((request.form(&form), assertion))
     }
 
     fn interpret(
         &self,
         body: &str,
         content_type: &str,
+        paths: &ResponsePaths,
         redactor: &mut Redactor,
         fetched_at: Instant,
     ) -> Result<AccessToken, TokenError> {
-        let Some(fields) = parse_fields(body, content_type) else {
+        let Some(fields) = parse_fields(body, content_type, paths) else {
             return Err(TokenError::Malformed(junk_message(body, content_type, redactor)));
         };
         if let Some(token) = fields.access_token.as_deref().filter(|t| !t.is_empty()) {
@@ -255,7 +369,16 @@ impl TokenClient {
         if let Some(problem) = fields.problem {
             return Err(TokenError::Malformed(problem.into()));
         }
-        let value = fields.access_token.filter(|t| !t.trim().is_empty()).ok_or(TokenError::EmptyToken)?;
+        let value = match fields.access_token.filter(|t| !t.trim().is_empty()) {
+            Some(value) => value,
+            None if paths.access_token.is_some() => {
+                return Err(TokenError::Malformed(format!(
+                    "there is no access token at `{}`",
+                    path_of(paths, "access_token")
+                )));
+            }
+            None => return Err(TokenError::EmptyToken),
+        };
         if HeaderValue::from_str(&value).is_err() {
             return Err(TokenError::Malformed("the access token has characters an HTTP header cannot carry".into()));
         }
@@ -283,18 +406,30 @@ impl TokenClient {
     }
 }
 
+/// RFC 7523 §2.2.
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// RFC 7523 §2.1.
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+fn sign(signing: &JwtSigning, claims: &Assertion<'_>) -> Result<String, TokenError> {
+    signing
+        .key
+        .sign_jwt(signing.alg(), signing.key_id.as_deref(), claims)
+        .map_err(|e| TokenError::Request(crate::error_text::chain(&e)))
+}
+
 /// `Authorization: Basic` as RFC 6749 §2.3.1 wants it: id and secret are
 /// form-urlencoded *before* base64, so a `:` in the id cannot split it.
-fn basic_authorization(config: &OAuth2Config) -> HeaderValue {
-    let mut value = HeaderValue::try_from(format!("Basic {}", basic_credentials(config)))
+fn basic_authorization(client_id: &str, secret: &SecretString) -> HeaderValue {
+    let mut value = HeaderValue::try_from(format!("Basic {}", basic_credentials(client_id, secret)))
         .expect("base64 text is a valid header value");
     value.set_sensitive(true);
     value
 }
 
-fn basic_credentials(config: &OAuth2Config) -> String {
-    let id = form_encode(&config.client_id);
-    let secret = form_encode(config.client_secret.expose_secret());
+fn basic_credentials(client_id: &str, secret: &SecretString) -> String {
+    let id = form_encode(client_id);
+    let secret = form_encode(secret.expose_secret());
     BASE64.encode(format!("{id}:{secret}"))
 }
 

@@ -7,7 +7,7 @@ use url::form_urlencoded;
 
 use super::{MAX_EXCERPT_CHARS, basic_credentials};
 use crate::credentials::redact::Redactor;
-use crate::profile::auth_config::OAuth2Config;
+use crate::profile::auth_config::{ResponsePaths, TokenGrant};
 
 /// The fields of a token or error reply, whatever its encoding.
 #[derive(Default)]
@@ -24,20 +24,29 @@ pub(super) struct Fields {
 
 /// Tries the encoding the content type names first, then the other one,
 /// since servers mislabel their replies.
-pub(super) fn parse_fields(body: &str, content_type: &str) -> Option<Fields> {
-    if content_type.contains("x-www-form-urlencoded") {
-        fields_from_form(body).or_else(|| fields_from_json(body))
+pub(super) fn parse_fields(body: &str, content_type: &str, paths: &ResponsePaths) -> Option<Fields> {
+    // Paths into a nested reply only make sense in JSON.
+    if content_type.contains("x-www-form-urlencoded") && paths.is_default() {
+        fields_from_form(body).or_else(|| fields_from_json(body, paths))
+    } else if paths.is_default() {
+        fields_from_json(body, paths).or_else(|| fields_from_form(body))
     } else {
-        fields_from_json(body).or_else(|| fields_from_form(body))
+        fields_from_json(body, paths)
     }
 }
 
-fn fields_from_json(body: &str) -> Option<Fields> {
-    let Value::Object(obj) = serde_json::from_str(body.trim_start_matches('\u{feff}')).ok()? else {
+/// The value at a dot path (`data.token`) of a JSON reply.
+fn at_path<'a>(reply: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(reply, |value, segment| value.get(segment))
+}
+
+fn fields_from_json(body: &str, paths: &ResponsePaths) -> Option<Fields> {
+    let reply: Value = serde_json::from_str(body.trim_start_matches('\u{feff}')).ok()?;
+    if !reply.is_object() {
         return None;
-    };
+    }
     let mut fields = Fields::default();
-    let mut text = |name: &str| match obj.get(name) {
+    let mut text = |name: &str| match at_path(&reply, path_of(paths, name)) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
@@ -47,7 +56,7 @@ fn fields_from_json(body: &str) -> Option<Fields> {
         }
         Some(_) => {
             fields.problem.get_or_insert(match name {
-                "access_token" => "access_token is not a string",
+                "access_token" => "the access token is not a string",
                 "expires_in" => "expires_in is not a number of seconds",
                 _ => "a field has an unexpected JSON type",
             });
@@ -61,6 +70,17 @@ fn fields_from_json(body: &str) -> Option<Fields> {
     let error = text("error");
     let error_description = text("error_description");
     Some(Fields { access_token, token_type, expires_in, scope, error, error_description, ..fields })
+}
+
+/// Where a field is in a JSON reply: the configured dot path, or its RFC 6749 name.
+pub(super) fn path_of<'a>(paths: &'a ResponsePaths, name: &'a str) -> &'a str {
+    let custom = match name {
+        "access_token" => paths.access_token.as_deref(),
+        "expires_in" => paths.expires_in.as_deref(),
+        "token_type" => paths.token_type.as_deref(),
+        _ => None,
+    };
+    custom.unwrap_or(name)
 }
 
 /// Any text parses as a form, so only a form naming a token or an error counts.
@@ -112,12 +132,23 @@ pub(super) fn junk_message(body: &str, content_type: &str, redactor: &Redactor) 
     )
 }
 
-/// A redactor for what a token endpoint says: the client secret in each form
-/// the request carried it (raw and form-encoded, which `add` covers, and
-/// inside the Basic credentials).
-pub(super) fn redactor_for(config: &OAuth2Config) -> Redactor {
+/// A redactor for what a token endpoint says: every secret the request
+/// carried, in each form it carried it (raw and form-encoded, which `add`
+/// covers, and inside the Basic credentials), and the signed assertion.
+pub(super) fn redactor_for(grant: TokenGrant<'_>, assertion: Option<&str>) -> Redactor {
     let mut redactor = Redactor::default();
-    redactor.add_any_length(config.client_secret.expose_secret());
-    redactor.add_any_length(&basic_credentials(config));
+    if let TokenGrant::ClientCredentials(config) = grant
+        && let Some(secret) = &config.client_secret
+    {
+        redactor.add_any_length(secret.expose_secret());
+        redactor.add_any_length(&basic_credentials(&config.client_id, secret));
+    }
+    let options = grant.options();
+    for param in options.params.iter().chain(&options.headers).filter(|p| p.value.is_secret()) {
+        redactor.add_any_length(param.value.expose());
+    }
+    if let Some(assertion) = assertion {
+        redactor.add(assertion);
+    }
     redactor
 }

@@ -1,6 +1,7 @@
 //! The token client against local token endpoints: encodings, tolerant replies, refusals, secrets kept out of errors.
 
 use super::*;
+use crate::profile::auth_config::OAuth2Config;
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -10,11 +11,13 @@ const SECRET: &str = "s3cr3t:with/special+chars ü";
 fn config(server: &MockServer, client_auth: ClientAuth) -> OAuth2Config {
     OAuth2Config {
         client_id: "client-1".into(),
-        client_secret: SecretString::from(SECRET),
+        client_secret: Some(SecretString::from(SECRET)),
         token_endpoint: format!("{}/token", server.uri()).parse().unwrap(),
         scope: None,
         audience: None,
         client_auth,
+        signing: None,
+        options: Default::default(),
     }
 }
 
@@ -38,7 +41,7 @@ fn json_reply(status: u16, body: serde_json::Value) -> ResponseTemplate {
 }
 
 async fn fetch(config: &OAuth2Config) -> Result<AccessToken, TokenError> {
-    client().fetch(config, Duration::from_secs(5)).await
+    client().fetch(TokenGrant::ClientCredentials(config), Duration::from_secs(5)).await
 }
 
 #[tokio::test]
@@ -262,7 +265,7 @@ async fn a_body_larger_than_the_budget_is_refused() {
         TokenClientSettings { max_body_bytes: 1024, ..Default::default() },
     );
 
-    let result = client.fetch(&config, Duration::from_secs(5)).await;
+    let result = client.fetch(TokenGrant::ClientCredentials(&config), Duration::from_secs(5)).await;
 
     assert!(matches!(result, Err(TokenError::BodyTooLarge)), "{result:?}");
 }
@@ -287,18 +290,20 @@ async fn a_chunked_body_without_length_is_cut_at_the_budget() {
     });
     let config = OAuth2Config {
         client_id: "client-1".into(),
-        client_secret: SecretString::from(SECRET),
+        client_secret: Some(SecretString::from(SECRET)),
         token_endpoint: format!("http://{address}/token").parse().unwrap(),
         scope: None,
         audience: None,
         client_auth: ClientAuth::Basic,
+        signing: None,
+        options: Default::default(),
     };
     let client = TokenClient::new(
         reqwest::Client::builder().no_proxy().build().unwrap(),
         TokenClientSettings { max_body_bytes: 1024, ..Default::default() },
     );
 
-    let result = client.fetch(&config, Duration::from_secs(5)).await;
+    let result = client.fetch(TokenGrant::ClientCredentials(&config), Duration::from_secs(5)).await;
 
     assert!(matches!(result, Err(TokenError::BodyTooLarge)), "{result:?}");
     server.abort();
@@ -310,7 +315,7 @@ async fn a_slow_endpoint_times_out_within_the_budget() {
         reply(json_reply(200, json!({"access_token": "late"})).set_delay(Duration::from_secs(3))).await;
     let started = std::time::Instant::now();
 
-    let result = client().fetch(&config, Duration::from_millis(200)).await;
+    let result = client().fetch(TokenGrant::ClientCredentials(&config), Duration::from_millis(200)).await;
 
     assert!(matches!(result, Err(TokenError::Timeout)), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
@@ -324,11 +329,13 @@ async fn a_refused_connection_is_a_retryable_connect_error() {
     drop(listener);
     let config = OAuth2Config {
         client_id: "client-1".into(),
-        client_secret: SecretString::from(SECRET),
+        client_secret: Some(SecretString::from(SECRET)),
         token_endpoint: format!("http://{address}/token").parse().unwrap(),
         scope: None,
         audience: None,
         client_auth: ClientAuth::Basic,
+        signing: None,
+        options: Default::default(),
     };
 
     let error = fetch(&config).await.unwrap_err();

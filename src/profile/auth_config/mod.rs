@@ -1,16 +1,23 @@
-//! The four kinds of credentials a profile (or a job's `inline_auth`) holds,
-//! how they are read from JSON and validated, masked for display, and split
-//! into the public part and the secret fields that are sealed at rest.
+//! The kinds of credentials a profile (or a job's `inline_auth`) holds, how
+//! they are read from JSON and validated (`read`, `read_oauth2`), masked for
+//! display, and split into the public part and the secret fields that are
+//! sealed at rest. The OAuth 2.0 types live in `oauth2`, signing keys in `keys`.
 
 use std::collections::BTreeMap;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use url::Url;
 
+pub mod keys;
+pub mod oauth2;
 mod read;
+mod read_oauth2;
 
+pub use oauth2::{
+    ClientAuth, JwtBearerConfig, JwtSigning, OAuth2Config, ParamValue, ResponsePaths, SendAs, TokenGrant, TokenOptions,
+    TokenParam,
+};
 pub use read::parse_http_url;
 
 /// What a masked secret starts with. Input carrying it is refused, so a masked
@@ -28,10 +35,13 @@ pub enum AuthType {
     Basic,
     #[serde(rename = "oauth2_client_credentials")]
     OAuth2ClientCredentials,
+    #[serde(rename = "oauth2_jwt_bearer")]
+    OAuth2JwtBearer,
 }
 
 impl AuthType {
-    pub const ALL: [AuthType; 4] = [Self::Bearer, Self::ApiKey, Self::Basic, Self::OAuth2ClientCredentials];
+    pub const ALL: [AuthType; 5] =
+        [Self::Bearer, Self::ApiKey, Self::Basic, Self::OAuth2ClientCredentials, Self::OAuth2JwtBearer];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,11 +49,17 @@ impl AuthType {
             Self::ApiKey => "api_key",
             Self::Basic => "basic",
             Self::OAuth2ClientCredentials => "oauth2_client_credentials",
+            Self::OAuth2JwtBearer => "oauth2_jwt_bearer",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// `bearer, api_key, …`, for messages.
+    pub fn list() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
     }
 }
 
@@ -72,30 +88,10 @@ impl ApiKeyMethod {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    /// `client_secret_basic`: id and secret in an `Authorization: Basic` header.
-    #[default]
-    Basic,
-    /// `client_secret_post`: id and secret as form fields of the token request.
-    Post,
-}
-
 #[derive(Debug, Clone)]
 pub struct ApiKeyPair {
     pub key: String,
     pub value: SecretString,
-}
-
-#[derive(Debug, Clone)]
-pub struct OAuth2Config {
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub token_endpoint: Url,
-    pub scope: Option<String>,
-    pub audience: Option<String>,
-    pub client_auth: ClientAuth,
 }
 
 /// Decrypted credentials. `Debug` shows no secret (they are `SecretString`s).
@@ -105,6 +101,15 @@ pub enum AuthConfig {
     ApiKey { method: ApiKeyMethod, pairs: Vec<ApiKeyPair> },
     Basic { username: String, password: SecretString },
     OAuth2ClientCredentials(OAuth2Config),
+    OAuth2JwtBearer(JwtBearerConfig),
+}
+
+/// Which rendering of a config: for readers (secrets masked, keys as
+/// fingerprints) or for the `config` column (secrets left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum View {
+    Masked,
+    Stored,
 }
 
 impl AuthConfig {
@@ -114,20 +119,34 @@ impl AuthConfig {
             Self::ApiKey { .. } => AuthType::ApiKey,
             Self::Basic { .. } => AuthType::Basic,
             Self::OAuth2ClientCredentials(_) => AuthType::OAuth2ClientCredentials,
+            Self::OAuth2JwtBearer(_) => AuthType::OAuth2JwtBearer,
         }
     }
 
-    /// The config as shown to readers: secrets masked.
+    /// How this config gets an OAuth 2.0 token, if it is one of the OAuth types.
+    pub fn token_grant(&self) -> Option<TokenGrant<'_>> {
+        match self {
+            Self::OAuth2ClientCredentials(c) => Some(TokenGrant::ClientCredentials(c)),
+            Self::OAuth2JwtBearer(c) => Some(TokenGrant::JwtBearer(c)),
+            _ => None,
+        }
+    }
+
+    /// The config as shown to readers: secrets masked, keys as fingerprints.
     pub fn masked(&self) -> Value {
-        self.public_json(|s| Value::String(mask(s)))
+        self.json(View::Masked)
     }
 
     /// The config without its secrets, as stored in the `config` column.
     pub fn public(&self) -> Value {
-        self.public_json(|_| Value::Null)
+        self.json(View::Stored)
     }
 
-    fn public_json(&self, secret: impl Fn(&SecretString) -> Value) -> Value {
+    fn json(&self, view: View) -> Value {
+        let secret = |s: &SecretString| match view {
+            View::Masked => Value::String(mask(s)),
+            View::Stored => Value::Null,
+        };
         let mut value = match self {
             AuthConfig::Bearer { token } => json!({ "token": secret(token) }),
             AuthConfig::ApiKey { method, pairs } => json!({
@@ -135,20 +154,15 @@ impl AuthConfig {
                 "pairs": pairs.iter().map(|p| json!({"key": p.key, "value": secret(&p.value)})).collect::<Vec<_>>(),
             }),
             AuthConfig::Basic { username, password } => json!({"username": username, "password": secret(password)}),
-            AuthConfig::OAuth2ClientCredentials(c) => json!({
-                "client_id": c.client_id,
-                "client_secret": secret(&c.client_secret),
-                "token_endpoint": c.token_endpoint.as_str(),
-                "scope": c.scope,
-                "audience": c.audience,
-                "client_auth": c.client_auth,
-            }),
+            AuthConfig::OAuth2ClientCredentials(c) => c.json(view),
+            AuthConfig::OAuth2JwtBearer(c) => c.json(view),
         };
         strip_nulls(&mut value);
         value
     }
 
-    /// Every secret field with its storage name (`token`, `pairs/0/value`, …).
+    /// Every secret field with its storage name (`token`, `pairs/0/value`,
+    /// `token_params/1/value`, `private_key`, …).
     pub fn secrets(&self) -> Vec<(String, &SecretString)> {
         match self {
             AuthConfig::Bearer { token } => vec![("token".into(), token)],
@@ -156,52 +170,58 @@ impl AuthConfig {
                 pairs.iter().enumerate().map(|(i, p)| (format!("pairs/{i}/value"), &p.value)).collect()
             }
             AuthConfig::Basic { password, .. } => vec![("password".into(), password)],
-            AuthConfig::OAuth2ClientCredentials(c) => vec![("client_secret".into(), &c.client_secret)],
+            AuthConfig::OAuth2ClientCredentials(c) => c.secrets(),
+            AuthConfig::OAuth2JwtBearer(c) => c.secrets(),
         }
     }
 
     /// Rebuilds a config from its stored public part and its opened secrets.
-    pub fn assemble(
-        auth_type: AuthType,
-        public: &Value,
-        mut secrets: BTreeMap<String, SecretString>,
-    ) -> Result<Self, String> {
-        let mut value = public.clone();
-        let obj = value.as_object_mut().ok_or("stored config is not an object")?;
-        let mut take = |field: &str| secrets.remove(field).ok_or_else(|| format!("stored secret `{field}` is missing"));
+    pub fn assemble(auth_type: AuthType, public: &Value, secrets: BTreeMap<String, SecretString>) -> Result<Self, String> {
+        let obj = public.as_object().ok_or("stored config is not an object")?;
+        let mut secrets = oauth2::Secrets(secrets);
         let config = match auth_type {
-            AuthType::Bearer => AuthConfig::Bearer { token: take("token")? },
+            AuthType::Bearer => AuthConfig::Bearer { token: secrets.take("token")? },
             AuthType::Basic => AuthConfig::Basic {
                 username: obj.get("username").and_then(Value::as_str).ok_or("stored username is missing")?.to_owned(),
-                password: take("password")?,
+                password: secrets.take("password")?,
             },
             AuthType::ApiKey => {
-                let method: ApiKeyMethod = serde_json::from_value(obj.remove("method").unwrap_or_default())
+                let method: ApiKeyMethod = serde_json::from_value(obj.get("method").cloned().unwrap_or_default())
                     .map_err(|e| format!("stored api_key method: {e}"))?;
                 let stored_pairs = obj.get("pairs").and_then(Value::as_array).ok_or("stored pairs are missing")?;
                 let mut pairs = Vec::with_capacity(stored_pairs.len());
                 for (i, pair) in stored_pairs.iter().enumerate() {
                     let key = pair.get("key").and_then(Value::as_str).ok_or("stored pair key is missing")?;
-                    pairs.push(ApiKeyPair { key: key.to_owned(), value: take(&format!("pairs/{i}/value"))? });
+                    pairs.push(ApiKeyPair { key: key.to_owned(), value: secrets.take(&format!("pairs/{i}/value"))? });
                 }
                 AuthConfig::ApiKey { method, pairs }
             }
             AuthType::OAuth2ClientCredentials => {
-                let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
-                AuthConfig::OAuth2ClientCredentials(OAuth2Config {
-                    client_id: text("client_id").ok_or("stored client_id is missing")?,
-                    client_secret: take("client_secret")?,
-                    token_endpoint: text("token_endpoint")
-                        .and_then(|u| Url::parse(&u).ok())
-                        .ok_or("stored token_endpoint is missing or invalid")?,
-                    scope: text("scope"),
-                    audience: text("audience"),
-                    client_auth: serde_json::from_value(obj.get("client_auth").cloned().unwrap_or(json!("basic")))
-                        .map_err(|e| format!("stored client_auth: {e}"))?,
-                })
+                AuthConfig::OAuth2ClientCredentials(OAuth2Config::assemble(obj, &mut secrets)?)
             }
+            AuthType::OAuth2JwtBearer => AuthConfig::OAuth2JwtBearer(JwtBearerConfig::assemble(obj, &mut secrets)?),
         };
         Ok(config)
+    }
+
+    /// SHA-256 of everything that shapes this config's token request (the
+    /// public config and each secret, tagged and length-prefixed): tokens are
+    /// kept per digest, so the same profile version used with different
+    /// parameters never shares a token, and no secret is kept in clear.
+    pub fn token_request_digest(&self) -> [u8; 32] {
+        use sha2::{Digest as _, Sha256};
+        let mut hash = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hash.update((bytes.len() as u64).to_be_bytes());
+            hash.update(bytes);
+        };
+        field(self.auth_type().as_str().as_bytes());
+        field(self.public().to_string().as_bytes());
+        for (name, value) in self.secrets() {
+            field(name.as_bytes());
+            field(value.expose_secret().as_bytes());
+        }
+        hash.finalize().into()
     }
 
     /// Names of the fields that differ from `other` (for the audit log; never values).
@@ -215,10 +235,17 @@ impl AuthConfig {
                 changed.push(format!("config.{key}"));
             }
         }
+        let ours: BTreeMap<String, &SecretString> = self.secrets().into_iter().collect();
         let theirs: BTreeMap<String, &SecretString> = other.secrets().into_iter().collect();
-        for (field, value) in self.secrets() {
-            if theirs.get(&field).is_none_or(|v| v.expose_secret() != value.expose_secret()) {
-                changed.push(format!("config.{}", field.replace('/', ".")));
+        let fields: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+        for field in fields {
+            let same = match (ours.get(field), theirs.get(field)) {
+                (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+                _ => false,
+            };
+            let name = format!("config.{}", field.replace('/', "."));
+            if !same && !changed.contains(&name) {
+                changed.push(name);
             }
         }
         changed
@@ -348,7 +375,7 @@ mod tests {
             AuthConfig::parse(AuthType::OAuth2ClientCredentials, &json!({"scope": "write"}), Some(&stored), "config")
                 .unwrap();
         let AuthConfig::OAuth2ClientCredentials(c) = &patched else { panic!() };
-        assert_eq!(c.client_secret.expose_secret(), "keep-me");
+        assert_eq!(c.client_secret.as_ref().unwrap().expose_secret(), "keep-me");
         assert_eq!(c.scope.as_deref(), Some("write"));
         assert_eq!(patched.changed_fields(&stored), vec!["config.scope"]);
     }

@@ -5,10 +5,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::{
-    ApiKeyMethod, ApiKeyPair, AuthConfig, AuthType, ClientAuth, MASK, MAX_PAIRS, MAX_SECRET_LEN, MAX_TEXT_LEN,
-    OAuth2Config,
-};
+use super::{ApiKeyMethod, ApiKeyPair, AuthConfig, AuthType, MASK, MAX_PAIRS, MAX_SECRET_LEN, MAX_TEXT_LEN};
 use crate::profile::validation::{FieldErrors, has_control_chars};
 
 impl AuthConfig {
@@ -103,46 +100,18 @@ impl AuthConfig {
                 }
             }
             AuthType::OAuth2ClientCredentials => {
-                r.allow_only(&["client_id", "client_secret", "token_endpoint", "scope", "audience", "client_auth"]);
                 let kept = match stored {
                     Some(AuthConfig::OAuth2ClientCredentials(c)) => Some(c),
                     _ => None,
                 };
-                let client_id = r.text("client_id", kept.map(|c| c.client_id.as_str()), false);
-                let client_secret = r.secret("client_secret", kept.map(|c| &c.client_secret), false);
-                let endpoint = r.text("token_endpoint", kept.map(|c| c.token_endpoint.as_str()), false);
-                let token_endpoint = endpoint.and_then(|e| match parse_http_url(&e) {
-                    Ok(url) => Some(url),
-                    Err(msg) => {
-                        r.err("token_endpoint", msg);
-                        None
-                    }
-                });
-                let scope = r.optional_text("scope", kept.and_then(|c| c.scope.as_deref()));
-                let audience = r.optional_text("audience", kept.and_then(|c| c.audience.as_deref()));
-                let client_auth = match obj.get("client_auth") {
-                    None => kept.map(|c| c.client_auth).unwrap_or_default(),
-                    Some(Value::Null) => ClientAuth::default(),
-                    Some(Value::String(s)) if s == "basic" => ClientAuth::Basic,
-                    Some(Value::String(s)) if s == "post" => ClientAuth::Post,
-                    Some(_) => {
-                        r.err("client_auth", "must be `basic` or `post`");
-                        ClientAuth::default()
-                    }
-                };
-                match (client_id, client_secret, token_endpoint) {
-                    (Some(client_id), Some(client_secret), Some(token_endpoint)) => {
-                        Some(AuthConfig::OAuth2ClientCredentials(OAuth2Config {
-                            client_id,
-                            client_secret,
-                            token_endpoint,
-                            scope,
-                            audience,
-                            client_auth,
-                        }))
-                    }
+                super::read_oauth2::client_credentials(&mut r, kept).map(AuthConfig::OAuth2ClientCredentials)
+            }
+            AuthType::OAuth2JwtBearer => {
+                let kept = match stored {
+                    Some(AuthConfig::OAuth2JwtBearer(c)) => Some(c),
                     _ => None,
-                }
+                };
+                super::read_oauth2::jwt_bearer(&mut r, kept).map(AuthConfig::OAuth2JwtBearer)
             }
         };
         match config {
@@ -168,7 +137,7 @@ pub fn parse_http_url(raw: &str) -> Result<Url, &'static str> {
 }
 
 /// Header names a credential may not set: they belong to the HTTP framing.
-const RESERVED_HEADERS: &[&str] =
+pub(super) const RESERVED_HEADERS: &[&str] =
     &["host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "trailer"];
 
 fn validate_pairs(method: ApiKeyMethod, pairs: &[ApiKeyPair], prefix: &str, errors: &mut FieldErrors) {
@@ -199,23 +168,23 @@ fn validate_pairs(method: ApiKeyMethod, pairs: &[ApiKeyPair], prefix: &str, erro
 }
 
 /// Reads typed fields from a config object, collecting errors with their paths.
-struct Reader<'a> {
-    obj: &'a Map<String, Value>,
-    prefix: &'a str,
-    errors: &'a mut FieldErrors,
+pub(super) struct Reader<'a> {
+    pub(super) obj: &'a Map<String, Value>,
+    pub(super) prefix: &'a str,
+    pub(super) errors: &'a mut FieldErrors,
 }
 
 impl Reader<'_> {
-    fn path(&self, field: &str) -> String {
+    pub(super) fn path(&self, field: &str) -> String {
         format!("{}.{field}", self.prefix)
     }
 
-    fn err(&mut self, field: &str, message: impl Into<String>) {
+    pub(super) fn err(&mut self, field: &str, message: impl Into<String>) {
         let path = self.path(field);
         self.errors.add(path, message);
     }
 
-    fn allow_only(&mut self, allowed: &[&str]) {
+    pub(super) fn allow_only(&mut self, allowed: &[&str]) {
         let unknown: Vec<String> = self.obj.keys().filter(|k| !allowed.contains(&k.as_str())).cloned().collect();
         for key in unknown {
             self.err(&key, format!("is not a field of this type (expected: {})", allowed.join(", ")));
@@ -223,7 +192,7 @@ impl Reader<'_> {
     }
 
     /// A required non-secret string; `kept` is used when the input omits it.
-    fn text(&mut self, field: &str, kept: Option<&str>, allow_spaces_only: bool) -> Option<String> {
+    pub(super) fn text(&mut self, field: &str, kept: Option<&str>, allow_spaces_only: bool) -> Option<String> {
         match self.obj.get(field) {
             None | Some(Value::Null) => match kept {
                 Some(k) => Some(k.to_owned()),
@@ -255,7 +224,7 @@ impl Reader<'_> {
     }
 
     /// An optional string: omitted keeps `kept`, `null` or "" removes it.
-    fn optional_text(&mut self, field: &str, kept: Option<&str>) -> Option<String> {
+    pub(super) fn optional_text(&mut self, field: &str, kept: Option<&str>) -> Option<String> {
         match self.obj.get(field) {
             None => kept.map(str::to_owned),
             Some(Value::Null) => None,
@@ -265,7 +234,7 @@ impl Reader<'_> {
     }
 
     /// A secret string; omitted keeps `kept` (if any). Masked values are refused.
-    fn secret(&mut self, field: &str, kept: Option<&SecretString>, allow_empty: bool) -> Option<SecretString> {
+    pub(super) fn secret(&mut self, field: &str, kept: Option<&SecretString>, allow_empty: bool) -> Option<SecretString> {
         match self.obj.get(field) {
             None | Some(Value::Null) => match kept {
                 Some(k) => Some(k.clone()),
@@ -343,7 +312,7 @@ impl Reader<'_> {
     }
 }
 
-fn check_secret(s: &str, allow_empty: bool) -> Result<(), &'static str> {
+pub(super) fn check_secret(s: &str, allow_empty: bool) -> Result<(), &'static str> {
     if s.is_empty() && !allow_empty {
         return Err("must not be empty");
     }

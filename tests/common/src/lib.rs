@@ -14,6 +14,7 @@
 //! - [`metrics`]: reading one series from `/metrics`.
 //! - [`proxy`]: [`TcpProxy`], to cut or freeze the way to a server.
 //! - [`targets`]: HTTP targets on 127.0.0.1 that are slow, count, or misbehave.
+//! - [`idp`]: [`idp::AuthServer`], a real OAuth 2.0 authorization server and the API it protects.
 //! - [`wait`]: [`eventually`], the one bounded wait.
 //!
 //! Every test binary that uses the harness gets a watchdog (see [`watchdog`])
@@ -22,6 +23,7 @@
 pub mod app;
 pub mod broker;
 pub mod env;
+pub mod idp;
 pub mod jobs;
 pub mod metrics;
 pub mod process;

@@ -95,7 +95,7 @@ pub(super) fn any_credential() -> impl Strategy<Value = Credential> {
         pair_keys(FIELD_NAMES.to_vec()).prop_map(|k| ("query", k)),
         pair_keys(FIELD_NAMES.to_vec()).prop_map(|k| ("body", k)),
     ];
-    (0..4usize, secret(), "[a-z]{1,8}", api_key, access_token(), any::<bool>()).prop_filter_map(
+    (0..5usize, secret(), "[a-z]{1,8}", api_key, access_token(), any::<bool>()).prop_filter_map(
         "the config is valid",
         |(kind, secret, user, (method, keys), token, post)| {
             let (auth_type, input) = match kind {
@@ -107,14 +107,20 @@ pub(super) fn any_credential() -> impl Strategy<Value = Credential> {
                         keys.iter().enumerate().map(|(i, k)| json!({"key": k, "value": format!("{secret}{i}")})).collect();
                     (AuthType::ApiKey, json!({"method": method, "pairs": pairs}))
                 }
-                _ => (
+                3 => (
                     AuthType::OAuth2ClientCredentials,
                     json!({"client_id": user, "client_secret": secret, "token_endpoint": "https://auth.example.com/token",
                            "client_auth": if post { "post" } else { "basic" }}),
                 ),
+                // A token sent in another header, or with another prefix (`send_as`).
+                _ => (
+                    AuthType::OAuth2ClientCredentials,
+                    json!({"client_id": user, "client_secret": secret, "token_endpoint": "https://auth.example.com/token",
+                           "send_as": if post { json!({"header": "X-Auth-Token"}) } else { json!({"prefix": "Token "}) }}),
+                ),
             };
             let config = AuthConfig::parse(auth_type, &input, None, "config").ok()?;
-            let access_token = (kind == 3).then(|| SecretString::from(token));
+            let access_token = (kind >= 3).then(|| SecretString::from(token));
             Some(Credential { config, access_token })
         },
     )
@@ -221,15 +227,22 @@ fn check_placement(
             prop_assert_eq!(places(after, &forms(&credentials)), set(&["header:authorization"]));
             prop_assert_eq!(authorization_of(after), format!("Basic {credentials}"));
         }
-        AuthConfig::OAuth2ClientCredentials(c) => {
-            prop_assert_eq!(
-                places(after, &forms(c.client_secret.expose_secret())),
-                BTreeSet::new(),
-                "the client secret goes only to the token endpoint"
-            );
+        AuthConfig::OAuth2ClientCredentials(_) | AuthConfig::OAuth2JwtBearer(_) => {
+            for (field, secret) in credential.config.secrets() {
+                prop_assert_eq!(
+                    places(after, &forms(secret.expose_secret())),
+                    BTreeSet::new(),
+                    "{} goes only to the token endpoint",
+                    field
+                );
+            }
+            let send_as = &credential.config.token_grant().expect("an OAuth config").options().send_as;
             let token = credential.access_token.as_ref().expect("oauth cases carry a token").expose_secret();
-            prop_assert_eq!(places(after, &forms(token)), set(&["header:authorization"]));
-            prop_assert_eq!(authorization_of(after), format!("Bearer {token}"));
+            let header = send_as.header.to_ascii_lowercase();
+            prop_assert_eq!(places(after, &forms(token)), set(&[&format!("header:{header}")]));
+            prop_assert_eq!(after.headers.get_all(header.as_str()).iter().count(), 1);
+            let sent = String::from_utf8_lossy(after.headers[header.as_str()].as_bytes()).into_owned();
+            prop_assert_eq!(sent, format!("{}{token}", send_as.prefix));
         }
         AuthConfig::ApiKey { method, pairs } => {
             for pair in pairs {
@@ -295,9 +308,13 @@ fn check_placement(
     }
     // Nothing but the credential changed where the credential does not go.
     if !matches!(credential.config, AuthConfig::ApiKey { .. }) {
+        let credential_header = match credential.config.token_grant() {
+            Some(grant) => vec![grant.options().send_as.header.to_ascii_lowercase()],
+            None => authorization,
+        };
         prop_assert_eq!(&after.url, &before.url);
         prop_assert_eq!(&after.body, &before.body);
-        prop_assert_eq!(headers_without(after, &authorization), headers_without(before, &authorization));
+        prop_assert_eq!(headers_without(after, &credential_header), headers_without(before, &credential_header));
     }
     prop_assert!(!secrets.is_empty());
     Ok(())

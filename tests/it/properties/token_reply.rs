@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authrelay::credentials::oauth2::{TokenClient, TokenClientSettings, TokenError};
-use authrelay::profile::auth_config::{ClientAuth, OAuth2Config};
+use authrelay::profile::auth_config::{ClientAuth, OAuth2Config, TokenGrant};
 use authrelay_testkit::targets::serve;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -239,13 +239,15 @@ fn the_token_reply_reader_never_panics_and_never_quotes_the_client_secret() {
         *shared.lock().unwrap() = (reply.status, reply.content_type, body.clone());
         let oauth = OAuth2Config {
             client_id: client_id.into(),
-            client_secret: SecretString::from(reply.secret.clone()),
+            client_secret: Some(SecretString::from(reply.secret.clone())),
             token_endpoint: format!("http://{addr}/token").parse().unwrap(),
             scope: None,
             audience: None,
             client_auth: if post { ClientAuth::Post } else { ClientAuth::Basic },
+            signing: None,
+            options: Default::default(),
         };
-        let fetched = runtime.block_on(client.fetch(&oauth, Duration::from_secs(5)));
+        let fetched = runtime.block_on(client.fetch(TokenGrant::ClientCredentials(&oauth), Duration::from_secs(5)));
         check_token_reply(&reply, &body, &fetched, &forms, default_lifetime)
     });
     if let Err(failure) = outcome {
