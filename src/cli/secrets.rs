@@ -102,7 +102,9 @@ pub fn prompt_replacement(
 ) -> anyhow::Result<()> {
     if auth_type != AuthType::ApiKey {
         if field == "private_key" {
-            bail!("--replace-secret private_key: give the new PEM key in --config-file (a key cannot be typed at a prompt)");
+            bail!(
+                "--replace-secret private_key: give the new PEM key in --config-file (a key cannot be typed at a prompt)"
+            );
         }
         if !SECRET_FIELDS.contains(&field) {
             bail!(

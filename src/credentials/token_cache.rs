@@ -166,13 +166,8 @@ enum Step {
 
 impl TokenCache {
     pub fn new(client: TokenClient, settings: TokenCacheSettings, shared: Option<SharedTokens>) -> Self {
-        let inner = Inner {
-            client,
-            settings,
-            shared,
-            entries: Mutex::new(HashMap::new()),
-            next_fetch_id: AtomicU64::new(0),
-        };
+        let inner =
+            Inner { client, settings, shared, entries: Mutex::new(HashMap::new()), next_fetch_id: AtomicU64::new(0) };
         Self { inner: Arc::new(inner) }
     }
 
@@ -338,8 +333,8 @@ impl Inner {
 mod tests {
     use super::*;
     use crate::credentials::oauth2::TokenClientSettings;
-    use secrecy::ExposeSecret as _;
     use crate::profile::auth_config::{ClientAuth, OAuth2Config};
+    use secrecy::ExposeSecret as _;
     use secrecy::SecretString;
     use serde_json::json;
     use std::sync::atomic::AtomicUsize;
@@ -416,7 +411,7 @@ mod tests {
     ) -> (Arc<AccessToken>, Lookup) {
         let deadline = Instant::now() + within;
         loop {
-            let (token, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
+            let (token, lookup) = cache.get(&source(id, 1, config), TIMEOUT).await.unwrap();
             if value(&token) == expected {
                 return (token, lookup);
             }
@@ -551,7 +546,8 @@ mod tests {
         let cache = cache(TokenCacheSettings::default());
         let (config, id) = (config(&server), Uuid::new_v4());
 
-        let cancelled = tokio::time::timeout(Duration::from_millis(50), cache.get(&source(id, 1, &config), TIMEOUT)).await;
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(50), cache.get(&source(id, 1, &config), TIMEOUT)).await;
         assert!(cancelled.is_err());
         let (token, lookup) = cache.get(&source(id, 1, &config), TIMEOUT).await.unwrap();
 

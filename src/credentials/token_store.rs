@@ -138,7 +138,9 @@ impl SharedTokens {
         match read_row(&tx, &self.keys, &key, &slot).await {
             Ok(Some(token)) if fit_to_adopt(&token, max_refresh_margin) => return Ok((token, Obtained::Shared)),
             Ok(_) => {}
-            Err(e) => tracing::warn!(profile_id = %key.profile_id, error = %Chain(&e), "cannot read a shared OAuth 2.0 token; fetching one"),
+            Err(e) => {
+                tracing::warn!(profile_id = %key.profile_id, error = %Chain(&e), "cannot read a shared OAuth 2.0 token; fetching one")
+            }
         }
         let token = fetch().await?;
         let stored = async {

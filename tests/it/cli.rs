@@ -56,7 +56,10 @@ fn two_concurrent_migrate_runs_both_succeed() {
     // One run applied every migration, the other found the schema up to date.
     let applied: Vec<&str> = said.lines().filter(|l| l.starts_with("applied")).collect();
     assert_eq!(applied.len(), 2, "{said}");
-    assert!(applied.iter().any(|l| l.starts_with("applied 0 ")) && applied.iter().any(|l| !l.starts_with("applied 0 ")), "{said}");
+    assert!(
+        applied.iter().any(|l| l.starts_with("applied 0 ")) && applied.iter().any(|l| !l.starts_with("applied 0 ")),
+        "{said}"
+    );
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod graceful_shutdown;
 mod malformed_messages;
 mod nested_amqp_headers;
 mod no_secret_in_results;
+mod oauth_flows;
 mod oauth_tokens;
 mod result_routing;
 mod worker;

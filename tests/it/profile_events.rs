@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authrelay::app::Roles;
+use authrelay::credentials::token_cache::TokenSource;
 use authrelay::job::Phase;
 use authrelay::metrics::{Consumer, EventOutcome};
-use authrelay::credentials::token_cache::TokenSource;
 use authrelay::worker::WorkerContext;
 use authrelay_testkit::app::spawn_worker;
 use authrelay_testkit::{JobExt as _, TcpProxy, TestApp, TestBroker, TestEnv, eventually, job, json_props};

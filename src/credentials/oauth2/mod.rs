@@ -208,7 +208,15 @@ struct Assertion<'a> {
 impl<'a> Assertion<'a> {
     fn new(iss: &'a str, sub: Option<&'a str>, aud: &'a str, scope: Option<&'a str>) -> Self {
         let iat = chrono::Utc::now().timestamp().max(0) as u64;
-        Self { iss, sub, aud, iat, exp: iat + ASSERTION_LIFETIME.as_secs(), jti: uuid::Uuid::new_v4().to_string(), scope }
+        Self {
+            iss,
+            sub,
+            aud,
+            iat,
+            exp: iat + ASSERTION_LIFETIME.as_secs(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            scope,
+        }
     }
 }
 
@@ -230,10 +238,9 @@ impl TokenClient {
             }
         };
         let mut redactor = redactor_for(grant, assertion.as_deref());
-        let result =
-            tokio::time::timeout(timeout, self.exchange(request, grant.options(), &mut redactor, fetched_at))
-                .await
-                .unwrap_or(Err(TokenError::Timeout));
+        let result = tokio::time::timeout(timeout, self.exchange(request, grant.options(), &mut redactor, fetched_at))
+            .await
+            .unwrap_or(Err(TokenError::Timeout));
         match &result {
             Ok(token) => tracing::debug!(host, lifetime_s = token.lifetime.as_secs(), "fetched an OAuth 2.0 token"),
             Err(error) => tracing::debug!(host, %error, "OAuth 2.0 token request failed"),
@@ -316,7 +323,8 @@ impl TokenClient {
             }
             TokenGrant::JwtBearer(config) => {
                 let audience = config.audience.as_deref().unwrap_or(endpoint.as_str());
-                let claims = Assertion::new(&config.issuer, config.subject.as_deref(), audience, config.scope.as_deref());
+                let claims =
+                    Assertion::new(&config.issuer, config.subject.as_deref(), audience, config.scope.as_deref());
                 Some(sign(&config.signing, &claims)?)
             }
         };
@@ -337,8 +345,9 @@ impl TokenClient {
         }
         form.extend(options.params.iter().map(|p| (p.key.as_str(), p.value.expose())));
         for header in &options.headers {
-            let mut value = HeaderValue::from_str(header.value.expose())
-                .map_err(|_| TokenError::Request(format!("token header `{}` is not a valid header value", header.key)))?;
+            let mut value = HeaderValue::from_str(header.value.expose()).map_err(|_| {
+                TokenError::Request(format!("token header `{}` is not a valid header value", header.key))
+            })?;
             value.set_sensitive(header.value.is_secret());
             request = request.header(header.key.as_str(), value);
         }

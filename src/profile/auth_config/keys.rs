@@ -141,10 +141,15 @@ impl PrivateKey {
         if self.kind.default_alg() == alg {
             return Ok(());
         }
-        Err(format!("{} needs {}, but the private key is {}", alg.as_str(), match alg {
-            SigningAlg::Rs256 => "an RSA key",
-            SigningAlg::Es256 => "an EC P-256 key",
-        }, self.kind.describe()))
+        Err(format!(
+            "{} needs {}, but the private key is {}",
+            alg.as_str(),
+            match alg {
+                SigningAlg::Rs256 => "an RSA key",
+                SigningAlg::Es256 => "an EC P-256 key",
+            },
+            self.kind.describe()
+        ))
     }
 
     /// A compact JWS of `claims`, signed with `alg` (checked against the key
@@ -192,7 +197,8 @@ fn not_a_private_key(pem: &str) -> String {
     if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         "is an encrypted private key; give it unencrypted (authrelay seals it at rest)".into()
     } else if pem.contains("PUBLIC KEY-----") {
-        "is a public key; the private key belongs here (PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)".into()
+        "is a public key; the private key belongs here (PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"
+            .into()
     } else if pem.contains("-----BEGIN CERTIFICATE-----") {
         "is a certificate; the private key belongs here (PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"
             .into()
@@ -308,7 +314,8 @@ mod tests {
     fn a_signed_jwt_verifies_with_the_public_key_and_carries_the_kid() {
         for (pem, alg) in [(&*RSA_PKCS8, SigningAlg::Rs256), (&*EC_SEC1, SigningAlg::Es256)] {
             let key = PrivateKey::parse(pem).unwrap();
-            let jwt = key.sign_jwt(alg, Some("k-1"), &serde_json::json!({"sub": "me", "exp": 4_000_000_000u64})).unwrap();
+            let jwt =
+                key.sign_jwt(alg, Some("k-1"), &serde_json::json!({"sub": "me", "exp": 4_000_000_000u64})).unwrap();
             let header = jsonwebtoken::decode_header(&jwt).unwrap();
             assert_eq!((header.alg, header.kid.as_deref()), (alg.jsonwebtoken(), Some("k-1")));
             let public = public_pem(pem);
@@ -337,13 +344,15 @@ mod tests {
                     .as_ref()
                     .to_vec(),
             },
-            PrivateKeyDer::Sec1(s) => EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, s.secret_sec1_der())
-                .unwrap()
-                .public_key()
-                .as_der()
-                .unwrap()
-                .as_ref()
-                .to_vec(),
+            PrivateKeyDer::Sec1(s) => {
+                EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, s.secret_sec1_der())
+                    .unwrap()
+                    .public_key()
+                    .as_der()
+                    .unwrap()
+                    .as_ref()
+                    .to_vec()
+            }
             _ => unreachable!(),
         };
         pem("PUBLIC KEY", &spki)

@@ -176,7 +176,11 @@ impl AuthConfig {
     }
 
     /// Rebuilds a config from its stored public part and its opened secrets.
-    pub fn assemble(auth_type: AuthType, public: &Value, secrets: BTreeMap<String, SecretString>) -> Result<Self, String> {
+    pub fn assemble(
+        auth_type: AuthType,
+        public: &Value,
+        secrets: BTreeMap<String, SecretString>,
+    ) -> Result<Self, String> {
         let obj = public.as_object().ok_or("stored config is not an object")?;
         let mut secrets = oauth2::Secrets(secrets);
         let config = match auth_type {

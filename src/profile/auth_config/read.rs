@@ -234,7 +234,12 @@ impl Reader<'_> {
     }
 
     /// A secret string; omitted keeps `kept` (if any). Masked values are refused.
-    pub(super) fn secret(&mut self, field: &str, kept: Option<&SecretString>, allow_empty: bool) -> Option<SecretString> {
+    pub(super) fn secret(
+        &mut self,
+        field: &str,
+        kept: Option<&SecretString>,
+        allow_empty: bool,
+    ) -> Option<SecretString> {
         match self.obj.get(field) {
             None | Some(Value::Null) => match kept {
                 Some(k) => Some(k.clone()),

@@ -351,7 +351,10 @@ fn response_paths(r: &mut Reader<'_>, kept: Option<&ResponsePaths>) -> Option<Re
     };
     let mut ok = true;
     if let Some(extra) = obj.keys().find(|k| !["access_token", "expires_in", "token_type"].contains(&k.as_str())) {
-        r.err(&format!("token_response.{extra}"), "is not a field of token_response (expected: access_token, expires_in, token_type)");
+        r.err(
+            &format!("token_response.{extra}"),
+            "is not a field of token_response (expected: access_token, expires_in, token_type)",
+        );
         ok = false;
     }
     let mut path = |name: &str| -> Option<String> {
@@ -368,8 +371,11 @@ fn response_paths(r: &mut Reader<'_>, kept: Option<&ResponsePaths>) -> Option<Re
             }
         }
     };
-    let paths =
-        ResponsePaths { access_token: path("access_token"), expires_in: path("expires_in"), token_type: path("token_type") };
+    let paths = ResponsePaths {
+        access_token: path("access_token"),
+        expires_in: path("expires_in"),
+        token_type: path("token_type"),
+    };
     ok.then_some(paths)
 }
 
@@ -411,7 +417,11 @@ fn send_as(r: &mut Reader<'_>, kept: Option<&SendAs>) -> Option<SendAs> {
     };
     let prefix = match obj.get("prefix") {
         None | Some(Value::Null) => {
-            if header.eq_ignore_ascii_case("authorization") { "Bearer ".to_owned() } else { String::new() }
+            if header.eq_ignore_ascii_case("authorization") {
+                "Bearer ".to_owned()
+            } else {
+                String::new()
+            }
         }
         Some(Value::String(p)) if p.len() <= 256 && !has_control_chars(p) && !p.contains(super::MASK) => p.clone(),
         Some(_) => {
@@ -517,7 +527,10 @@ mod tests {
         let cases = [
             (json!({"token_params": [{"key": "grant_type", "value": "x"}]}), "config.token_params[0].key"),
             (json!({"token_params": [{"key": "a"}]}), "config.token_params[0].value"),
-            (json!({"token_params": [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]}), "config.token_params[1].key"),
+            (
+                json!({"token_params": [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]}),
+                "config.token_params[1].key",
+            ),
             (json!({"token_headers": [{"key": "Bad Header", "value": "1"}]}), "config.token_headers[0].key"),
             (json!({"token_headers": [{"key": "Authorization", "value": "1"}]}), "config.token_headers[0].key"),
             (json!({"token_headers": [{"key": "X-A", "value": "a\nb"}]}), "config.token_headers[0].value"),

@@ -224,6 +224,8 @@ impl ProfileStore {
             .await
             .map_err(|e| name_conflict(e, &name))?;
         tx.execute("DELETE FROM auth_profile_secrets WHERE profile_id = $1", &[&id]).await?;
+        // Tokens of older versions are never used again (the version is in their key).
+        tx.execute("DELETE FROM shared_tokens WHERE profile_id = $1", &[&id]).await?;
         self.write_secrets(&tx, workspace_id, id, &config).await?;
         let profile = profile_from_row(&row, config)?;
         record_change(&tx, actor, "profile.updated", &profile, json!({ "changed": changed })).await?;

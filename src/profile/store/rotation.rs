@@ -15,6 +15,8 @@ use crate::profile::Actor;
 pub struct RotationReport {
     pub profiles: u64,
     pub secrets: u64,
+    /// Shared OAuth 2.0 tokens under older keys, dropped rather than resealed.
+    pub shared_tokens_dropped: u64,
 }
 
 impl ProfileStore {
@@ -40,6 +42,12 @@ impl ProfileStore {
     pub async fn rotate_keys(&self) -> Result<RotationReport, StoreError> {
         let current = self.keys.current_key_id().to_owned();
         let mut report = RotationReport::default();
+        // Shared OAuth tokens are a cache: those under older keys are dropped, not resealed
+        // (the next job fetches a fresh one, sealed under the current key).
+        let client = self.pool.get().await?;
+        report.shared_tokens_dropped =
+            client.execute("DELETE FROM shared_tokens WHERE key_id <> $1", &[&current]).await?;
+        drop(client);
         loop {
             let client = self.pool.get().await?;
             let ids: Vec<Uuid> = client

@@ -137,10 +137,8 @@ impl AuthServer {
             counters: Counters::default(),
             token_url: format!("http://{addr}/token"),
         });
-        let app = Router::new()
-            .route("/token", post(token))
-            .route("/api/{*rest}", any(api))
-            .with_state(Arc::clone(&server));
+        let app =
+            Router::new().route("/token", post(token)).route("/api/{*rest}", any(api)).with_state(Arc::clone(&server));
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, server }
     }
@@ -264,8 +262,9 @@ fn client_credentials(server: &Server, headers: &HeaderMap, form: &TokenForm) ->
         if form.client_assertion_type.as_deref() != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
             return Err(invalid("client_assertion_type".into()));
         }
-        let claims = verify(server, &clients, assertion, &[server.token_url.clone()], Duration::from_secs(300))
-            .map_err(invalid)?;
+        let claims =
+            verify(server, &clients, assertion, std::slice::from_ref(&server.token_url), Duration::from_secs(300))
+                .map_err(invalid)?;
         let (iss, sub) = (claims["iss"].as_str().unwrap_or(""), claims["sub"].as_str().unwrap_or(""));
         if iss != sub || form.client_id.as_deref().is_some_and(|id| id != iss) {
             return Err(invalid(format!("iss {iss} / sub {sub} / client_id {:?}", form.client_id)));
@@ -279,7 +278,8 @@ fn client_credentials(server: &Server, headers: &HeaderMap, form: &TokenForm) ->
                 .map_err(|_| invalid("basic credentials are not base64".into()))?;
             let text = String::from_utf8(decoded).map_err(|_| invalid("basic credentials are not text".into()))?;
             let (id, secret) = text.split_once(':').ok_or_else(|| invalid("no `:` in basic credentials".into()))?;
-            let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().unwrap().1.into_owned();
+            let decode =
+                |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().unwrap().1.into_owned();
             (decode(id), decode(secret))
         }
         (_, Some(id)) => (id.clone(), form.client_secret.clone().unwrap_or_default()),
@@ -352,9 +352,7 @@ async fn api(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response 
     };
     let issued = server.issued.lock().unwrap();
     match issued.get(token) {
-        Some(t) if arrived <= t.valid_until => {
-            Json(json!({"client": t.client, "scope": t.scope})).into_response()
-        }
+        Some(t) if arrived <= t.valid_until => Json(json!({"client": t.client, "scope": t.scope})).into_response(),
         Some(_) => {
             server.counters.stale.fetch_add(1, Ordering::SeqCst);
             (StatusCode::UNAUTHORIZED, Json(json!({"error": "token expired"}))).into_response()

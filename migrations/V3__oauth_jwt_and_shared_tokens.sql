@@ -20,3 +20,8 @@ CREATE TABLE shared_tokens (
     PRIMARY KEY (profile_id, version, params_digest)
 );
 CREATE INDEX shared_tokens_key_id ON shared_tokens (key_id);
+
+-- The JWT-bearer grant is a profile type of its own.
+ALTER TABLE auth_profiles DROP CONSTRAINT auth_profiles_auth_type_check;
+ALTER TABLE auth_profiles ADD CONSTRAINT auth_profiles_auth_type_check
+    CHECK (auth_type IN ('bearer', 'api_key', 'basic', 'oauth2_client_credentials', 'oauth2_jwt_bearer'));
