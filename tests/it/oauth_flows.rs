@@ -359,3 +359,39 @@ async fn three_worker_processes_share_one_token_for_a_cold_burst_and_one_refetch
     .await;
     drop(api);
 }
+
+#[tokio::test]
+async fn a_certificate_credential_names_its_certificate_by_thumbprint_as_entra_asks() {
+    let auth = AuthServer::start().await;
+    let key = TestKey::rsa();
+    let (certificate, thumbprint) = key.certificate();
+    auth.register_certificate("entra-app", &key, &thumbprint);
+    let h = spawn_worker().await;
+    let config = json!({"client_id": "entra-app", "client_auth": "private_key_jwt", "token_endpoint": auth.token_url(),
+                        "private_key": key.private_pem, "certificate": certificate});
+    let profile =
+        h.create_profile("acme", json!({"name": "entra", "type": "oauth2_client_credentials", "config": config})).await;
+
+    h.broker.publish_job(&job("entra", Phase::PreCall).to(&auth.api_url("graph")).profile(&profile)).await;
+    let result = h.results.next(WAIT).await;
+
+    assert_succeeded(&result);
+    assert!(auth.refusals().is_empty(), "{:?}", auth.refusals());
+    let (_, read) = h.get(&format!("/v1/workspaces/acme/auth-profiles/{profile}")).await;
+    let shown = &read["config"]["certificate"];
+    assert!(shown["subject"].is_string() && shown["not_after"].is_string(), "{read}");
+    assert_eq!(shown["fingerprint_sha256"].as_str().map(str::len), Some(64));
+    // A certificate of another key is refused when saved.
+    let (other, _) = TestKey::rsa().certificate();
+    let mut mismatched = config.clone();
+    mismatched["certificate"] = json!(other);
+    let (status, body) = h
+        .post(
+            "/v1/workspaces/acme/auth-profiles",
+            json!({"name": "mismatch", "type": "oauth2_client_credentials", "config": mismatched}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["details"][0]["field"], "config.certificate");
+    h.stop().await;
+}

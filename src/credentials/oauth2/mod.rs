@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use url::form_urlencoded;
 
 use crate::credentials::redact::{REDACTED, Redactor, truncate_chars};
+use crate::profile::auth_config::keys::JwtHeaders;
 use crate::profile::auth_config::{ClientAuth, JwtSigning, ResponsePaths, TokenGrant, TokenOptions};
 use reply::{junk_message, parse_fields, parse_seconds, path_of, redactor_for};
 
@@ -421,10 +422,8 @@ const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 fn sign(signing: &JwtSigning, claims: &Assertion<'_>) -> Result<String, TokenError> {
-    signing
-        .key
-        .sign_jwt(signing.alg(), signing.key_id.as_deref(), claims)
-        .map_err(|e| TokenError::Request(crate::error_text::chain(&e)))
+    let headers = JwtHeaders { kid: signing.key_id.as_deref(), certificate: signing.certificate.as_ref() };
+    signing.key.sign_jwt(signing.alg(), headers, claims).map_err(|e| TokenError::Request(crate::error_text::chain(&e)))
 }
 
 /// `Authorization: Basic` as RFC 6749 §2.3.1 wants it: id and secret are

@@ -81,6 +81,8 @@ impl KeyKind {
 pub struct PrivateKey {
     pem: SecretString,
     kind: KeyKind,
+    /// The public key, DER (SubjectPublicKeyInfo).
+    public_der: Vec<u8>,
     fingerprint: String,
     signer: Arc<jsonwebtoken::EncodingKey>,
 }
@@ -115,7 +117,7 @@ impl PrivateKey {
             _ => return Err("is not an RSA or EC P-256 private key".into()),
         };
         let fingerprint = hex(&Sha256::digest(&public_der));
-        Ok(Self { pem: SecretString::from(pem.to_owned()), kind, fingerprint, signer: Arc::new(signer) })
+        Ok(Self { pem: SecretString::from(pem.to_owned()), kind, public_der, fingerprint, signer: Arc::new(signer) })
     }
 
     pub fn pem(&self) -> &SecretString {
@@ -124,6 +126,11 @@ impl PrivateKey {
 
     pub fn kind(&self) -> KeyKind {
         self.kind
+    }
+
+    /// The public key as DER (SubjectPublicKeyInfo).
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.public_der
     }
 
     /// SHA-256 of the DER public key (SubjectPublicKeyInfo), hex: what
@@ -154,11 +161,29 @@ impl PrivateKey {
 
     /// A compact JWS of `claims`, signed with `alg` (checked against the key
     /// when the profile was saved), with `kid` in the header when given.
-    pub fn sign_jwt<T: Serialize>(&self, alg: SigningAlg, kid: Option<&str>, claims: &T) -> Result<String, SignError> {
+    pub fn sign_jwt<T: Serialize>(
+        &self,
+        alg: SigningAlg,
+        headers: JwtHeaders<'_>,
+        claims: &T,
+    ) -> Result<String, SignError> {
         let mut header = jsonwebtoken::Header::new(alg.jsonwebtoken());
-        header.kid = kid.map(str::to_owned);
+        header.kid = headers.kid.map(str::to_owned);
+        if let Some(certificate) = headers.certificate {
+            header.x5t = Some(certificate.x5t_sha1());
+            header.x5t_s256 = Some(certificate.x5t_s256());
+        }
         jsonwebtoken::encode(&header, claims, &self.signer).map_err(SignError)
     }
+}
+
+/// What a signed JWT's header names besides its algorithm.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JwtHeaders<'a> {
+    /// `kid`.
+    pub kid: Option<&'a str>,
+    /// The signing key's certificate: `x5t` and `x5t#S256` (Microsoft Entra wants them).
+    pub certificate: Option<&'a super::certs::Certificate>,
 }
 
 /// Signing failed (a key the crypto library turned down after all).
@@ -314,8 +339,13 @@ mod tests {
     fn a_signed_jwt_verifies_with_the_public_key_and_carries_the_kid() {
         for (pem, alg) in [(&*RSA_PKCS8, SigningAlg::Rs256), (&*EC_SEC1, SigningAlg::Es256)] {
             let key = PrivateKey::parse(pem).unwrap();
-            let jwt =
-                key.sign_jwt(alg, Some("k-1"), &serde_json::json!({"sub": "me", "exp": 4_000_000_000u64})).unwrap();
+            let jwt = key
+                .sign_jwt(
+                    alg,
+                    JwtHeaders { kid: Some("k-1"), certificate: None },
+                    &serde_json::json!({"sub": "me", "exp": 4_000_000_000u64}),
+                )
+                .unwrap();
             let header = jsonwebtoken::decode_header(&jwt).unwrap();
             assert_eq!((header.alg, header.kid.as_deref()), (alg.jsonwebtoken(), Some("k-1")));
             let public = public_pem(pem);

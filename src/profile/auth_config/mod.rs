@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub mod certs;
 pub mod keys;
 pub mod oauth2;
 mod read;

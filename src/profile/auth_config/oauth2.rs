@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use super::certs::Certificate;
 use super::keys::{PrivateKey, SigningAlg};
 use super::{View, mask};
 
@@ -115,13 +116,16 @@ pub struct TokenOptions {
     pub send_as: SendAs,
 }
 
-/// The key a JWT is signed with, its `kid`, and the algorithm if the profile chose one.
+/// The key a JWT is signed with, its `kid`, the algorithm if the profile
+/// chose one, and the key's certificate if given (its thumbprints go in the
+/// header as `x5t` and `x5t#S256`, as Microsoft Entra asks).
 #[derive(Debug, Clone)]
 pub struct JwtSigning {
     pub key: PrivateKey,
     pub key_id: Option<String>,
     /// As configured; the key's own algorithm when `None`.
     pub alg: Option<SigningAlg>,
+    pub certificate: Option<Certificate>,
 }
 
 impl JwtSigning {
@@ -291,6 +295,12 @@ fn signing_json(signing: &JwtSigning, view: View, value: &mut Value) {
     }
     value["key_id"] = json!(signing.key_id);
     value["signing_alg"] = json!(signing.alg.map(SigningAlg::as_str));
+    if let Some(certificate) = &signing.certificate {
+        value["certificate"] = match view {
+            View::Masked => serde_json::to_value(certificate.view()).expect("a certificate view serializes"),
+            View::Stored => json!(certificate.pem()),
+        };
+    }
 }
 
 fn options_json(options: &TokenOptions, view: View, value: &mut Value) {
@@ -354,7 +364,11 @@ fn signing_from_stored(stored: &Map<String, Value>, pem: &SecretString) -> Resul
         None => None,
         Some(a) => Some(SigningAlg::parse(&a).ok_or_else(|| format!("stored signing_alg `{a}` is unknown"))?),
     };
-    Ok(JwtSigning { key, key_id: text(stored, "key_id"), alg })
+    let certificate = match text(stored, "certificate") {
+        None => None,
+        Some(pem) => Some(Certificate::parse(&pem).map_err(|e| format!("stored certificate {e}"))?),
+    };
+    Ok(JwtSigning { key, key_id: text(stored, "key_id"), alg, certificate })
 }
 
 fn options_from_stored(stored: &Map<String, Value>, secrets: &mut Secrets) -> Result<TokenOptions, String> {

@@ -5,6 +5,7 @@
 use secrecy::SecretString;
 use serde_json::Value;
 
+use super::certs::Certificate;
 use super::keys::{PrivateKey, SigningAlg};
 use super::oauth2::{
     ClientAuth, JwtBearerConfig, JwtSigning, OAuth2Config, ParamValue, ResponsePaths, SendAs, TokenOptions, TokenParam,
@@ -37,6 +38,7 @@ pub(super) fn client_credentials(r: &mut Reader<'_>, kept: Option<&OAuth2Config>
         "private_key",
         "key_id",
         "signing_alg",
+        "certificate",
         "token_params",
         "token_headers",
         "token_response",
@@ -96,6 +98,7 @@ pub(super) fn jwt_bearer(r: &mut Reader<'_>, kept: Option<&JwtBearerConfig>) -> 
         "private_key",
         "key_id",
         "signing_alg",
+        "certificate",
         "token_params",
         "token_headers",
         "token_response",
@@ -170,10 +173,25 @@ fn signing(r: &mut Reader<'_>, kept: Option<&JwtSigning>) -> Option<Option<JwtSi
             None
         }
     };
-    let (key, alg) = (key?, alg?);
+    let certificate = match r.obj.get("certificate") {
+        None => Some(kept.and_then(|s| s.certificate.clone())),
+        Some(Value::Null) => Some(None),
+        Some(Value::String(pem)) if pem.len() <= MAX_PEM_LEN => match Certificate::parse(pem) {
+            Ok(certificate) => Some(Some(certificate)),
+            Err(message) => {
+                r.err("certificate", message);
+                None
+            }
+        },
+        Some(_) => {
+            r.err("certificate", "must be a string: the PEM certificate of the private key");
+            None
+        }
+    };
+    let (key, alg, certificate) = (key?, alg?, certificate?);
     let Some(key) = key else {
-        if alg.is_some() || key_id.is_some() {
-            r.err("private_key", "is required when key_id or signing_alg is set");
+        if alg.is_some() || key_id.is_some() || certificate.is_some() {
+            r.err("private_key", "is required when key_id, signing_alg or certificate is set");
             return None;
         }
         return Some(None);
@@ -184,7 +202,13 @@ fn signing(r: &mut Reader<'_>, kept: Option<&JwtSigning>) -> Option<Option<JwtSi
         r.err("signing_alg", message);
         return None;
     }
-    Some(Some(JwtSigning { key, key_id, alg }))
+    if let Some(certificate) = &certificate
+        && !certificate.matches(&key)
+    {
+        r.err("certificate", "does not certify the private key (their public keys differ)");
+        return None;
+    }
+    Some(Some(JwtSigning { key, key_id, alg, certificate }))
 }
 
 fn check_pem(pem: &str) -> Result<(), String> {

@@ -51,6 +51,17 @@ impl TestKey {
         Self { private_pem: pair.serialize_pem(), public_pem: pair.public_key_pem(), alg: Algorithm::RS256 }
     }
 
+    /// A self-signed certificate of this key (PEM), and its `x5t#S256` thumbprint.
+    pub fn certificate(&self) -> (String, String) {
+        let pair = rcgen::KeyPair::from_pem(&self.private_pem).expect("the key reads back");
+        let cert = rcgen::CertificateParams::new(vec!["client.example".into()]).unwrap().self_signed(&pair).unwrap();
+        let thumbprint = {
+            use sha2::Digest as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(cert.der()))
+        };
+        (cert.pem(), thumbprint)
+    }
+
     fn decoding_key(&self) -> DecodingKey {
         match self.alg {
             Algorithm::RS256 => DecodingKey::from_rsa_pem(self.public_pem.as_bytes()).expect("an RSA public key"),
@@ -62,7 +73,7 @@ impl TestKey {
 /// What a client authenticates with.
 enum Registered {
     Secret(String),
-    Key { key: DecodingKey, alg: Algorithm, kid: Option<String> },
+    Key { key: DecodingKey, alg: Algorithm, kid: Option<String>, x5t_s256: Option<String> },
 }
 
 /// How the server shapes a token reply.
@@ -159,7 +170,16 @@ impl AuthServer {
     /// Registers `key`'s public half for `client` (a client id, or the
     /// issuer of JWT-bearer assertions); `kid`, when given, must match.
     pub fn register_key(&self, client: &str, key: &TestKey, kid: Option<&str>) {
-        let registered = Registered::Key { key: key.decoding_key(), alg: key.alg, kid: kid.map(str::to_owned) };
+        let registered =
+            Registered::Key { key: key.decoding_key(), alg: key.alg, kid: kid.map(str::to_owned), x5t_s256: None };
+        self.server.clients.lock().unwrap().insert(client.into(), registered);
+    }
+
+    /// Registers `key` for `client` by its certificate, as Microsoft Entra
+    /// does: assertions must name it by `x5t#S256` (the thumbprint given).
+    pub fn register_certificate(&self, client: &str, key: &TestKey, thumbprint: &str) {
+        let registered =
+            Registered::Key { key: key.decoding_key(), alg: key.alg, kid: None, x5t_s256: Some(thumbprint.into()) };
         self.server.clients.lock().unwrap().insert(client.into(), registered);
     }
 
@@ -320,11 +340,14 @@ fn verify(
         serde_json::from_slice(&bytes).map_err(|e| e.to_string())?
     };
     let issuer = unverified["iss"].as_str().ok_or("no iss")?;
-    let Some(Registered::Key { key, alg, kid }) = clients.get(issuer) else {
+    let Some(Registered::Key { key, alg, kid, x5t_s256 }) = clients.get(issuer) else {
         return Err(format!("no key registered for {issuer}"));
     };
     if header.alg != *alg || header.kid != *kid {
         return Err(format!("alg {:?} / kid {:?} do not match the registration", header.alg, header.kid));
+    }
+    if x5t_s256.is_some() && header.x5t_s256 != *x5t_s256 {
+        return Err(format!("x5t#S256 {:?} does not name the registered certificate", header.x5t_s256));
     }
     let mut validation = Validation::new(*alg);
     validation.set_audience(audiences);
