@@ -605,9 +605,38 @@ struct Report {
     burst_jobs: usize,
     burst_token_requests: u64,
     burst_p99_ms: f64,
+    /// The same burst on another cold profile, spread over 3 worker processes.
+    fleet_burst_token_requests: u64,
+    fleet_burst_p99_ms: f64,
     memory_jobs: usize,
     memory_peak_rss_mib: f64,
     scaling: Vec<Scaling>,
+}
+
+/// `n` during-call jobs published at once on a cold OAuth profile named
+/// `name`, to the workers running now: token requests, and the p99 from
+/// publish to result (ms).
+async fn oauth_burst(env: &mut Env, name: &str, n: usize) -> anyhow::Result<(u64, f64)> {
+    let oauth = env
+        .profile(
+            name,
+            "oauth2_client_credentials",
+            json!({"client_id": "bench", "client_secret": "bench-client-secret-0123", "token_endpoint": format!("http://{}/token", env.upstream)}),
+        )
+        .await?;
+    eprintln!("burst: {n} during-call jobs on the cold OAuth profile {name}");
+    let before = env.counters.token_requests.load(Ordering::SeqCst);
+    let jobs: Vec<Vec<u8>> =
+        (0..n).map(|i| env.job(&format!("{name}-{i}"), Phase::DuringCall, &oauth, "/ok")).collect();
+    let start = Instant::now();
+    env.publish_many(&env.broker.names.actions_exchange(), "during_call", jobs).await?;
+    let received = env.collect(n, Duration::from_secs(120)).await?;
+    let mut lat: Vec<f64> = received.iter().map(|(t, _)| (*t - start).as_secs_f64() * 1000.0).collect();
+    lat.sort_by(f64::total_cmp);
+    if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
+        bail!("a burst job did not succeed: {bad}");
+    }
+    Ok((env.counters.token_requests.load(Ordering::SeqCst) - before, percentile(&lat, 99.0)))
 }
 
 async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
@@ -680,30 +709,18 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
         };
     }
 
-    // OAuth burst on a cold profile.
-    let oauth = env
-        .profile(
-            "bench-oauth",
-            "oauth2_client_credentials",
-            json!({"client_id": "bench", "client_secret": "bench-client-secret-0123", "token_endpoint": format!("http://{}/token", env.upstream)}),
-        )
-        .await?;
+    // OAuth burst on a cold profile: one worker process, then three.
     let burst = sizes.burst_jobs;
-    eprintln!("burst: {burst} during-call jobs on a cold OAuth profile");
-    let before = env.counters.token_requests.load(Ordering::SeqCst);
-    let jobs: Vec<Vec<u8>> = (0..burst).map(|i| env.job(&format!("o{i}"), Phase::DuringCall, &oauth, "/ok")).collect();
-    let start = Instant::now();
-    env.publish_many(&env.broker.names.actions_exchange(), "during_call", jobs).await?;
-    let received = env.collect(burst, Duration::from_secs(120)).await?;
-    let mut lat: Vec<f64> = received.iter().map(|(t, _)| (*t - start).as_secs_f64() * 1000.0).collect();
-    lat.sort_by(f64::total_cmp);
     report.burst_jobs = burst;
-    report.burst_p99_ms = percentile(&lat, 99.0);
-    report.burst_token_requests = env.counters.token_requests.load(Ordering::SeqCst) - before;
-    if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
-        bail!("a burst job did not succeed: {bad}");
-    }
+    (report.burst_token_requests, report.burst_p99_ms) = oauth_burst(env, "bench-oauth", burst).await?;
     stop(worker);
+    let mut fleet: Vec<Process> = (0..3).map(|_| env.worker(&[])).collect();
+    for worker in &mut fleet {
+        worker.wait_ready(Duration::from_secs(60)).await;
+    }
+    (report.fleet_burst_token_requests, report.fleet_burst_p99_ms) =
+        oauth_burst(env, "bench-oauth-fleet", burst).await?;
+    fleet.into_iter().for_each(stop);
 
     // Memory: large responses, capped in results.
     let m = sizes.memory_jobs;
@@ -962,6 +979,11 @@ fn print_report(r: &Report) {
     if r.burst_jobs > 0 {
         println!("| OAuth burst: token requests for {} jobs | {} | – | = 1 |", r.burst_jobs, r.burst_token_requests);
         println!("| OAuth burst p99 (ms) | {:.1} | – | – |", r.burst_p99_ms);
+        println!(
+            "| OAuth burst on 3 worker processes: token requests for {} jobs | {} | – | = 1 |",
+            r.burst_jobs, r.fleet_burst_token_requests
+        );
+        println!("| OAuth burst on 3 worker processes p99 (ms) | {:.1} | – | – |", r.fleet_burst_p99_ms);
         println!(
             "| peak RSS, {} jobs with 1 MiB responses (MiB) | {:.1} | – | ≤ 256 |",
             r.memory_jobs, r.memory_peak_rss_mib
