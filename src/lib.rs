@@ -22,7 +22,7 @@
 //! | [`metrics`] | Prometheus metrics with bounded, typed labels |
 //! | [`credentials`] | applying credentials to requests; the redactor; OAuth 2.0 tokens and their cache; probes |
 //! | [`executor`] | one job to a result: deadline budget, attempts, retry classification |
-//! | [`queue`] | RabbitMQ as transport: connect, topology, publisher, settle, headers, replay |
+//! | [`queue`] | RabbitMQ as transport: connect, topology, publisher, settle, headers, replay, publish and await (RPC) |
 //! | [`outbox`] | the relay that publishes committed profile events |
 //! | [`worker`] | the runtime: the single-job step, lanes, the profile-event consumer, the supervisor |
 //! | [`api`] | the admin HTTP API (axum), health and metrics endpoints, the admin page |

@@ -3,11 +3,13 @@
 //! - this file: the commands (clap) and `run`, `migrate`, `keys`;
 //! - [`profiles`]: `authrelay profiles …`, with [`secrets`] reading secrets
 //!   from files or a no-echo prompt, never from the command line;
-//! - [`replay`]: `authrelay replay`.
+//! - [`replay`]: `authrelay replay`;
+//! - [`send`]: `authrelay send`, publishing one job and waiting for its result.
 
 mod profiles;
 mod replay;
 mod secrets;
+pub mod send;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -19,6 +21,7 @@ use crate::db::Database;
 use crate::profile::ProfileStore;
 pub use profiles::ProfilesCommand;
 pub use replay::ReplayArgs;
+pub use send::SendArgs;
 
 #[derive(Debug, Parser)]
 #[command(name = "authrelay", version, about = "Runs call-platform HTTP actions with stored, encrypted Auth Profiles")]
@@ -45,6 +48,8 @@ pub enum Command {
     Keys(KeysCommand),
     /// Move parked jobs back to their work queue.
     Replay(ReplayArgs),
+    /// Publish one job, wait for its result and print it (exit 0 succeeded, 1 other outcome, 2 no result).
+    Send(SendArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +104,7 @@ pub async fn execute(command: Command, env: &dyn EnvSource) -> anyhow::Result<i3
             Ok(0)
         }
         Command::Replay(args) => replay::run(args, env).await,
+        Command::Send(args) => send::run(args, env).await,
         Command::Profiles(cmd) => {
             let store = open_store(env, true).await?;
             profiles::run(cmd, &store).await

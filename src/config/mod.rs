@@ -20,7 +20,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::crypto::{CryptoError, KeyRing};
 
+mod variables;
 mod worker;
+pub use variables::{FOREIGN_VARIABLES, VARIABLES, is_known};
 pub use worker::{PhaseConfig, RetryDelays, TokenSharing, WorkerConfig, parse_duration};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/authrelay";
@@ -142,6 +144,30 @@ impl DatabaseConfig {
     }
 }
 
+/// How to reach RabbitMQ, and the names to use there: all that a client such
+/// as `authrelay send` needs (it reads no key, token or database setting).
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// May carry a password, hence secret.
+    pub url: SecretString,
+    /// Prefix of every exchange and queue name (`authrelay` → `authrelay.actions`).
+    pub prefix: String,
+}
+
+impl BrokerConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let prefix = non_empty(env, "AUTHRELAY_AMQP_PREFIX").unwrap_or_else(|| "authrelay".to_owned());
+        if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(ConfigError::Invalid {
+                var: "AUTHRELAY_AMQP_PREFIX".into(),
+                reason: "use letters, digits, `-`, `_` and `.` only".into(),
+            });
+        }
+        let url = non_empty(env, "AUTHRELAY_AMQP_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
+        Ok(Self { url: SecretString::from(url), prefix })
+    }
+}
+
 /// The admin API's bearer token, with the label recorded in the audit log.
 #[derive(Clone)]
 pub struct AdminToken {
@@ -221,19 +247,11 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let amqp_prefix = non_empty(env, "AUTHRELAY_AMQP_PREFIX").unwrap_or_else(|| "authrelay".to_owned());
-        if !amqp_prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(ConfigError::Invalid {
-                var: "AUTHRELAY_AMQP_PREFIX".into(),
-                reason: "use letters, digits, `-`, `_` and `.` only".into(),
-            });
-        }
+        let broker = BrokerConfig::from_env(env)?;
         Ok(Self {
             database: DatabaseConfig::from_env(env)?,
-            amqp_url: SecretString::from(
-                non_empty(env, "AUTHRELAY_AMQP_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned()),
-            ),
-            amqp_prefix,
+            amqp_url: broker.url,
+            amqp_prefix: broker.prefix,
             key_ring: Arc::new(key_ring),
             admin_token,
             http_addr,

@@ -141,7 +141,7 @@ impl Metrics {
             }
         }));
         let profile_lookups = b.counters("authrelay_profile_lookups_total", "Profile lookups by workers", &["result"]);
-        Self {
+        let metrics = Self {
             http_requests: b.counters(
                 "authrelay_http_requests_total",
                 "Admin API requests by route template, method and status class",
@@ -204,6 +204,44 @@ impl Metrics {
                 .expect("valid metric"),
             ),
             registry: b.registry,
+        };
+        metrics.start_at_zero();
+        metrics
+    }
+
+    /// Creates every series of the fixed label sets at zero. An alert on
+    /// `increase(counter[5m]) > 0` never sees a counter's first event when its
+    /// series only appears then (at 1, with no earlier sample to rise from),
+    /// and a dashboard would show "no data" instead of 0. (HTTP requests are
+    /// left out: their routes are only known to the API.)
+    fn start_at_zero(&self) {
+        for phase in Phase::ALL {
+            let p = phase.as_str();
+            for reason in RetryReason::ALL {
+                self.retries.with_label_values(&[p, reason.as_str()]);
+            }
+            for reason in DeferReason::ALL {
+                self.deferred.with_label_values(&[p, reason.as_str()]);
+            }
+            for kind in ErrorKind::ALL {
+                self.parked.with_label_values(&[p, kind.as_str()]);
+            }
+            self.replayed.with_label_values(&[p]);
+            self.consumer_stalls(phase);
+            self.consumer_starts(Consumer::Lane(phase));
+        }
+        self.consumer_starts(Consumer::ProfileEvents);
+        for result in TokenLookup::ALL {
+            self.token_lookups.with_label_values(&[result.as_str()]);
+        }
+        for result in ProfileLookup::ALL {
+            self.profile_lookups.with_label_values(&[result.as_str()]);
+        }
+        for result in EventOutcome::ALL {
+            self.events.with_label_values(&[result.as_str()]);
+        }
+        for change in ProfileChange::ALL {
+            self.profile_changes.with_label_values(&[change.as_str()]);
         }
     }
 
@@ -305,6 +343,25 @@ mod tests {
         assert_eq!(value(&m, r#"authrelay_job_duration_seconds_count{outcome="expired",phase="during_call"}"#), 1.0);
         assert_eq!(value(&m, r#"authrelay_jobs_in_flight{phase="post_call"}"#), 1.0);
         assert_eq!(value(&m, r#"authrelay_jobs_in_flight{phase="pre_call"}"#), 0.0);
+    }
+
+    #[test]
+    fn every_series_of_a_fixed_label_set_exists_at_zero_before_its_first_event() {
+        let m = Metrics::new();
+        for series in [
+            r#"authrelay_consumer_stalls_total{lane="during_call"}"#,
+            r#"authrelay_retries_total{phase="pre_call",reason="error"}"#,
+            r#"authrelay_jobs_deferred_total{phase="post_call",reason="database_unavailable"}"#,
+            r#"authrelay_jobs_parked_total{error_kind="profile_unusable",phase="during_call"}"#,
+            r#"authrelay_token_lookups_total{result="error"}"#,
+            r#"authrelay_profile_lookups_total{result="error"}"#,
+            r#"authrelay_profile_events_total{result="malformed"}"#,
+            r#"authrelay_consumer_starts_total{lane="profile_events"}"#,
+            r#"authrelay_jobs_replayed_total{phase="post_call"}"#,
+            r#"authrelay_profile_changes_total{change="deleted"}"#,
+        ] {
+            assert_eq!(value(&m, series), 0.0, "{series}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! RabbitMQ as transport, and nothing more: connecting, the topology
 //! (contract section 2) and every name in it, the confirmed publisher,
 //! settling a delivery (publish what it calls for, then ack), the
-//! `x-authrelay-*` headers, and replay (moving parked jobs back).
+//! `x-authrelay-*` headers, replay (moving parked jobs back), and publish and
+//! await (the RPC pattern, for callers that wait for a job's result).
 //!
 //! What a job *means* is decided above, in `worker`; this module only carries
 //! messages and their [`settle::Disposition`].
@@ -10,6 +11,7 @@ pub mod connect;
 pub mod headers;
 pub mod publisher;
 pub mod replay;
+pub mod rpc;
 pub mod settle;
 pub mod topology;
 

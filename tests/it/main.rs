@@ -37,6 +37,11 @@ mod token_endpoint_trouble;
 // The code itself
 mod architecture;
 
+// Getting started and operating it: the quick start, the producer examples, deploy/
+mod examples;
+mod ops_kit;
+mod quick_start;
+
 // Around the worker
 mod cli;
 mod database_tls;
@@ -44,6 +49,7 @@ mod logs;
 mod profile_events;
 mod properties;
 mod replay;
+mod send;
 
 /// How long a test waits for what should come at once (a result, a parked message).
 const WAIT: Duration = Duration::from_secs(20);
