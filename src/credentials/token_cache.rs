@@ -24,7 +24,7 @@
 //!   request per key per `failure_ttl` instead of one per job. A failed
 //!   refresh does not take away a token that is still valid.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::oauth2::{AccessToken, TokenClient, TokenError};
-use super::token_store::{Obtained, SharedTokens, TokenKey};
+use super::token_store::{Obtained, SharedTokens, TokenKey, token_digest};
 use crate::profile::AuthConfig;
 use crate::profile::auth_config::TokenGrant;
 
@@ -125,9 +125,15 @@ struct Inner {
     /// Tokens shared with the other processes of the fleet, if so configured.
     shared: Option<SharedTokens>,
     entries: Mutex<HashMap<TokenKey, Entry>>,
+    /// Digests of the tokens targets refused lately (a 401), newest last: never
+    /// adopted from the fleet's store again, even before their rows are gone.
+    refused: Mutex<VecDeque<[u8; 32]>>,
     /// Tells a finished fetch whether it is still the one its entry waits for.
     next_fetch_id: AtomicU64,
 }
+
+/// How many refused tokens are remembered.
+const REFUSED_REMEMBERED: usize = 64;
 
 #[derive(Default)]
 struct Entry {
@@ -166,8 +172,14 @@ enum Step {
 
 impl TokenCache {
     pub fn new(client: TokenClient, settings: TokenCacheSettings, shared: Option<SharedTokens>) -> Self {
-        let inner =
-            Inner { client, settings, shared, entries: Mutex::new(HashMap::new()), next_fetch_id: AtomicU64::new(0) };
+        let inner = Inner {
+            client,
+            settings,
+            shared,
+            entries: Mutex::new(HashMap::new()),
+            refused: Mutex::default(),
+            next_fetch_id: AtomicU64::new(0),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -249,6 +261,16 @@ impl TokenCache {
     /// caller fetches again, so the whole fleet refetches once.
     pub async fn reject(&self, source: &TokenSource, rejected: &Arc<AccessToken>) {
         {
+            let mut refused = crate::lock::lock(&self.inner.refused);
+            let digest = token_digest(&rejected.value);
+            if !refused.contains(&digest) {
+                if refused.len() == REFUSED_REMEMBERED {
+                    refused.pop_front();
+                }
+                refused.push_back(digest);
+            }
+        }
+        {
             let mut entries = self.inner.entries();
             if let Some(entry) = entries.get_mut(&source.key)
                 && entry.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, rejected))
@@ -300,7 +322,9 @@ impl Inner {
         let fetch = || self.client.fetch(source.grant(), timeout);
         match (&self.shared, &source.workspace_id) {
             (Some(shared), Some(workspace_id)) => {
-                shared.obtain(source.key, workspace_id, self.settings.max_refresh_margin, timeout, fetch).await
+                let refused: Vec<[u8; 32]> = crate::lock::lock(&self.refused).iter().copied().collect();
+                let margin = self.settings.max_refresh_margin;
+                shared.obtain(source.key, workspace_id, margin, &refused, timeout, fetch).await
             }
             _ => Ok((fetch().await?, Obtained::Fetched)),
         }

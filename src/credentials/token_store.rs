@@ -86,9 +86,10 @@ impl std::fmt::Debug for SharedTokens {
     }
 }
 
-/// A stored token is adopted while it is not yet due for renewal.
-fn fit_to_adopt(token: &AccessToken, max_refresh_margin: Duration) -> bool {
-    Instant::now() < token.refresh_at(max_refresh_margin)
+/// A stored token is adopted while it is not yet due for renewal, and unless
+/// a target of this process refused it (its row may not be deleted yet).
+fn fit_to_adopt(token: &AccessToken, max_refresh_margin: Duration, refused: &[[u8; 32]]) -> bool {
+    Instant::now() < token.refresh_at(max_refresh_margin) && !refused.contains(&token_digest(&token.value))
 }
 
 impl SharedTokens {
@@ -96,7 +97,8 @@ impl SharedTokens {
         Self { pool, keys }
     }
 
-    /// A token for `key`: a stored one not yet due for renewal, or one that
+    /// A token for `key`: a stored one not yet due for renewal and not among
+    /// the `refused` (digests of tokens a target refused here), or one that
     /// `fetch` gets while this process holds the key's lock (others wait up to
     /// `wait` for it). Without the database, `fetch` runs unshared.
     pub async fn obtain<Fut>(
@@ -104,6 +106,7 @@ impl SharedTokens {
         key: TokenKey,
         workspace_id: &str,
         max_refresh_margin: Duration,
+        refused: &[[u8; 32]],
         wait: Duration,
         fetch: impl FnOnce() -> Fut,
     ) -> Result<(AccessToken, Obtained), TokenError>
@@ -114,7 +117,9 @@ impl SharedTokens {
         let slot = SecretSlot { workspace_id, profile_id: key.profile_id, field: &slot_field };
         // Most processes find the token another one stored, without locking.
         match self.read(&key, &slot).await {
-            Ok(Some(token)) if fit_to_adopt(&token, max_refresh_margin) => return Ok((token, Obtained::Shared)),
+            Ok(Some(token)) if fit_to_adopt(&token, max_refresh_margin, refused) => {
+                return Ok((token, Obtained::Shared));
+            }
             Ok(_) => {}
             Err(e) => return self.unshared(&key, &e, fetch).await,
         }
@@ -136,7 +141,9 @@ impl SharedTokens {
         };
         // Another process may have stored one while we waited for the lock.
         match read_row(&tx, &self.keys, &key, &slot).await {
-            Ok(Some(token)) if fit_to_adopt(&token, max_refresh_margin) => return Ok((token, Obtained::Shared)),
+            Ok(Some(token)) if fit_to_adopt(&token, max_refresh_margin, refused) => {
+                return Ok((token, Obtained::Shared));
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(profile_id = %key.profile_id, error = %Chain(&e), "cannot read a shared OAuth 2.0 token; fetching one")
@@ -195,7 +202,8 @@ impl SharedTokens {
     }
 }
 
-fn token_digest(value: &SecretString) -> [u8; 32] {
+/// SHA-256 of a token: which token it is, without keeping the token.
+pub(crate) fn token_digest(value: &SecretString) -> [u8; 32] {
     Sha256::digest(value.expose_secret().as_bytes()).into()
 }
 
