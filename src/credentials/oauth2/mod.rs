@@ -30,9 +30,12 @@ use crate::credentials::redact::{REDACTED, Redactor, truncate_chars};
 use crate::profile::auth_config::{ClientAuth, OAuth2Config};
 use reply::{junk_message, parse_fields, parse_seconds, redactor_for};
 
+mod rejection;
 mod reply;
 #[cfg(test)]
 mod tests;
+
+pub use rejection::ClientRejection;
 
 /// A lifetime above this is treated as this, so `fetched_at + lifetime` can
 /// never overflow an `Instant` whatever number a server sends.
