@@ -54,7 +54,10 @@ fn two_concurrent_migrate_runs_both_succeed() {
     assert!(b.status.success(), "{}", stderr(&b));
     let said = format!("{}{}", String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout));
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap().count();
-    assert!(said.contains(&format!("applied {migrations} migration")) && said.contains("applied 0 migration"), "{said}");
+    assert!(
+        said.contains(&format!("applied {migrations} migration")) && said.contains("applied 0 migration"),
+        "{said}"
+    );
 }
 
 #[test]

@@ -37,8 +37,10 @@ mod token_endpoint_trouble;
 mod architecture;
 
 // Around the worker
+mod audit;
 mod cli;
 mod database_tls;
+mod health;
 mod logs;
 mod profile_events;
 mod properties;
