@@ -48,13 +48,17 @@ pub struct ResolvedAuth {
     pub profile: Option<(Uuid, i64)>,
 }
 
-/// What the executor decided for a job.
+/// What the executor decided for a job: the result, and what the job told
+/// about the credentials (for their health); or to try again later.
 #[derive(Debug)]
 pub enum Execution {
-    /// The result, and what the job told about the credentials (for their health).
     Finished(Box<JobResult>, Verdict),
     /// Try again after `delay`, through the broker: too long to hold the delivery.
-    RetryLater { delay: Duration, attempts: u32, error: JobError },
+    RetryLater {
+        delay: Duration,
+        attempts: u32,
+        error: JobError,
+    },
 }
 
 /// One job to run.
