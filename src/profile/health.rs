@@ -374,6 +374,7 @@ pub fn fold(
     };
     let mut deauthorized = old_state == HealthState::Deauthorized;
     let mut transition = None;
+    // Set when this delta deauthorizes.
     let mut deauthorized_at = None;
     if let Some(seen) = delta.latest.filter(|_| current) {
         let after = |t: Option<DateTime<Utc>>| t.is_none_or(|t| seen.at > t);
@@ -405,17 +406,26 @@ pub fn fold(
     } else {
         HealthState::Ok
     };
-    // A new run of the delta's kind began within it (not carried over from before it).
+    // When the state began. It carries on from before the delta unless the delta began a new
+    // run of it (a success between failures, say); a new state began with the delta's run of
+    // that kind, or else with the newest job of that kind (seen by another worker).
     let new_run = |failed: bool| delta.run.failed == failed && !delta.run.whole;
-    let since = match (state, stored) {
-        (HealthState::Deauthorized, _) if transition.is_some() => deauthorized_at.unwrap_or(delta.last_used_at),
-        (HealthState::Failing, Some(s)) if s.state == state && !new_run(true) => s.state_since,
-        (HealthState::Ok, Some(s)) if s.state == state && !new_run(false) => s.state_since,
-        (HealthState::Deauthorized, Some(s)) => s.state_since,
-        (HealthState::Failing, _) if delta.run.failed => delta.run.since,
-        (HealthState::Failing, _) => last_failure.as_ref().map_or(delta.last_used_at, |f| f.at),
-        (_, _) if !delta.run.failed => delta.run.since,
-        (_, _) => last_success_at.unwrap_or(delta.last_used_at),
+    let carried_on = stored.filter(|s| s.state == state).map(|s| s.state_since);
+    let since = match state {
+        HealthState::Deauthorized => match (deauthorized_at, carried_on) {
+            (Some(at), _) => at,
+            (None, carried_on) => carried_on.unwrap_or(delta.last_used_at),
+        },
+        HealthState::Failing => match carried_on.filter(|_| !new_run(true)) {
+            Some(since) => since,
+            None if delta.run.failed => delta.run.since,
+            None => last_failure.as_ref().map_or(delta.last_used_at, |f| f.at),
+        },
+        HealthState::Ok | HealthState::Unused => match carried_on.filter(|_| !new_run(false)) {
+            Some(since) => since,
+            None if !delta.run.failed => delta.run.since,
+            None => last_success_at.unwrap_or(delta.last_used_at),
+        },
     };
     let folded = StoredHealth {
         state,

@@ -165,6 +165,8 @@ impl HealthTask {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
+        // A restarted process reports the fleet's number at once, not 0 for an interval.
+        self.refresh_gauge().await;
         let mut failing = false;
         let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
