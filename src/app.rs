@@ -22,6 +22,7 @@ use crate::profile::ProfileStore;
 use crate::queue::{Names, connect};
 use crate::readiness::Readiness;
 use crate::worker::WorkerContext;
+use crate::worker::health::HealthTask;
 use crate::worker::supervisor::{self, WIND_DOWN};
 
 /// Which parts of the service this process runs.
@@ -137,6 +138,16 @@ impl App {
         // Without the api role the port still serves health and metrics, so a
         // worker-only process can be probed and scraped.
         let router = if self.roles.api { api::router(state) } else { api::ops_router(state) };
+        // Health is written by workers and the deauthorized gauge read by every role. It stops
+        // after the lanes, so that the last flush holds every job they settled.
+        let health_stop = CancellationToken::new();
+        let health = HealthTask {
+            recorder: self.worker.as_ref().map(|(ctx, _)| ctx.health.clone()),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            interval: self.config.worker.health_flush_interval,
+        };
+        let health = tokio::spawn(health.run(health_stop.clone()));
         let workers = self.worker.map(|(ctx, connection)| {
             let names = Names::new(&self.config.amqp_prefix);
             tokio::spawn(supervisor::supervise(
@@ -174,6 +185,8 @@ impl App {
             // The lanes finish in-flight jobs within the grace period, then close.
             let _ = workers.await;
         }
+        health_stop.cancel();
+        let _ = health.await;
         let _ = relay.await;
         tracing::info!("authrelay stopped");
         Ok(())

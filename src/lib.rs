@@ -17,14 +17,14 @@
 //! | [`telemetry`] | the tracing subscriber (text or JSON) |
 //! | [`db`] | PostgreSQL pool, create-database-if-missing, migrations |
 //! | [`readiness`] | what `/readyz` reports: the database and one latch per part |
-//! | [`profile`] | Auth Profiles: types, validation, masking, the decrypted cache, and their store |
+//! | [`profile`] | Auth Profiles: types, validation, masking, the decrypted cache, credential health and its rules, the audit trail, and their store |
 //! | [`job`] | wire types of jobs and results, and job validation |
 //! | [`metrics`] | Prometheus metrics with bounded, typed labels |
 //! | [`credentials`] | applying credentials to requests; the redactor; OAuth 2.0 tokens and their cache; probes |
-//! | [`executor`] | one job to a result: deadline budget, attempts, retry classification |
+//! | [`executor`] | one job to a result: deadline budget, attempts, retry classification, the credentials' verdict |
 //! | [`queue`] | RabbitMQ as transport: connect, topology, publisher, settle, headers, replay, publish and await (RPC) |
 //! | [`outbox`] | the relay that publishes committed profile events |
-//! | [`worker`] | the runtime: the single-job step, lanes, the profile-event consumer, the supervisor |
+//! | [`worker`] | the runtime: the single-job step, lanes, the profile-event consumer, the supervisor, the health tally and its flush |
 //! | [`api`] | the admin HTTP API (axum), health and metrics endpoints, the admin page |
 //! | [`app`] | `authrelay run`: wires the parts together |
 //! | [`cli`] | the `authrelay` commands, each a thin call into the library |

@@ -4,7 +4,11 @@
 //   AUTHRELAY_UI_URL=http://127.0.0.1:8080/ui/ AUTHRELAY_UI_TOKEN=… node ui-tests/admin_page.mjs
 //
 // Optional: AUTHRELAY_UI_SCREENSHOTS=<dir> saves PNGs of the list, the form and
-// the usage dialog; CHROMIUM=<path> (default /usr/bin/chromium).
+// the usage dialog; CHROMIUM=<path> (default /usr/bin/chromium);
+// AUTHRELAY_UI_HEALTH_WS=<workspace> names a workspace whose profiles jobs made
+// healthy ("Healthy CRM", referenced by "Book a slot"), deauthorized ("Refused
+// key"), failing ("Flaky webhook") and unused ("Idle"), to test the health
+// views (tests/it/admin_page.rs prepares one; without it they are skipped).
 //
 // Network: the browser may reach the app's origin only (anything else is
 // aborted and fails the run); the OAuth token endpoint and the URL that the
@@ -20,6 +24,7 @@ import { chromium } from 'playwright-core';
 const BASE = required('AUTHRELAY_UI_URL');
 const TOKEN = required('AUTHRELAY_UI_TOKEN');
 const SHOTS = process.env.AUTHRELAY_UI_SCREENSHOTS;
+const HEALTH_WS = process.env.AUTHRELAY_UI_HEALTH_WS;
 const ORIGIN = new URL(BASE).origin;
 const RUN = randomBytes(4).toString('hex');
 const WS = `ui-${RUN}`;
@@ -586,6 +591,103 @@ try {
     await page.locator('#signin-view').waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('authrelay.adminToken')), null);
   });
+
+  if (!HEALTH_WS) {
+    console.log('skip - the health views (AUTHRELAY_UI_HEALTH_WS is not set)');
+  } else {
+    await test('each profile shows a health dot and a line saying what is wrong', async () => {
+      await page.fill('#signin-token', TOKEN);
+      await page.fill('#signin-workspace', HEALTH_WS);
+      await page.click('#signin-form button[type="submit"]');
+      await eventually(async () => (await rowNames(page)).length === 4, 'the health workspace');
+      assert.deepEqual(await rowNames(page), ['Flaky webhook', 'Healthy CRM', 'Idle', 'Refused key']);
+      const health = async (name) => ({
+        dot: await row(page, name).locator('.health-dot').getAttribute('class'),
+        line: await row(page, name).locator('.health-line').textContent(),
+      });
+      const refused = await health('Refused key');
+      assert.match(refused.dot, /\bdeauthorized\b/);
+      assert.match(refused.line, /^Deauthorized since \d\d:\d\d — 401 from 127\.0\.0\.1$/);
+      const flaky = await health('Flaky webhook');
+      assert.match(flaky.dot, /\bfailing\b/);
+      assert.match(flaky.line, /^Failing since \d\d:\d\d — 503 from 127\.0\.0\.1$/);
+      const healthy = await health('Healthy CRM');
+      assert.match(healthy.dot, /\bok\b/);
+      assert.match(healthy.line, /^OK · last used /);
+      assert.equal((await health('Idle')).line, 'Not used yet');
+      assert.equal(await row(page, 'Idle').locator('.health-dot').getAttribute('aria-hidden'), 'true',
+        'the dot is decoration: the line says it');
+      if (SHOTS) await eventually(async () => (await page.textContent('#toast')) === '', 'the sign-out notice to go');
+      await screenshot(page, 'health');
+    });
+
+    await test('the broken filter lists failing and deauthorized profiles only', async () => {
+      await page.selectOption('#state-filter', 'failing,deauthorized');
+      await eventually(async () => (await rowNames(page)).join() === 'Flaky webhook,Refused key', 'broken profiles');
+      assert.ok(v1Requests.at(-1).url.includes('state=failing%2Cdeauthorized'), v1Requests.at(-1).url);
+      assert.match(await page.textContent('#list-status'), /2 matching profiles/);
+      await page.selectOption('#state-filter', 'unused');
+      await eventually(async () => (await rowNames(page)).join() === 'Idle', 'unused profiles');
+      await page.selectOption('#state-filter', '');
+      await eventually(async () => (await rowNames(page)).length === 4, 'every profile again');
+    });
+
+    await test('a profile\'s details show its health and its history', async () => {
+      const id = (await profileNamed('Healthy CRM', HEALTH_WS)).id;
+      const tested = await api('POST', `${profilesPath(HEALTH_WS)}/${id}/test`, {});
+      assert.equal(tested.status, 200);
+      await row(page, 'Healthy CRM').locator('[data-action="details"]').click();
+      const dialog = page.locator('#details-dialog');
+      await dialog.waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'details-close');
+      const health = await page.textContent('#details-health');
+      assert.match(health, /State\s*OK · last used/);
+      assert.match(health, /Last 24 hours\s*2 succeeded · 0 failed/);
+      const history = await page.locator('#history-list li .history-what').allTextContents();
+      assert.deepEqual(history, ['Tested: passed', 'Used by During-Call action “Book a slot”',
+        'Created (name, type, config.token)']);
+      assert.match(await page.textContent('#history-list'), /by test-admin/);
+      assert.ok(await page.locator('#history-more').isHidden(), 'one page holds it all');
+      await screenshot(page, 'details');
+      await page.keyboard.press('Escape');
+      await dialog.waitFor({ state: 'hidden' });
+      assert.equal(await page.evaluate(() => document.activeElement.dataset.action), 'details', 'focus back on Details');
+
+      await row(page, 'Refused key').locator('[data-action="details"]').click();
+      await dialog.waitFor();
+      const refused = await page.textContent('#details-health');
+      assert.match(refused, /Deauthorized since/);
+      assert.match(refused, /Last failure.*401 from 127\.0\.0\.1 \(http_status 401\)/);
+      assert.match(refused, /0 succeeded · 3 failed/);
+      await page.keyboard.press('Escape');
+    });
+
+    await test('editing or deleting a profile in use warns first', async () => {
+      await row(page, 'Healthy CRM').locator('[data-action="edit"]').click();
+      await page.locator('#profile-dialog').waitFor();
+      const warning = page.locator('#edit-warning');
+      assert.ok(await warning.isVisible(), 'the edit dialog warns');
+      assert.match(await warning.textContent(),
+        /in use: 1 action or flow node use it \(Book a slot\), and it ran 2 jobs in the last 24 hours/);
+      await page.keyboard.press('Escape');
+      await row(page, 'Idle').locator('[data-action="edit"]').click();
+      await page.locator('#profile-dialog').waitFor();
+      assert.ok(await page.locator('#edit-warning').isHidden(), 'an unused profile edits without a warning');
+      await page.keyboard.press('Escape');
+
+      // Not referenced, but named by jobs lately: deleting is allowed, after a warning.
+      await row(page, 'Flaky webhook').locator('[data-action="delete"]').click();
+      await page.locator('#delete-dialog').waitFor();
+      assert.match(await page.textContent('#delete-warning'), /Jobs used this profile .* \(1 job in the last 24 hours\)/);
+      assert.ok(await page.locator('#delete-confirm').isVisible());
+      await page.keyboard.press('Escape');
+      await row(page, 'Idle').locator('[data-action="delete"]').click();
+      await page.locator('#delete-dialog').waitFor();
+      assert.ok(await page.locator('#delete-warning').isHidden(), 'an unused profile deletes without a warning');
+      await page.keyboard.press('Escape');
+      await assertFieldsLabelled(page);
+    });
+  }
 
   await test('every API call carried the bearer token, and nothing left the origin', async () => {
     const refused = v1Requests.filter((r) => r.authorization !== `Bearer ${TOKEN}`);

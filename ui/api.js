@@ -82,4 +82,5 @@ export const paths = {
   profile: (ws, id) => `${paths.profiles(ws)}/${segment(id)}`,
   usage: (ws, id) => `${paths.profile(ws, id)}/usage`,
   test: (ws, id) => `${paths.profile(ws, id)}/test`,
+  audit: (ws) => `/v1/workspaces/${segment(ws)}/audit`,
 };

@@ -1,10 +1,12 @@
-// Manage → Auth Profiles: sign-in, the list (search, type filter, pages),
-// and the Delete and Test dialogs. The New / Edit form is profile-form.js.
+// Manage → Auth Profiles: sign-in, the list (search, health and type
+// filters, pages), and the Delete and Test dialogs. The New / Edit form is
+// profile-form.js; health (the list's dots, Details, warnings) is health.js.
 
 import { $, $$, announce, clearFieldErrors, duration, el, fullDate, openDialog, setUpDialogs, showFieldError, timeAgo }
   from './dom.js';
 import { ApiError, call, paths, session, whenUnauthorized } from './api.js';
 import { TYPE_LABELS, openEdit, openNew, setUpProfileForm } from './profile-form.js';
+import { deleteWarning, healthCell, openDetails, setUpDetails } from './health.js';
 
 const PAGE_SIZE = 20;
 const SEARCH_DELAY_MS = 300;
@@ -89,6 +91,7 @@ async function switchWorkspace(event) {
 const list = {
   q: '',
   type: '',
+  state: '', // health states, comma-separated ('' for any)
   cursor: null, // the cursor of the page shown (null: first page)
   previous: [], // cursors of the pages before it
   next: null,
@@ -97,9 +100,10 @@ const list = {
 };
 
 function resetList() {
-  Object.assign(list, { q: '', type: '', cursor: null, previous: [], next: null, items: [] });
+  Object.assign(list, { q: '', type: '', state: '', cursor: null, previous: [], next: null, items: [] });
   $('#search').value = '';
   $('#type-filter').value = '';
+  $('#state-filter').value = '';
 }
 
 async function loadList() {
@@ -109,6 +113,7 @@ async function loadList() {
   const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (list.q) params.set('q', list.q);
   if (list.type) params.set('type', list.type);
+  if (list.state) params.set('state', list.state);
   if (list.cursor) params.set('cursor', list.cursor);
   const card = $('#table-card');
   card.setAttribute('aria-busy', 'true');
@@ -134,7 +139,7 @@ async function loadList() {
 }
 
 function renderList() {
-  const filtered = Boolean(list.q || list.type);
+  const filtered = Boolean(list.q || list.type || list.state);
   const onFirstPage = !list.cursor;
   const empty = list.items.length === 0;
   $('#profiles-body').replaceChildren(...list.items.map(renderRow));
@@ -143,7 +148,9 @@ function renderList() {
   $('#no-match').hidden = !(empty && filtered);
   if (empty && filtered) {
     const what = [list.q && `“${list.q}”`, list.type && TYPE_LABELS[list.type]].filter(Boolean).join(' of type ');
-    $('#no-match-text').textContent = `No profile in ${session.workspace} matches ${what}.`;
+    const health = list.state && $('#state-filter').selectedOptions[0]?.textContent;
+    const text = [what && `matches ${what}`, health && `is in the state ${health}`].filter(Boolean).join(' and ');
+    $('#no-match-text').textContent = `No profile in ${session.workspace} ${text}.`;
   }
   const pageNumber = list.previous.length + 1;
   $('#pager').hidden = onFirstPage && !list.next;
@@ -193,10 +200,12 @@ function renderRow(profile) {
       el('div', { class: 'profile-name' }, profile.name),
       el('div', { class: 'profile-detail' }, describe(profile))),
     el('td', {}, el('span', { class: `badge ${profile.type}` }, TYPE_LABELS[profile.type] ?? profile.type)),
+    healthCell(profile),
     el('td', { class: 'num' }, `v${profile.version}`),
     el('td', {}, el('time', { datetime: profile.updated_at, title: fullDate(profile.updated_at) },
       timeAgo(profile.updated_at))),
     el('td', {}, el('div', { class: 'row-actions' },
+      action('details', 'Details'),
       action('test', 'Test'),
       action('edit', 'Edit'),
       action('delete', 'Delete', 'danger-text'))));
@@ -220,6 +229,10 @@ function wireList() {
   });
   $('#type-filter').addEventListener('change', (event) => {
     list.type = event.target.value;
+    firstPage();
+  });
+  $('#state-filter').addEventListener('change', (event) => {
+    list.state = event.target.value;
     firstPage();
   });
   $('#clear-search').addEventListener('click', () => {
@@ -249,6 +262,7 @@ function wireList() {
       if (button.dataset.action === 'edit') await openEdit(profile.id, button);
       else if (button.dataset.action === 'delete') await openDelete(profile, button);
       else if (button.dataset.action === 'test') openTest(profile, button);
+      else if (button.dataset.action === 'details') await openDetails(profile, button);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (error.status === 404) {
@@ -275,7 +289,12 @@ let deleting = null;
 
 async function openDelete(profile, opener) {
   deleting = profile;
-  const usage = await call('GET', paths.usage(session.workspace, profile.id));
+  // Fresh health too: a profile no action references may still be named by jobs.
+  const [usage, fresh] = await Promise.all([
+    call('GET', paths.usage(session.workspace, profile.id)),
+    call('GET', paths.profile(session.workspace, profile.id)),
+  ]);
+  deleting = fresh;
   renderDelete(usage);
   const dialog = $('#delete-dialog');
   openDialog(dialog, { focus: $('#delete-cancel'), opener });
@@ -292,6 +311,9 @@ function renderDelete(usage) {
   const box = $('#usage');
   box.hidden = !inUse;
   box.replaceChildren(...(inUse ? usageSummary(usage) : []));
+  const warning = inUse ? null : deleteWarning(deleting.health);
+  $('#delete-warning').textContent = warning ?? '';
+  $('#delete-warning').hidden = !warning;
   $('#delete-confirm').hidden = inUse;
   $('#usage-recheck').hidden = !inUse;
   $('#delete-cancel').textContent = inUse ? 'Close' : 'Cancel';
@@ -438,6 +460,7 @@ function renderReport(report) {
 function start() {
   setUpDialogs(() => ($('#profiles-view').hidden ? $('#signin-token') : $('#new-profile')));
   setUpProfileForm(async () => { await loadList(); });
+  setUpDetails();
   wireList();
   $('#signin-form').addEventListener('submit', signIn);
   $('#sign-out').addEventListener('click', signOut);

@@ -135,6 +135,15 @@ export function timeAgo(iso) {
 
 export const fullDate = (iso) => absolute.format(new Date(iso));
 
+const clock = new Intl.DateTimeFormat('en', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+const dayAndClock = new Intl.DateTimeFormat('en', { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+
+/** "10:02" today, "Dec 6, 10:02" on another day. */
+export function shortTime(iso) {
+  const date = new Date(iso);
+  return date.toDateString() === new Date().toDateString() ? clock.format(date) : dayAndClock.format(date);
+}
+
 /** 3600 → "1 hour", 5400 → "1 hour 30 minutes", 45 → "45 seconds". */
 export function duration(totalSeconds) {
   const h = Math.floor(totalSeconds / 3600);

@@ -8,6 +8,7 @@
 
 import { $, $$, announce, clearFieldErrors, el, fullDate, labelOf, openDialog, showFieldError, timeAgo } from './dom.js';
 import { ApiError, call, paths, session } from './api.js';
+import { editWarning } from './health.js';
 
 export const TYPE_LABELS = {
   bearer: 'Bearer token',
@@ -57,9 +58,16 @@ export function openNew(opener) {
 }
 
 export async function openEdit(id, opener) {
-  const profile = await call('GET', paths.profile(session.workspace, id));
+  const [profile, usage] = await Promise.all([
+    call('GET', paths.profile(session.workspace, id)),
+    call('GET', paths.usage(session.workspace, id)),
+  ]);
   reset();
   editing = profile;
+  // A profile in use: say so before anything is changed.
+  const warning = editWarning(usage, profile.health);
+  $('#edit-warning').textContent = warning ?? '';
+  $('#edit-warning').hidden = !warning;
   $('#profile-dialog-title').textContent = `Edit “${profile.name}”`;
   const meta = $('#profile-dialog-meta');
   meta.textContent = `Version ${profile.version} · updated ${timeAgo(profile.updated_at)} (${fullDate(profile.updated_at)})`;
@@ -358,5 +366,7 @@ function reset() {
     showStored(widget, false);
   }
   $('#profile-dialog-meta').hidden = true;
+  $('#edit-warning').hidden = true;
+  $('#edit-warning').textContent = '';
   showTypeFields();
 }

@@ -353,6 +353,13 @@ impl Env {
         Ok(p.id.to_string())
     }
 
+    /// The jobs a profile's health counts as succeeded (last 24 h), as the workers wrote it.
+    async fn health_succeeded(&self, profile: &str) -> anyhow::Result<u64> {
+        let id = profile.parse()?;
+        let health = self.store.health("bench", &[id]).await?;
+        Ok(health.get(&id).map_or(0, |h| h.last_24h.succeeded))
+    }
+
     fn job(&self, id: &str, phase: Phase, profile: &str, path: &str) -> Vec<u8> {
         // About 500 bytes, like a typical action.
         serde_json::to_vec(&json!({
@@ -756,7 +763,9 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
 }
 
 /// `n` post-call jobs pre-filled, then drained by `workers` authrelay
-/// processes; the clock and the CPU count start at the first result.
+/// processes; the clock and the CPU count start at the first result. Health
+/// is on, as in production: the profile's health must count every job once
+/// the workers have stopped (they flush on the way out).
 async fn drain_authrelay(
     env: &mut Env,
     tag: &str,
@@ -765,6 +774,7 @@ async fn drain_authrelay(
     workers: usize,
     settings: &[(&str, String)],
 ) -> anyhow::Result<Drain> {
+    let counted_before = env.health_succeeded(profile).await?;
     let jobs: Vec<Vec<u8>> = (0..n).map(|i| env.job(&format!("{tag}{i}"), Phase::PostCall, profile, "/ok")).collect();
     env.publish_many(&env.broker.names.actions_exchange(), "post_call", jobs).await?;
     let mut children = Vec::new();
@@ -774,6 +784,10 @@ async fn drain_authrelay(
     let pids: Vec<u32> = children.iter().map(Process::pid).collect();
     let drain = measure_drain(env, n, &pids).await;
     children.into_iter().for_each(stop);
+    let counted = env.health_succeeded(profile).await? - counted_before;
+    if drain.is_ok() && counted < n as u64 {
+        bail!("the profile's health counted {counted} of the {n} drained jobs");
+    }
     drain
 }
 

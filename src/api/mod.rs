@@ -3,11 +3,12 @@
 //! | route | handler |
 //! |---|---|
 //! | `POST /v1/workspaces/{ws}/auth-profiles` | [`profiles::create`] |
-//! | `GET /v1/workspaces/{ws}/auth-profiles` | [`profiles::list`] (`q`, `type`, `limit`, `cursor`) |
+//! | `GET /v1/workspaces/{ws}/auth-profiles` | [`profiles::list`] (`q`, `type`, `state`, `limit`, `cursor`) |
 //! | `GET·PATCH·DELETE /v1/workspaces/{ws}/auth-profiles/{id}` | [`profiles::show`], [`profiles::update`], [`profiles::delete`] |
 //! | `GET /v1/workspaces/{ws}/auth-profiles/{id}/usage` | [`profiles::usage`] |
 //! | `POST /v1/workspaces/{ws}/auth-profiles/{id}/test` | [`profiles::test`] (optional `{"url"}`) |
 //! | `PUT·DELETE /v1/workspaces/{ws}/references/{kind}/{ref_id}` | [`profiles::put_reference`], [`profiles::delete_reference`] |
+//! | `GET /v1/workspaces/{ws}/audit` | [`profiles::audit`] (`profile_id`, `limit`, `cursor`) |
 //! | `POST /v1/replay` | [`replay::replay`] (filters as `authrelay replay`) |
 //! | `GET /healthz`, `/readyz`, `/metrics` | [`health`] |
 //! | `GET /ui/…` | [`ui`]: the admin page |
@@ -59,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/workspaces/{ws}/auth-profiles/{id}/usage", get(profiles::usage))
         .route("/v1/workspaces/{ws}/auth-profiles/{id}/test", post(profiles::test))
+        .route("/v1/workspaces/{ws}/audit", get(profiles::audit))
         .route("/v1/replay", post(replay::replay))
         .route(
             "/v1/workspaces/{ws}/references/{kind}/{ref_id}",

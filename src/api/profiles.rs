@@ -1,4 +1,5 @@
-//! Handlers for profiles, their usage, and the references that make up usage.
+//! Handlers for profiles, their usage, the references that make up usage,
+//! and the audit trail.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,8 @@ use uuid::Uuid;
 
 use super::{ApiError, ApiJson, ApiState};
 use crate::metrics::ProfileChange;
+use crate::profile::audit::AuditQuery;
+use crate::profile::health::parse_states;
 use crate::profile::{Actor, FieldErrors, ListQuery, NewProfile, ProfilePatch, ReferenceKind, parse_auth_type};
 
 /// Ids are UUIDs; anything else cannot name a profile, so it is a 404 like any unknown id.
@@ -47,9 +50,10 @@ pub async fn list(
                 Ok(n) if (1..=200).contains(&n) => query.limit = n,
                 _ => errors.add("limit", "must be an integer from 1 to 200"),
             },
+            "state" => query.states = parse_states(&value).map_err(|e| errors.add("state", e)).unwrap_or_default(),
             "cursor" if value.is_empty() => {}
             "cursor" => query.cursor = Some(value),
-            other => errors.add(other, "is not a known parameter (q, type, limit, cursor)"),
+            other => errors.add(other, "is not a known parameter (q, type, state, limit, cursor)"),
         }
     }
     if !errors.is_empty() {
@@ -60,8 +64,8 @@ pub async fn list(
 }
 
 pub async fn show(State(state): State<ApiState>, Path((ws, id)): Path<(String, String)>) -> Result<Response, ApiError> {
-    let profile = state.store.get(&ws, profile_id(&id)?).await?;
-    Ok(Json(profile.view()).into_response())
+    let view = state.store.get_view(&ws, profile_id(&id)?).await?;
+    Ok(Json(view).into_response())
 }
 
 pub async fn update(
@@ -73,7 +77,7 @@ pub async fn update(
     let profile = state.store.update(&actor, &ws, profile_id(&id)?, patch).await?;
     state.metrics.profile_changed(ProfileChange::Updated);
     tracing::info!(workspace_id = %ws, profile_id = %profile.id, version = profile.version, actor = %actor.0, "profile updated");
-    Ok(Json(profile.view()).into_response())
+    Ok(Json(state.store.view_of(&profile).await?).into_response())
 }
 
 pub async fn delete(
@@ -149,6 +153,7 @@ pub struct TestBody {
 /// call a URL with them. The report never holds a secret.
 pub async fn test(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     Path((ws, id)): Path<(String, String)>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -173,5 +178,40 @@ pub async fn test(
         None => None,
     };
     let report = state.prober.probe(&profile, url).await;
+    state.store.record_test(&actor, &profile, report.ok).await?;
     Ok(Json(report).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/audit?profile_id=&limit=&cursor=`: newest first,
+/// field names only, never a value. Another workspace's trail is never shown:
+/// a profile id of another workspace finds nothing.
+pub async fn audit(
+    State(state): State<ApiState>,
+    Path(ws): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let mut errors = FieldErrors::default();
+    let mut query = AuditQuery { limit: 50, ..Default::default() };
+    for (key, value) in params {
+        match key.as_str() {
+            "profile_id" if value.is_empty() => {}
+            "profile_id" => match Uuid::try_parse(&value) {
+                Ok(id) => query.profile_id = Some(id),
+                Err(_) => errors.add("profile_id", "must be a profile id (UUID)"),
+            },
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=200).contains(&n) => query.limit = n,
+                _ => errors.add("limit", "must be an integer from 1 to 200"),
+            },
+            "cursor" if value.is_empty() => {}
+            "cursor" => query.cursor = Some(value),
+            other => errors.add(other, "is not a known parameter (profile_id, limit, cursor)"),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    crate::profile::validate_workspace_id(&ws).map_err(ApiError::invalid)?;
+    let page = state.store.audit(&ws, &query).await?;
+    Ok(Json(page).into_response())
 }

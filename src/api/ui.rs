@@ -35,6 +35,11 @@ const ASSETS: &[Asset] = &[
     Asset { name: "api.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../ui/api.js") },
     Asset { name: "dom.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../ui/dom.js") },
     Asset {
+        name: "health.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../ui/health.js"),
+    },
+    Asset {
         name: "profile-form.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../ui/profile-form.js"),

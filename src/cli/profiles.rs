@@ -5,6 +5,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::secrets::{ConfigInput, prompt_missing_secrets, prompt_replacement, read_config};
+use crate::profile::health::parse_states;
 use crate::profile::{Actor, AuthType, ListQuery, NewProfile, ProfilePatch, ProfileStore, StoreError};
 
 #[derive(Debug, Args)]
@@ -25,12 +26,15 @@ pub enum ProfilesCommand {
         q: Option<String>,
         #[arg(long = "type")]
         auth_type: Option<String>,
+        /// Only profiles in this health state: unused, ok, failing, deauthorized (several: comma-separated).
+        #[arg(long)]
+        state: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[arg(long)]
         cursor: Option<String>,
     },
-    /// Show one profile (secrets masked).
+    /// Show one profile (secrets masked) and its health.
     Show {
         #[command(flatten)]
         ws: Workspace,
@@ -81,12 +85,16 @@ pub enum ProfilesCommand {
 pub async fn run(cmd: ProfilesCommand, store: &ProfileStore) -> anyhow::Result<i32> {
     let actor = Actor::cli();
     let result = match cmd {
-        ProfilesCommand::List { ws, q, auth_type, limit, cursor } => {
+        ProfilesCommand::List { ws, q, auth_type, state, limit, cursor } => {
             let auth_type = auth_type.map(|t| crate::profile::parse_auth_type(&t)).transpose()?;
-            let page = store.list(&ws.workspace, &ListQuery { q, auth_type, limit, cursor }).await;
+            let states = match state {
+                Some(raw) => parse_states(&raw).map_err(|reason| anyhow::anyhow!("--state {reason}"))?,
+                None => Vec::new(),
+            };
+            let page = store.list(&ws.workspace, &ListQuery { q, auth_type, states, limit, cursor }).await;
             page.map(|p| serde_json::to_value(p).expect("page serializes"))
         }
-        ProfilesCommand::Show { ws, id } => store.get(&ws.workspace, id).await.map(|p| json!(p.view())),
+        ProfilesCommand::Show { ws, id } => store.get_view(&ws.workspace, id).await.map(|p| json!(p)),
         ProfilesCommand::Create { ws, name, auth_type, input } => {
             let mut config = read_config(&input)?.unwrap_or_else(|| json!({}));
             if let Some(t) = AuthType::parse(&auth_type) {
@@ -104,10 +112,10 @@ pub async fn run(cmd: ProfilesCommand, store: &ProfileStore) -> anyhow::Result<i
                     prompt_replacement(target, &current.config, config, field)?;
                 }
             }
-            store
-                .update(&actor, &ws.workspace, id, ProfilePatch { name, auth_type, config })
-                .await
-                .map(|p| json!(p.view()))
+            match store.update(&actor, &ws.workspace, id, ProfilePatch { name, auth_type, config }).await {
+                Ok(profile) => store.view_of(&profile).await.map(|v| json!(v)),
+                Err(e) => Err(e),
+            }
         }
         ProfilesCommand::Delete { ws, id } => {
             store.delete(&actor, &ws.workspace, id).await.map(|()| json!({"deleted": id}))

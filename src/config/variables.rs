@@ -51,6 +51,7 @@ pub const VARIABLES: &[&str] = &[
     "AUTHRELAY_TOKEN_SHARING",
     "AUTHRELAY_PROFILE_CACHE_TTL",
     "AUTHRELAY_DATABASE_RETRY_DELAY",
+    "AUTHRELAY_HEALTH_FLUSH_INTERVAL",
 ];
 
 /// Variables read that are not authrelay's own: `RUST_LOG` stands in for

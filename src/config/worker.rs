@@ -79,6 +79,8 @@ pub struct WorkerConfig {
     pub profile_cache_ttl: Duration,
     /// Delay before a job is tried again when the database is unreachable.
     pub database_retry_delay: Duration,
+    /// How often what jobs said about their profiles' health is written.
+    pub health_flush_interval: Duration,
 }
 
 impl WorkerConfig {
@@ -164,6 +166,16 @@ impl WorkerConfig {
             },
             profile_cache_ttl: duration_var(env, "AUTHRELAY_PROFILE_CACHE_TTL", secs(300))?,
             database_retry_delay: duration_var(env, "AUTHRELAY_DATABASE_RETRY_DELAY", secs(5))?,
+            health_flush_interval: match duration_var(env, "AUTHRELAY_HEALTH_FLUSH_INTERVAL", secs(5))? {
+                // Health must reflect every job within 30 s (contract section 10).
+                interval if interval.is_zero() || interval > secs(25) => {
+                    return Err(ConfigError::Invalid {
+                        var: "AUTHRELAY_HEALTH_FLUSH_INTERVAL".into(),
+                        reason: "use a duration above 0 and at most 25s".into(),
+                    });
+                }
+                interval => interval,
+            },
         })
     }
 }
@@ -236,5 +248,10 @@ mod tests {
         );
         let err = WorkerConfig::from_env(&env(&[("AUTHRELAY_PRE_CALL_DEADLINE", "soon")])).unwrap_err();
         assert!(err.to_string().contains("AUTHRELAY_PRE_CALL_DEADLINE"));
+        assert_eq!(w.health_flush_interval, Duration::from_secs(5));
+        for bad in ["0s", "1m"] {
+            let err = WorkerConfig::from_env(&env(&[("AUTHRELAY_HEALTH_FLUSH_INTERVAL", bad)])).unwrap_err();
+            assert!(err.to_string().contains("AUTHRELAY_HEALTH_FLUSH_INTERVAL"), "{bad}: {err}");
+        }
     }
 }

@@ -64,9 +64,9 @@ pub enum Lookup {
     Hit,
     /// This call started the fetch, and the token endpoint was asked.
     Miss,
-    /// This call started the fetch, and found a token another process had stored.
+    /// This call started or joined a fetch that found a token another process had stored.
     Shared,
-    /// This call waited on a fetch another call had started.
+    /// This call waited on a fetch another call had started, from the token endpoint.
     Joined,
 }
 
@@ -192,11 +192,14 @@ impl TokenCache {
     ) -> Result<(Arc<AccessToken>, Lookup), Arc<TokenError>> {
         match self.step(source, timeout) {
             Step::Done(result) => result,
-            Step::Wait(fetch, lookup) => fetch.await.map(|(token, obtained)| {
-                let lookup = lookup.unwrap_or(match obtained {
-                    Obtained::Shared => Lookup::Shared,
-                    Obtained::Fetched => Lookup::Miss,
-                });
+            // A token adopted from the fleet's store is no fresher for the callers that
+            // waited on its fetch: it may be one a target is about to refuse.
+            Step::Wait(fetch, joined) => fetch.await.map(|(token, obtained)| {
+                let lookup = match (obtained, joined) {
+                    (Obtained::Shared, _) => Lookup::Shared,
+                    (Obtained::Fetched, Some(joined)) => joined,
+                    (Obtained::Fetched, None) => Lookup::Miss,
+                };
                 (token, lookup)
             }),
         }

@@ -10,11 +10,13 @@
 //!   the 401 refetch, and what follows a failure;
 //! - [`attempt`]: one HTTP attempt and how it ended;
 //! - [`retry`]: which statuses are retried and the delays between attempts;
-//! - [`response`]: reading a bounded body into the result's `response`.
+//! - [`response`]: reading a bounded body into the result's `response`;
+//! - [`verdict`]: what the job tells about the credentials themselves.
 
 mod attempt;
 pub mod response;
 pub mod retry;
+mod verdict;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ use crate::job::{ErrorKind, Job, JobError, JobResult, Outcome, ResponseSummary};
 use crate::metrics::{Metrics, RetryReason, TokenLookup};
 use crate::profile::AuthConfig;
 use attempt::{Attempt, AttemptEnd};
+use verdict::Presented;
+pub use verdict::{Refusal, Verdict};
 
 /// An attempt is not started with less time than this left.
 const MIN_ATTEMPT_BUDGET: Duration = Duration::from_millis(20);
@@ -68,10 +72,11 @@ impl ResolvedAuth {
     }
 }
 
-/// What the executor decided for a job.
+/// What the executor decided for a job: the result, and what the job told
+/// about the credentials (for their health); or to try again later.
 #[derive(Debug)]
 pub enum Execution {
-    Finished(Box<JobResult>),
+    Finished(Box<JobResult>, Verdict),
     /// Try again after `delay`, through the broker: too long to hold the delivery.
     RetryLater {
         delay: Duration,
@@ -123,7 +128,16 @@ impl Executor {
 
     pub async fn run(&self, run: Run<'_>) -> Execution {
         let max_attempts = run.job.max_attempts.unwrap_or(self.settings.phase(run.job.phase).max_attempts);
-        JobRun { executor: self, max_attempts, attempts: run.attempts_before, last: None, run }.execute().await
+        JobRun {
+            executor: self,
+            max_attempts,
+            attempts: run.attempts_before,
+            last: None,
+            verdict: Verdict::Unknown,
+            run,
+        }
+        .execute()
+        .await
     }
 
     /// Decides what follows a retryable failure after `attempts` attempts, and
@@ -157,15 +171,17 @@ impl Executor {
         (left >= MIN_ATTEMPT_BUDGET).then_some(left)
     }
 
+    /// An OAuth token for the attempt, and how the cache served it. A failure
+    /// comes with what it says about the credentials (the endpoint may have rejected the client).
     async fn access_token(
         &self,
         auth: Option<&ResolvedAuth>,
         budget: Duration,
-    ) -> Result<Option<Arc<AccessToken>>, JobError> {
+    ) -> Result<Option<(Arc<AccessToken>, Lookup)>, (JobError, Option<Verdict>)> {
         let Some(source) = auth.and_then(|a| a.tokens.as_ref()) else { return Ok(None) };
         if let Err(e) = self.egress.check_url(source.grant().token_endpoint()) {
             self.metrics.destinations_blocked.inc();
-            return Err(JobError::new(ErrorKind::DestinationBlocked, format!("token endpoint: {e}"), false));
+            return Err((JobError::new(ErrorKind::DestinationBlocked, format!("token endpoint: {e}"), false), None));
         }
         let timeout = budget.min(self.settings.request_timeout);
         match self.tokens.get(source, timeout).await {
@@ -176,11 +192,12 @@ impl Executor {
                     Lookup::Shared => TokenLookup::Shared,
                     Lookup::Joined => TokenLookup::Joined,
                 });
-                Ok(Some(token))
+                Ok(Some((token, lookup)))
             }
             Err(e) => {
                 self.metrics.token_lookup(TokenLookup::Error);
-                Err(JobError::new(ErrorKind::TokenRequestFailed, e.to_string(), e.is_retryable()))
+                let error = JobError::new(ErrorKind::TokenRequestFailed, e.to_string(), e.is_retryable());
+                Err((error, Verdict::of_token_error(&e)))
             }
         }
     }
@@ -200,6 +217,7 @@ struct JobRun<'a> {
     max_attempts: u32,
     attempts: u32,
     last: Option<(JobError, Option<ResponseSummary>)>,
+    verdict: Verdict,
 }
 
 impl JobRun<'_> {
@@ -226,13 +244,14 @@ impl JobRun<'_> {
             let Some(budget) = executor.time_left(self.run.deadline) else { return self.out_of_time() };
 
             // OAuth 2.0: a token for this attempt (cached, fetched once for all waiters).
-            let token = match executor.access_token(auth, budget).await {
-                Ok(token) => token,
+            let (token, lookup) = match executor.access_token(auth, budget).await {
+                Ok(token) => token.unzip(),
                 // Nothing was sent: not an attempt.
-                Err(error) if error.kind == ErrorKind::DestinationBlocked => {
+                Err((error, _)) if error.kind == ErrorKind::DestinationBlocked => {
                     return self.finish(Outcome::Rejected, None, Some(error));
                 }
-                Err(error) => {
+                Err((error, verdict)) => {
+                    self.verdict = verdict.unwrap_or(self.verdict);
                     self.attempts = self.attempts.saturating_add(1);
                     match self.after_failure(error, None, None).await {
                         ControlFlow::Continue(()) => continue,
@@ -267,6 +286,12 @@ impl JobRun<'_> {
             let started = tokio::time::Instant::now();
             let end = executor.attempt(attempt).await;
             executor.metrics.lane(job.phase).attempt_duration.observe(started.elapsed().as_secs_f64());
+            let presented = match (lookup, static_auth) {
+                (Some(lookup), _) => Presented::token(lookup, refetched_after_401),
+                (None, Some(_)) => Presented::Static,
+                (None, None) => Presented::Nothing,
+            };
+            self.verdict = Verdict::of_attempt(&end, presented).unwrap_or(self.verdict);
 
             match end {
                 AttemptEnd::Response(response) => return self.finish(Outcome::Succeeded, Some(response), None),
@@ -348,6 +373,6 @@ impl JobRun<'_> {
             result.auth_profile_id = Some(id);
             result.auth_profile_version = Some(version);
         }
-        Execution::Finished(Box::new(result))
+        Execution::Finished(Box::new(result), self.verdict)
     }
 }

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub outbox_backlog: IntGauge,
     /// From commit to confirmed publish.
     pub outbox_publish_latency: Histogram,
+    /// Profiles whose credentials are refused, over every workspace (read from the database).
+    pub profiles_deauthorized: IntGauge,
+    /// Health facts a worker could not keep while its flushes failed (memory bound reached).
+    pub health_facts_dropped: IntCounter,
 }
 
 /// One lane's per-job series.
@@ -202,6 +206,14 @@ impl Metrics {
                     .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0]),
                 )
                 .expect("valid metric"),
+            ),
+            profiles_deauthorized: b.register(
+                IntGauge::new("authrelay_profiles_deauthorized", "Profiles whose credentials are refused (fleet-wide)")
+                    .expect("valid metric"),
+            ),
+            health_facts_dropped: b.counter(
+                "authrelay_health_facts_dropped_total",
+                "Job outcomes left out of profile health because unwritten ones filled the memory bound",
             ),
             registry: b.registry,
         };

@@ -2,10 +2,14 @@
 //!
 //! `auth_config` holds the four credential types and their rules,
 //! `validation` the field errors, `store` the PostgreSQL side (CRUD, search,
-//! references and usage, outbox and audit rows written in one transaction).
+//! references and usage, outbox and audit rows written in one transaction),
+//! `health` the credential health of each profile and its state rules,
+//! `audit` the audit trail as the API shows it.
 
+pub mod audit;
 pub mod auth_config;
 pub mod cache;
+pub mod health;
 pub mod store;
 pub mod validation;
 
@@ -15,6 +19,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use auth_config::{AuthConfig, AuthType};
+pub use health::{Health, HealthState};
 pub use store::{ProfileStore, StoreError};
 pub use validation::{FieldError, FieldErrors, has_control_chars};
 
@@ -42,10 +47,16 @@ pub struct ProfileView {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub health: Health,
 }
 
 impl AuthProfile {
+    /// The profile as readers see it, with `health` unknown (`unused`): see [`Self::view_with`].
     pub fn view(&self) -> ProfileView {
+        self.view_with(Health::unused())
+    }
+
+    pub fn view_with(&self, health: Health) -> ProfileView {
         ProfileView {
             id: self.id,
             workspace_id: self.workspace_id.clone(),
@@ -55,6 +66,7 @@ impl AuthProfile {
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            health,
         }
     }
 }
@@ -197,6 +209,8 @@ pub struct Reference {
 pub struct ListQuery {
     pub q: Option<String>,
     pub auth_type: Option<AuthType>,
+    /// Only profiles in one of these health states (none: any).
+    pub states: Vec<HealthState>,
     pub limit: u32,
     pub cursor: Option<String>,
 }

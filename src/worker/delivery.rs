@@ -1,5 +1,5 @@
 //! One delivery's task: process it, settle it (publish what it calls for,
-//! then ack), record it. Whatever goes wrong on the way is logged and the
+//! then ack), record it (log, metrics, profile health). Whatever goes wrong on the way is logged and the
 //! delivery is still settled, so a bug never leaves a message unacked until
 //! its channel dies:
 //! - settling fails (the broker refused or went away): the delivery returns to
@@ -17,6 +17,8 @@ use futures_util::FutureExt as _;
 use lapin::message::Delivery;
 
 use super::WorkerContext;
+use super::health::HealthRecorder;
+use super::step::Processed;
 use crate::error_text::Chain;
 use crate::job::{self, ErrorKind, JobError, JobResult, Outcome, Phase};
 use crate::metrics::Metrics;
@@ -33,29 +35,36 @@ pub async fn handle(ctx: &WorkerContext, publisher: &Publisher, phase: Phase, de
     // below (and into the spawned task) would copy it each time. The delivery
     // stays boxed where the lane put it for the same reason.
     let processing = Box::pin(ctx.process(phase, &delivery.data, delivery.properties.headers().as_ref()));
-    run(&ctx.metrics, publisher, phase, delivery, processing).await;
+    run(&ctx.metrics, &ctx.health, publisher, phase, delivery, processing).await;
 }
 
 /// The steps of [`handle`], for any way of processing (tests pass their own).
 async fn run(
     metrics: &Metrics,
+    health: &HealthRecorder,
     publisher: &Publisher,
     phase: Phase,
     delivery: &Delivery,
-    processing: impl Future<Output = Disposition>,
+    processing: impl Future<Output = Processed>,
 ) {
     let _in_flight = InFlight::enter(&metrics.lane(phase).in_flight);
     let started = Instant::now();
-    let disposition = match AssertUnwindSafe(processing).catch_unwind().await {
-        Ok(disposition) => disposition,
+    let Processed { disposition, used } = match AssertUnwindSafe(processing).catch_unwind().await {
+        Ok(processed) => processed,
         Err(_) => {
             tracing::error!(lane = %phase, "processing a job panicked; it is answered and parked as `internal`");
-            internal(phase, delivery)
+            internal(phase, delivery).into()
         }
     };
     match AssertUnwindSafe(settle(publisher, metrics, delivery, &disposition)).catch_unwind().await {
         Ok(Ok(())) => {
-            let recorded = std::panic::catch_unwind(AssertUnwindSafe(|| record(metrics, phase, &disposition, started)));
+            let recorded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                record(metrics, phase, &disposition, started);
+                // Only a settled job counts: one that returns to its queue will run (and count) again.
+                if let Some((profile_id, job_use)) = used {
+                    health.record(profile_id, job_use);
+                }
+            }));
             if recorded.is_err() {
                 tracing::error!(lane = %phase, "recording a settled job panicked");
             }
@@ -286,7 +295,8 @@ mod tests {
                          "request": {"url": "http://127.0.0.1:9/"}});
         let delivery = fixture.delivery(&job).await;
 
-        run(&metrics, &publisher, Phase::DuringCall, &delivery, async { panic!("a bug in processing") }).await;
+        let health = HealthRecorder::new(&metrics);
+        run(&metrics, &health, &publisher, Phase::DuringCall, &delivery, async { panic!("a bug in processing") }).await;
 
         let result = tokio::time::timeout(Duration::from_secs(10), fixture.results.next()).await.unwrap().unwrap();
         let result: Value = serde_json::from_slice(&result.unwrap().data).unwrap();
@@ -315,7 +325,9 @@ mod tests {
         let publisher = Publisher::open(&fixture.connection, fixture.names.clone()).await.unwrap();
         let delivery = fixture.delivery(&json!(["not", "a", "job"])).await;
 
-        run(&Metrics::new(), &publisher, Phase::DuringCall, &delivery, async { panic!("a bug") }).await;
+        let metrics = Metrics::new();
+        let health = HealthRecorder::new(&metrics);
+        run(&metrics, &health, &publisher, Phase::DuringCall, &delivery, async { panic!("a bug") }).await;
 
         let channel = fixture.connection.create_channel().await.unwrap();
         let failed = fixture.names.failed_queue();

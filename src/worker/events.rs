@@ -1,6 +1,9 @@
 //! The profile-event consumer: each running instance binds its own exclusive,
 //! auto-delete queue to the fanout exchange and drops what it cached for a
-//! profile on every event, whoever published it.
+//! profile on every event, whoever published it — but for the health events:
+//! `profile.deauthorized` drops only the profile's tokens (the credentials are
+//! refused, so a cached token is worthless; the profile itself did not
+//! change), and `profile.authorized` drops nothing (the credentials work).
 
 use std::sync::Arc;
 
@@ -88,8 +91,13 @@ pub async fn run(
         match serde_json::from_slice::<EventRef>(&delivery.data) {
             // A profile that was just created has nothing stale to drop; dropping would
             // only cancel the first token fetch of the jobs already using it.
-            Ok(event) if event.event_type == "profile.created" => {
+            Ok(event) if event.event_type == "profile.created" || event.event_type == "profile.authorized" => {
                 ctx.metrics.profile_event(EventOutcome::Ignored);
+            }
+            Ok(event) if event.event_type == "profile.deauthorized" => {
+                ctx.executor.tokens().invalidate_profile(event.profile_id);
+                ctx.metrics.profile_event(EventOutcome::Applied);
+                tracing::debug!(profile_id = %event.profile_id, "dropped the tokens of a deauthorized profile");
             }
             Ok(event) if event.event_type.starts_with("profile.") => {
                 ctx.invalidate_profile(event.profile_id);

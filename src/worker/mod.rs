@@ -7,6 +7,7 @@
 //! - [`delivery`]: that task: process, settle, record; errors and panics
 //!   included, every delivery is settled.
 //! - [`events`]: the profile-event consumer that drops cached profiles and tokens.
+//! - [`health`]: credential health, tallied per job in memory and written in batches.
 //! - [`supervisor`]: the broker connection that lanes and events share, and
 //!   reconnecting when it is lost.
 //!
@@ -14,6 +15,7 @@
 
 mod delivery;
 pub mod events;
+pub mod health;
 pub mod lane;
 pub mod step;
 pub mod supervisor;
@@ -39,6 +41,8 @@ pub struct WorkerContext {
     pub settings: Arc<WorkerConfig>,
     pub limits: JobLimits,
     pub metrics: Metrics,
+    /// What settled jobs said about their profiles' health, until the next flush.
+    pub health: Arc<health::HealthRecorder>,
 }
 
 /// A client for target APIs or token endpoints could not be built (the TLS
@@ -69,7 +73,9 @@ impl WorkerContext {
         ));
         let executor = Executor::new(http, egress, tokens, settings.clone(), metrics.clone());
         let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
-        Ok(Self { store, profiles: ProfileCache::new(settings.profile_cache_ttl), executor, settings, limits, metrics })
+        let health = Arc::new(health::HealthRecorder::new(&metrics));
+        let profiles = ProfileCache::new(settings.profile_cache_ttl);
+        Ok(Self { store, profiles, executor, settings, limits, metrics, health })
     }
 
     /// Drops every cached profile and token (after a reconnect: events may have been missed).

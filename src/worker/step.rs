@@ -1,6 +1,7 @@
-//! The single-job step: a delivery in, a [`Disposition`] out. Parsing,
-//! resolving credentials (cache, then store) and running the executor happen
-//! here; what the broker must do about the result is `queue::settle`'s job.
+//! The single-job step: a delivery in, a [`Disposition`] out (with what the
+//! job says about its profile's health). Parsing, resolving credentials
+//! (cache, then store) and running the executor happen here; what the broker
+//! must do about the result is `queue::settle`'s job.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use lapin::types::FieldTable;
 use tracing::Instrument as _;
 
 use super::WorkerContext;
+use super::health;
 use crate::db;
 use crate::error_text::{Chain, chain};
 use crate::executor::{Execution, ResolvedAuth, Run};
@@ -16,12 +18,28 @@ use crate::job::{ErrorKind, Job, JobError, JobIdentity, JobParseError, JobResult
 use crate::metrics::{DeferReason, ProfileLookup};
 use crate::profile::StoreError;
 use crate::profile::cache::CachedProfile;
+use crate::profile::health::JobUse;
 use crate::queue::headers;
 use crate::queue::settle::{Disposition, ParkReason};
 
+/// One processed delivery.
+#[derive(Debug)]
+pub struct Processed {
+    /// What the broker must do with it.
+    pub disposition: Disposition,
+    /// The profile the job used and what the job says of its health; recorded once the job is settled.
+    pub used: Option<(uuid::Uuid, JobUse)>,
+}
+
+impl From<Disposition> for Processed {
+    fn from(disposition: Disposition) -> Self {
+        Self { disposition, used: None }
+    }
+}
+
 impl WorkerContext {
     /// Runs one message of the `lane` queue to its disposition.
-    pub async fn process(&self, lane: Phase, body: &[u8], amqp_headers: Option<&FieldTable>) -> Disposition {
+    pub async fn process(&self, lane: Phase, body: &[u8], amqp_headers: Option<&FieldTable>) -> Processed {
         let received_at = Utc::now();
         // A count no job could reach is somebody's nonsense: start from zero.
         let attempts_before = headers::read_u32(amqp_headers, headers::ATTEMPTS).filter(|n| *n <= 1000).unwrap_or(0);
@@ -34,10 +52,11 @@ impl WorkerContext {
                     message,
                     attempts: attempts_before,
                     phase: lane,
-                });
+                })
+                .into();
             }
             Err(JobParseError::Invalid { identity, message }) => {
-                return rejected(&identity, JobError::invalid(message), attempts_before, received_at);
+                return rejected(&identity, JobError::invalid(message), attempts_before, received_at).into();
             }
         };
         let span =
@@ -51,7 +70,7 @@ impl WorkerContext {
         amqp_headers: Option<&FieldTable>,
         attempts_before: u32,
         received_at: DateTime<Utc>,
-    ) -> Disposition {
+    ) -> Processed {
         let policy = self.settings.phase(job.phase);
         // A replay that included expired jobs asked for a fresh deadline instead of the job's own.
         let own_deadline =
@@ -62,12 +81,15 @@ impl WorkerContext {
             });
         if deadline <= Utc::now() && attempts_before == 0 {
             let result = JobResult::unattempted(&job.identity(), Outcome::Expired, None, received_at);
-            return Disposition::Done { result: Box::new(result), park: None };
+            return Disposition::Done { result: Box::new(result), park: None }.into();
         }
 
         let auth = match self.resolve_auth(&job).await {
             Ok(auth) => auth,
-            Err(AuthFailure::Rejected(error)) => return rejected(&job.identity(), error, attempts_before, received_at),
+            Err(AuthFailure::Rejected(error)) => {
+                let used = health::unusable(&job, &error);
+                return Processed { disposition: rejected(&job.identity(), error, attempts_before, received_at), used };
+            }
             Err(AuthFailure::DatabaseUnavailable(reason)) => {
                 self.metrics.database_unavailable.inc();
                 tracing::warn!(error = %reason, "database unavailable; job delayed");
@@ -77,24 +99,26 @@ impl WorkerContext {
                     attempts: attempts_before,
                     deadline,
                     reason: DeferReason::DatabaseUnavailable,
-                };
+                }
+                .into();
             }
         };
 
         let run = Run { job: &job, auth: auth.as_ref(), deadline, attempts_before, started_at: received_at };
         match self.executor.run(run).await {
-            Execution::Finished(result) => {
+            Execution::Finished(result, verdict) => {
                 let park = result.outcome.is_parked().then(|| ParkReason {
                     kind: result.error.as_ref().map_or(ErrorKind::HttpStatus, |e| e.kind),
                     message: result.error.as_ref().map_or_else(String::new, |e| e.message.clone()),
                     attempts: result.attempts,
                     phase: job.phase,
                 });
-                Disposition::Done { result, park }
+                let used = health::job_use(&job, &result, verdict);
+                Processed { disposition: Disposition::Done { result, park }, used }
             }
             Execution::RetryLater { delay, attempts, error } => {
                 tracing::info!(attempts, delay_ms = delay.as_millis() as u64, error = %error.message, "retry deferred to a delay queue");
-                Disposition::Delay { phase: job.phase, delay, attempts, deadline, reason: DeferReason::Retry }
+                Disposition::Delay { phase: job.phase, delay, attempts, deadline, reason: DeferReason::Retry }.into()
             }
         }
     }

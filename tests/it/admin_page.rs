@@ -1,11 +1,20 @@
 //! The admin page (`/ui/`): how it is served, and the page itself in a real
 //! browser — headless Chromium (Debian's `chromium`) driven by
-//! `ui-tests/admin_page.mjs` (playwright-core) against the real app.
+//! `ui-tests/admin_page.mjs` (playwright-core) against the real app, with a
+//! workspace whose profiles real jobs made healthy, failing and deauthorized.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use authrelay::app::Roles;
+use authrelay::job::Phase;
 use authrelay_testkit::app::spawn_api;
+use authrelay_testkit::{JobExt as _, TestApp, TestEnv, eventually, job};
+use serde_json::json;
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::WAIT;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
@@ -64,7 +73,10 @@ async fn the_admin_page_works_in_headless_chromium() {
     );
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&chromium).exists(), "the browser tests need Chromium at {chromium}: `apt-get install chromium`");
-    let app = spawn_api().await;
+    let mut env = TestEnv::new();
+    env.set("AUTHRELAY_HEALTH_FLUSH_INTERVAL", "200ms");
+    let app = TestApp::start(env, Roles::ALL).await;
+    let (target, health_ws) = profiles_in_every_state(&app).await;
 
     let started = Instant::now();
     let run = tokio::process::Command::new("node")
@@ -72,6 +84,7 @@ async fn the_admin_page_works_in_headless_chromium() {
         .current_dir(root)
         .env("AUTHRELAY_UI_URL", app.url("/ui/"))
         .env("AUTHRELAY_UI_TOKEN", &app.token)
+        .env("AUTHRELAY_UI_HEALTH_WS", &health_ws)
         .env("CHROMIUM", &chromium)
         .kill_on_drop(true)
         .output();
@@ -81,7 +94,52 @@ async fn the_admin_page_works_in_headless_chromium() {
         .expect("node runs (is Node.js installed?)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
     assert!(output.status.success(), "the browser tests failed ({}):\n{stdout}\n{stderr}", output.status);
     eprintln!("browser tests passed in {:.1} s", started.elapsed().as_secs_f64());
+    drop(target);
     app.stop().await;
+}
+
+/// A workspace whose profiles real jobs made `ok` (and one in use by an
+/// action), `failing` and `deauthorized`, and one no job used; the browser
+/// test reads it (`AUTHRELAY_UI_HEALTH_WS`). Returns the target and the workspace.
+async fn profiles_in_every_state(app: &TestApp) -> (MockServer, String) {
+    let ws = format!("ui-health-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let target = MockServer::start().await;
+    for (route, status) in [("/ok", 200), ("/refuses", 401), ("/down", 503)] {
+        Mock::given(path(route)).respond_with(ResponseTemplate::new(status)).mount(&target).await;
+    }
+    let bearer =
+        |name: &str| json!({"name": name, "type": "bearer", "config": {"token": format!("{name}-token-0123456789")}});
+    let mut expected = Vec::new();
+    for (name, route, jobs, state) in [
+        ("Healthy CRM", "/ok", 2, "ok"),
+        ("Refused key", "/refuses", 3, "deauthorized"),
+        ("Flaky webhook", "/down", 1, "failing"),
+        ("Idle", "", 0, "unused"),
+    ] {
+        let id = app.create_profile(&ws, bearer(name)).await;
+        for n in 0..jobs {
+            let to = format!("{}{route}", target.uri());
+            let one = job(&format!("{ws}-{name}-{n}"), Phase::PostCall).to(&to).profile(&id).max_attempts(1);
+            app.broker.publish_job(&one.with(json!({"workspace_id": ws}))).await;
+            // One at a time: refusals count when they come in a row.
+            app.results.next(WAIT).await;
+        }
+        if name == "Healthy CRM" {
+            let reference = format!("/v1/workspaces/{ws}/references/during_call_action/book-slot");
+            let (status, body) = app.put(&reference, json!({"profile_id": id, "name": "Book a slot"})).await;
+            assert_eq!(status, 201, "{body}");
+        }
+        expected.push((id, state));
+    }
+    for (id, state) in expected {
+        eventually(WAIT, format!("profile {id} is {state}"), async || {
+            let (_, profile) = app.get(&format!("/v1/workspaces/{ws}/auth-profiles/{id}")).await;
+            (profile["health"]["state"] == state).then_some(())
+        })
+        .await;
+    }
+    (target, ws)
 }

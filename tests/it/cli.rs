@@ -53,11 +53,9 @@ fn two_concurrent_migrate_runs_both_succeed() {
     assert!(a.status.success(), "{}", stderr(&a));
     assert!(b.status.success(), "{}", stderr(&b));
     let said = format!("{}{}", String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout));
-    // One run applied every migration, the other found the schema up to date.
-    let applied: Vec<&str> = said.lines().filter(|l| l.starts_with("applied")).collect();
-    assert_eq!(applied.len(), 2, "{said}");
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap().count();
     assert!(
-        applied.iter().any(|l| l.starts_with("applied 0 ")) && applied.iter().any(|l| !l.starts_with("applied 0 ")),
+        said.contains(&format!("applied {migrations} migration")) && said.contains("applied 0 migration"),
         "{said}"
     );
 }

@@ -43,8 +43,10 @@ mod ops_kit;
 mod quick_start;
 
 // Around the worker
+mod audit;
 mod cli;
 mod database_tls;
+mod health;
 mod logs;
 mod profile_events;
 mod properties;

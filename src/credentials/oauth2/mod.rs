@@ -34,9 +34,12 @@ use crate::profile::auth_config::keys::JwtHeaders;
 use crate::profile::auth_config::{ClientAuth, JwtSigning, ResponsePaths, TokenGrant, TokenOptions};
 use reply::{junk_message, parse_fields, parse_seconds, path_of, redactor_for};
 
+mod rejection;
 mod reply;
 #[cfg(test)]
 mod tests;
+
+pub use rejection::ClientRejection;
 
 /// A lifetime above this is treated as this, so `fetched_at + lifetime` can
 /// never overflow an `Instant` whatever number a server sends.

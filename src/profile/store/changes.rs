@@ -3,12 +3,22 @@
 //! ever holds a secret value, only field names.
 
 use chrono::Utc;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::profile::{Actor, AuthProfile, ProfileEvent};
+use crate::profile::{Actor, AuthConfig, AuthProfile, ProfileEvent};
+
+/// The names of the fields a config sets (`config.method`, `config.token`,
+/// `config.pairs.0.value`), for the audit row of a create: never a value.
+pub(super) fn set_fields(config: &AuthConfig) -> Vec<String> {
+    let public = config.public();
+    let mut fields: Vec<String> =
+        public.as_object().into_iter().flat_map(|o| o.keys()).map(|k| format!("config.{k}")).collect();
+    fields.extend(config.secrets().into_iter().map(|(field, _)| format!("config.{}", field.replace('/', "."))));
+    fields
+}
 
 pub(super) fn event_json(event_type: &str, workspace_id: &str, profile_id: Uuid, version: i64) -> ProfileEvent {
     ProfileEvent {
@@ -43,7 +53,7 @@ pub(super) async fn insert_outbox(tx: &Transaction<'_>, event: &ProfileEvent) ->
 }
 
 pub(super) async fn insert_audit(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     actor: &Actor,
     action: &str,
     workspace_id: &str,

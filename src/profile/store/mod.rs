@@ -6,7 +6,9 @@
 //! - [`sealing`]: the secret fields, sealed one row each;
 //! - [`changes`]: the outbox and audit rows of each write;
 //! - [`cursor`]: list pagination; [`usage`]: references and usage;
-//! - [`rotation`]: re-sealing under a new master key.
+//! - [`rotation`]: re-sealing under a new master key;
+//! - [`health`]: credential health, read with profiles and written in batches by workers;
+//! - [`audit`]: the audit trail read back, and the row of a credentials test.
 
 use std::sync::Arc;
 
@@ -17,20 +19,24 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::{
-    Actor, AuthConfig, AuthProfile, FieldErrors, ListQuery, NewProfile, Page, ProfilePatch, Usage, parse_auth_type,
-    validate_name, validate_workspace_id,
+    Actor, AuthConfig, AuthProfile, FieldErrors, Health, ListQuery, NewProfile, Page, ProfilePatch, ProfileView, Usage,
+    parse_auth_type, validate_name, validate_workspace_id,
 };
 use crate::crypto::KeyRing;
 use crate::db::DbError;
-use changes::{event_json, insert_audit, insert_outbox, record_change};
+use changes::{event_json, insert_audit, insert_outbox, record_change, set_fields};
 use cursor::{decode_cursor, encode_cursor, like_pattern};
+use health::{clear_health, health_of};
 
+mod audit;
 mod changes;
 mod cursor;
+mod health;
 mod rotation;
 mod sealing;
 mod usage;
 
+pub use health::FlushReport;
 pub use rotation::RotationReport;
 
 #[derive(Debug, thiserror::Error)]
@@ -114,12 +120,14 @@ impl ProfileStore {
             .map_err(|e| name_conflict(e, &name))?;
         self.write_secrets(&tx, workspace_id, id, &config).await?;
         let profile = profile_from_row(&row, config)?;
+        let mut fields = vec!["name".to_owned(), "type".to_owned()];
+        fields.extend(set_fields(&profile.config));
         record_change(
             &tx,
             actor,
             "profile.created",
             &profile,
-            json!({"name": profile.name, "type": profile.config.auth_type()}),
+            json!({"name": profile.name, "type": profile.config.auth_type(), "fields": fields}),
         )
         .await?;
         tx.commit().await.map_err(|e| name_conflict(e, &name))?;
@@ -132,10 +140,24 @@ impl ProfileStore {
         self.load(&client, workspace_id, id, false).await
     }
 
+    /// One profile as readers see it: masked, with its health.
+    pub async fn get_view(&self, workspace_id: &str, id: Uuid) -> Result<ProfileView, StoreError> {
+        let profile = self.get(workspace_id, id).await?;
+        self.view_of(&profile).await
+    }
+
+    /// `profile` as readers see it, with its health read now.
+    pub async fn view_of(&self, profile: &AuthProfile) -> Result<ProfileView, StoreError> {
+        let mut health = self.health(&profile.workspace_id, &[profile.id]).await?;
+        Ok(profile.view_with(health.remove(&profile.id).unwrap_or_default()))
+    }
+
     pub async fn list(&self, workspace_id: &str, query: &ListQuery) -> Result<Page, StoreError> {
         let limit = i64::from(query.limit.clamp(1, 200));
         let pattern = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(like_pattern);
         let auth_type = query.auth_type.map(|t| t.as_str());
+        let states: Option<Vec<&str>> =
+            (!query.states.is_empty()).then(|| query.states.iter().map(|s| s.as_str()).collect());
         let (after_key, after_id) = match &query.cursor {
             Some(c) => {
                 let (k, i) = decode_cursor(c)
@@ -153,21 +175,25 @@ impl ProfileStore {
                        AND ($2::text IS NULL OR name ILIKE $2 ESCAPE '\\')
                        AND ($3::text IS NULL OR auth_type = $3)
                        AND ($4::text IS NULL OR (lower(name), id) > ($4::text, $5::uuid))
+                       AND ($7::text[] IS NULL OR coalesce(
+                           (SELECT state FROM profile_health h WHERE h.profile_id = auth_profiles.id), 'unused'
+                       ) = ANY($7))
                      ORDER BY lower(name), id
                      LIMIT $6"
                 ),
-                &[&workspace_id, &pattern, &auth_type, &after_key, &after_id, &(limit + 1)],
+                &[&workspace_id, &pattern, &auth_type, &after_key, &after_id, &(limit + 1), &states],
             )
             .await?;
         let has_more = rows.len() as i64 > limit;
         let rows = &rows[..rows.len().min(limit as usize)];
         let ids: Vec<Uuid> = rows.iter().map(|r| r.get("id")).collect();
         let mut secrets = self.secrets_of(&client, &ids).await?;
+        let mut health = health_of(&client, workspace_id, &ids).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
             let id: Uuid = row.get("id");
             let config = self.open_config(row, secrets.remove(&id).unwrap_or_default())?;
-            items.push(profile_from_row(row, config)?.view());
+            items.push(profile_from_row(row, config)?.view_with(health.remove(&id).unwrap_or_else(Health::unused)));
         }
         let next_cursor =
             if has_more { rows.last().map(|r| encode_cursor(r.get("sort_key"), r.get("id"))) } else { None };
@@ -229,6 +255,7 @@ impl ProfileStore {
         self.write_secrets(&tx, workspace_id, id, &config).await?;
         let profile = profile_from_row(&row, config)?;
         record_change(&tx, actor, "profile.updated", &profile, json!({ "changed": changed })).await?;
+        clear_health(&tx, &profile).await?;
         tx.commit().await.map_err(|e| name_conflict(e, &name))?;
         Ok(profile)
     }

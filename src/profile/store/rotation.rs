@@ -82,8 +82,10 @@ impl ProfileStore {
             )
             .await?;
         let mut old_keys = std::collections::BTreeSet::new();
+        let mut fields = Vec::with_capacity(rows.len());
         for row in &rows {
             let field: String = row.get("field");
+            fields.push(format!("config.{}", field.replace('/', ".")));
             let sealed = sealed_from_row(row);
             old_keys.insert(sealed.key_id.clone());
             let slot = SecretSlot { workspace_id: &workspace_id, profile_id: id, field: &field };
@@ -102,7 +104,7 @@ impl ProfileStore {
             &workspace_id,
             Some(id),
             None,
-            json!({"from_keys": old_keys, "to_key": self.keys.current_key_id(), "secrets": rows.len()}),
+            json!({"from_keys": old_keys, "to_key": self.keys.current_key_id(), "secrets": rows.len(), "fields": fields}),
         )
         .await?;
         tx.commit().await?;
