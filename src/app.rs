@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::credentials::http_clients::HttpClients;
 use crate::credentials::oauth2::{TokenClient, TokenClientSettings};
 use crate::credentials::probe::Prober;
 use crate::db::Database;
@@ -197,11 +198,10 @@ impl App {
 fn prober(config: &Config) -> anyhow::Result<Prober> {
     let settings = &config.worker;
     let egress = EgressPolicy::new(config.allow_private_destinations.clone());
-    let http = egress.target_client(settings.connect_timeout).context("cannot build the HTTP client")?;
-    let token_http =
-        egress.token_endpoint_client(settings.connect_timeout).context("cannot build the token HTTP client")?;
-    let tokens = TokenClient::new(token_http, TokenClientSettings::default());
-    Ok(Prober { http, tokens, egress, timeout: settings.request_timeout })
+    let clients =
+        HttpClients::new(egress.clone(), settings.connect_timeout).context("cannot build the HTTP clients")?;
+    let tokens = TokenClient::with_clients(clients.clone(), TokenClientSettings::default());
+    Ok(Prober { clients, tokens, egress, timeout: settings.request_timeout })
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

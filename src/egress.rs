@@ -163,21 +163,27 @@ impl EgressPolicy {
 
     /// The client for target APIs: this policy, bounded connects, pooled connections.
     pub fn target_client(&self, connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+        self.target_client_builder(connect_timeout).build()
+    }
+
+    /// A builder for target API clients (a client certificate may still be added).
+    pub fn target_client_builder(&self, connect_timeout: Duration) -> reqwest::ClientBuilder {
         self.configure(reqwest::Client::builder())
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .user_agent(concat!("authrelay/", env!("CARGO_PKG_VERSION")))
-            .build()
     }
 
     /// The client for OAuth 2.0 token endpoints: this policy and no redirects
     /// at all, so a token request (with its client secret) is never re-sent elsewhere.
     pub fn token_endpoint_client(&self, connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
-        self.configure(reqwest::Client::builder())
-            .redirect(redirect::Policy::none())
-            .connect_timeout(connect_timeout)
-            .build()
+        self.token_endpoint_client_builder(connect_timeout).build()
+    }
+
+    /// A builder for token endpoint clients (a client certificate may still be added).
+    pub fn token_endpoint_client_builder(&self, connect_timeout: Duration) -> reqwest::ClientBuilder {
+        self.configure(reqwest::Client::builder()).redirect(redirect::Policy::none()).connect_timeout(connect_timeout)
     }
 
     fn redirect_policy(&self) -> redirect::Policy {

@@ -23,7 +23,8 @@ pub struct ConfigInput {
     pub config_file: Option<PathBuf>,
 }
 
-const SECRET_FIELDS: &[&str] = &["token", "password", "client_secret"];
+/// Secrets typed at a prompt (one line); keys are PEM and come from a file.
+const SECRET_FIELDS: &[&str] = &["token", "password", "client_secret", "secret", "secret_access_key", "session_token"];
 
 /// `--config` (argv) may not carry secrets; `--config-file` (a file or stdin) may.
 pub fn read_config(input: &ConfigInput) -> anyhow::Result<Option<Value>> {
@@ -31,6 +32,7 @@ pub fn read_config(input: &ConfigInput) -> anyhow::Result<Option<Value>> {
         let value: Value = serde_json::from_str(inline).context("--config is not valid JSON")?;
         let has_secret = SECRET_FIELDS.iter().any(|f| value.get(f).is_some())
             || value.get("private_key").is_some()
+            || value.get("client_certificate").and_then(|c| c.get("private_key")).is_some()
             || value.get("pairs").and_then(Value::as_array).is_some_and(|p| p.iter().any(|p| p.get("value").is_some()))
             || ["token_params", "token_headers"].iter().any(|list| {
                 value.get(list).and_then(Value::as_array).is_some_and(|entries| {
@@ -68,6 +70,7 @@ pub fn prompt_missing_secrets(auth_type: AuthType, config: &mut Value) -> anyhow
     let client_auth = obj.get("client_auth").and_then(Value::as_str).unwrap_or("basic").to_owned();
     let needs_key = auth_type == AuthType::OAuth2JwtBearer
         || (auth_type == AuthType::OAuth2ClientCredentials && client_auth == "private_key_jwt");
+    let needs_key = needs_key || auth_type == AuthType::Mtls;
     if needs_key && !obj.contains_key("private_key") {
         bail!("private_key is required; give the PEM key in --config-file (a key cannot be typed at a prompt)");
     }
@@ -76,6 +79,9 @@ pub fn prompt_missing_secrets(auth_type: AuthType, config: &mut Value) -> anyhow
         AuthType::Basic => Some("password"),
         AuthType::OAuth2ClientCredentials if matches!(client_auth.as_str(), "basic" | "post") => Some("client_secret"),
         AuthType::OAuth2ClientCredentials | AuthType::OAuth2JwtBearer => return Ok(()),
+        AuthType::Hmac => Some("secret"),
+        AuthType::AwsSigv4 => Some("secret_access_key"),
+        AuthType::Mtls => return Ok(()),
         AuthType::ApiKey => None,
     };
     if let Some(field) = field {
@@ -101,7 +107,7 @@ pub fn prompt_replacement(
     field: &str,
 ) -> anyhow::Result<()> {
     if auth_type != AuthType::ApiKey {
-        if field == "private_key" {
+        if field == "private_key" || field.ends_with(".private_key") {
             bail!(
                 "--replace-secret private_key: give the new PEM key in --config-file (a key cannot be typed at a prompt)"
             );
@@ -116,7 +122,7 @@ pub fn prompt_replacement(
     }
     // For API keys, name the pair by its key; keep the others as they are stored.
     if config.get("pairs").is_none() {
-        let crate::profile::AuthConfig::ApiKey { pairs, .. } = current else {
+        let crate::profile::auth_config::Credential::ApiKey { pairs, .. } = &current.credential else {
             bail!("--replace-secret {field}: give the new pairs with --config");
         };
         config["pairs"] = pairs.iter().map(|p| json!({"key": p.key})).collect();

@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::job::{Job, JobError};
 use crate::profile::AuthConfig;
-use crate::profile::auth_config::ApiKeyMethod;
+use crate::profile::auth_config::{ApiKeyMethod, Credential};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutgoingBody {
@@ -53,20 +53,23 @@ impl OutgoingRequest {
     /// field of the same name that the request carried. `access_token` is the
     /// OAuth 2.0 token for an `oauth2_client_credentials` config.
     pub fn apply(&mut self, auth: &AuthConfig, access_token: Option<&SecretString>) -> Result<(), JobError> {
-        match auth {
-            AuthConfig::Bearer { token } => self.set_authorization(&format!("Bearer {}", token.expose_secret()))?,
-            AuthConfig::Basic { username, password } => {
+        match &auth.credential {
+            Credential::Bearer { token } => self.set_authorization(&format!("Bearer {}", token.expose_secret()))?,
+            Credential::Basic { username, password } => {
                 let encoded = BASE64.encode(format!("{username}:{}", password.expose_secret()));
                 self.set_authorization(&format!("Basic {encoded}"))?;
             }
-            AuthConfig::OAuth2ClientCredentials(_) | AuthConfig::OAuth2JwtBearer(_) => {
+            Credential::OAuth2ClientCredentials(_) | Credential::OAuth2JwtBearer(_) => {
                 let token = access_token.ok_or_else(|| JobError::invalid("no access token to apply"))?;
                 let send_as = &auth.token_grant().expect("an OAuth config has a grant").options().send_as;
                 let name = HeaderName::from_bytes(send_as.header.as_bytes())
                     .map_err(|_| JobError::invalid("the profile's send_as header is not a valid header name"))?;
                 self.set_header(name, &format!("{}{}", send_as.prefix, token.expose_secret()))?;
             }
-            AuthConfig::ApiKey { method, pairs } => match method {
+            // Signed per attempt, over the finished request (`credentials::signing`);
+            // a certificate goes in the TLS handshake.
+            Credential::Hmac(_) | Credential::AwsSigV4(_) | Credential::Mtls(_) => {}
+            Credential::ApiKey { method, pairs } => match method {
                 ApiKeyMethod::Header => {
                     for pair in pairs {
                         let name = HeaderName::from_bytes(pair.key.as_bytes()).map_err(|_| {

@@ -1,14 +1,16 @@
 //! "Test this profile now": fetch a fresh OAuth 2.0 token, or call a URL with
 //! the credentials, and report what happened without any secret.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use url::Url;
 
 use super::apply::OutgoingRequest;
+use super::http_clients::HttpClients;
 use super::oauth2::TokenClient;
 use super::redact::Redactor;
+use super::signing;
 use crate::egress::{EgressPolicy, find_egress_error};
 use crate::profile::AuthProfile;
 
@@ -34,7 +36,7 @@ pub struct ProbeReport {
 /// The clients a probe uses: the same egress guard as the workers.
 #[derive(Clone)]
 pub struct Prober {
-    pub http: reqwest::Client,
+    pub clients: HttpClients,
     pub tokens: TokenClient,
     pub egress: EgressPolicy,
     pub timeout: Duration,
@@ -60,7 +62,8 @@ impl Prober {
                 report.error = Some(format!("token endpoint: {e}"));
                 return finish(report, started);
             }
-            match self.tokens.fetch(grant, self.timeout).await {
+            let certificate = profile.config.tls_identity().map(|c| (c, Some(profile.id)));
+            match self.tokens.fetch_presenting(grant, certificate, self.timeout).await {
                 Ok(token) => {
                     report.token_type = Some(token.token_type.clone());
                     report.expires_in = token.expires_in.map(|d| d.as_secs());
@@ -94,12 +97,36 @@ impl Prober {
             report.error = Some(e.message);
             return finish(report, started);
         }
-        let mut builder =
-            self.http.request(request.method.clone(), request.url.clone()).headers(request.headers.clone());
+        let client = match self.clients.target(profile.config.tls_identity(), Some(profile.id)) {
+            Ok(client) => client,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return finish(report, started);
+            }
+        };
+        let mut builder = client.request(request.method.clone(), request.url.clone()).headers(request.headers.clone());
         if let Some((body, content_type)) = request.encoded_body() {
             builder = builder.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
-        match tokio::time::timeout(self.timeout, builder.send()).await {
+        let outgoing = match builder.build() {
+            Ok(mut outgoing) => match signing::sign(
+                &mut outgoing,
+                &profile.config.credential,
+                &format!("probe_{}", uuid::Uuid::new_v4()),
+                SystemTime::now(),
+            ) {
+                Ok(()) => outgoing,
+                Err(e) => {
+                    report.error = Some(e.to_string());
+                    return finish(report, started);
+                }
+            },
+            Err(e) => {
+                report.error = Some(redactor.redact(&e.to_string()).into_owned());
+                return finish(report, started);
+            }
+        };
+        match tokio::time::timeout(self.timeout, client.execute(outgoing)).await {
             Err(_) => report.error = Some(format!("no response within {} ms", self.timeout.as_millis())),
             Ok(Err(e)) => {
                 report.error = Some(match find_egress_error(&e) {

@@ -11,7 +11,8 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::profile::AuthConfig;
-use crate::profile::auth_config::ApiKeyMethod;
+use crate::profile::auth_config::signed::WHSEC_PREFIX;
+use crate::profile::auth_config::{ApiKeyMethod, Credential};
 
 /// Removes credentials from text we echo back: a target that echoes the
 /// request (an echo server, a debug endpoint, an error page) must not make a
@@ -40,13 +41,13 @@ const MIN_REDACTED_LEN: usize = 3;
 impl Redactor {
     pub fn for_config(auth: &AuthConfig, access_token: Option<&SecretString>) -> Self {
         let mut redactor = Self::default();
-        match auth {
-            AuthConfig::Bearer { token } => redactor.add(token.expose_secret()),
-            AuthConfig::Basic { username, password } => {
+        match &auth.credential {
+            Credential::Bearer { token } => redactor.add(token.expose_secret()),
+            Credential::Basic { username, password } => {
                 redactor.add(password.expose_secret());
                 redactor.add(&BASE64.encode(format!("{username}:{}", password.expose_secret())));
             }
-            AuthConfig::ApiKey { method, pairs } => {
+            Credential::ApiKey { method, pairs } => {
                 for pair in pairs {
                     redactor.add(pair.value.expose_secret());
                     if *method == ApiKeyMethod::Header {
@@ -54,10 +55,10 @@ impl Redactor {
                     }
                 }
             }
-            AuthConfig::OAuth2ClientCredentials(_) | AuthConfig::OAuth2JwtBearer(_) => {
+            Credential::OAuth2ClientCredentials(_) | Credential::OAuth2JwtBearer(_) => {
                 // Every secret a token request carries (client secret, secret fields and headers).
                 // (The private key is never sent anywhere; it needs no needle.)
-                for (_, secret) in auth.secrets().into_iter().filter(|(field, _)| field != "private_key") {
+                for (_, secret) in auth.secrets().into_iter().filter(|(field, _)| !field.ends_with("private_key")) {
                     redactor.add(secret.expose_secret());
                 }
                 let send_as = &auth.token_grant().expect("an OAuth config has a grant").options().send_as;
@@ -65,6 +66,24 @@ impl Redactor {
                     redactor.header_names.push(send_as.header.to_ascii_lowercase());
                 }
             }
+            // The key never travels, but a target that echoes it (or an error
+            // that quotes it) must not make a result carry it; the signature is no secret.
+            Credential::Hmac(hmac) => {
+                let secret = hmac.secret.expose_secret();
+                redactor.add(secret);
+                if let Some(encoded) = secret.strip_prefix(WHSEC_PREFIX) {
+                    redactor.add(encoded);
+                }
+            }
+            Credential::AwsSigV4(aws) => {
+                redactor.add(aws.secret_access_key.expose_secret());
+                if let Some(token) = &aws.session_token {
+                    redactor.add(token.expose_secret());
+                    redactor.header_names.push("x-amz-security-token".into());
+                }
+            }
+            // A private key is never sent; nothing of it can come back.
+            Credential::Mtls(_) => {}
         }
         if let Some(token) = access_token {
             redactor.add(token.expose_secret());

@@ -322,7 +322,9 @@ impl Inner {
 
     /// A token from the fleet's store when sharing, else from the token endpoint.
     async fn obtain(&self, source: &TokenSource, timeout: Duration) -> Result<(AccessToken, Obtained), TokenError> {
-        let fetch = || self.client.fetch(source.grant(), timeout);
+        let profile = source.workspace_id.as_ref().map(|_| source.key.profile_id);
+        let certificate = source.config.tls_identity().map(|c| (c, profile));
+        let fetch = || self.client.fetch_presenting(source.grant(), certificate, timeout);
         match (&self.shared, &source.workspace_id) {
             (Some(shared), Some(workspace_id)) => {
                 let refused: Vec<[u8; 32]> = crate::lock::lock(&self.refused).iter().copied().collect();
@@ -360,7 +362,7 @@ impl Inner {
 mod tests {
     use super::*;
     use crate::credentials::oauth2::TokenClientSettings;
-    use crate::profile::auth_config::{ClientAuth, OAuth2Config};
+    use crate::profile::auth_config::{ClientAuth, Credential, OAuth2Config};
     use secrecy::ExposeSecret as _;
     use secrecy::SecretString;
     use serde_json::json;
@@ -415,7 +417,7 @@ mod tests {
 
     /// The token source of `config` for version `version` of profile `id`.
     fn source(id: Uuid, version: i64, config: &OAuth2Config) -> TokenSource {
-        let config = Arc::new(AuthConfig::OAuth2ClientCredentials(config.clone()));
+        let config = Arc::new(AuthConfig::from(Credential::OAuth2ClientCredentials(config.clone())));
         TokenSource::new(config, Some((id, version)), "acme", None).unwrap()
     }
 

@@ -1,7 +1,7 @@
 //! One HTTP attempt: send the request, read the answer within a byte budget
 //! and a timeout, and classify how it ended.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
 use reqwest::StatusCode;
@@ -10,12 +10,18 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use super::{Executor, response, retry};
 use crate::credentials::apply::OutgoingRequest;
 use crate::credentials::redact::Redactor;
+use crate::credentials::signing;
 use crate::egress::find_egress_error;
 use crate::job::{ErrorKind, JobError, ResponseSummary};
+use crate::profile::auth_config::Credential;
 
 /// What one attempt sends, and within what time.
 pub(super) struct Attempt<'a> {
+    /// The shared client, or the one that presents the profile's client certificate.
+    pub client: &'a reqwest::Client,
     pub request: &'a OutgoingRequest,
+    /// Signs the finished request when it is a signing type (`hmac`, `aws_sigv4`).
+    pub credential: Option<&'a Credential>,
     /// Sent as `Idempotency-Key`, the same on every attempt.
     pub job_id: &'a str,
     pub timeout: Duration,
@@ -35,9 +41,8 @@ pub(super) enum AttemptEnd {
 impl Executor {
     /// Sends `attempt.request` once and reads its answer within the attempt's timeout.
     pub(super) async fn attempt(&self, attempt: Attempt<'_>) -> AttemptEnd {
-        let Attempt { request, job_id, timeout, cut_by_deadline, redactor } = attempt;
-        let mut builder =
-            self.http.request(request.method.clone(), request.url.clone()).headers(request.headers.clone());
+        let Attempt { client, request, credential, job_id, timeout, cut_by_deadline, redactor } = attempt;
+        let mut builder = client.request(request.method.clone(), request.url.clone()).headers(request.headers.clone());
         if let Some((bytes, _)) = request.encoded_body() {
             builder = builder.body(bytes);
             if let Some(content_type) = request.content_type() {
@@ -48,12 +53,18 @@ impl Executor {
             builder = builder.header("idempotency-key", key);
         }
         let max_body = self.settings.max_response_bytes;
+        let signed_at = SystemTime::now();
         let exchange = async {
-            let mut response = builder.send().await?;
+            let mut outgoing = builder.build()?;
+            if let Some(credential) = credential {
+                // Last: over the exact bytes and headers that go out, with this attempt's time.
+                signing::sign(&mut outgoing, credential, job_id, signed_at).map_err(AttemptError::Signing)?;
+            }
+            let mut response = client.execute(outgoing).await?;
             let status = response.status();
             let headers = response.headers().clone();
             let body = response::read_bounded(&mut response, max_body).await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
+            Ok::<_, AttemptError>((status, headers, body))
         };
         match tokio::time::timeout(timeout, exchange).await {
             Err(_) => {
@@ -71,7 +82,12 @@ impl Executor {
                     retry_after: None,
                 }
             }
-            Ok(Err(e)) => {
+            Ok(Err(AttemptError::Signing(e))) => AttemptEnd::Failed {
+                error: JobError::new(ErrorKind::InvalidJob, e.to_string(), false),
+                response: None,
+                retry_after: None,
+            },
+            Ok(Err(AttemptError::Transport(e))) => {
                 AttemptEnd::Failed { error: classify_transport_error(&e, redactor), response: None, retry_after: None }
             }
             Ok(Ok((status, headers, body))) => {
@@ -97,6 +113,15 @@ impl Executor {
             }
         }
     }
+}
+
+/// Why an attempt got no response.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+    #[error(transparent)]
+    Signing(signing::SigningError),
 }
 
 /// Connect errors never reached the server, so they are always safe to retry;

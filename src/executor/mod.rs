@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::config::WorkerConfig;
 use crate::credentials::apply::OutgoingRequest;
+use crate::credentials::http_clients::HttpClients;
 use crate::credentials::oauth2::AccessToken;
 use crate::credentials::redact::Redactor;
 use crate::credentials::token_cache::{Lookup, TokenCache, TokenSource};
@@ -97,7 +98,7 @@ pub struct Run<'a> {
 
 #[derive(Clone)]
 pub struct Executor {
-    http: reqwest::Client,
+    clients: HttpClients,
     egress: EgressPolicy,
     tokens: Arc<TokenCache>,
     settings: Arc<WorkerConfig>,
@@ -113,17 +114,21 @@ enum NextStep {
 
 impl Executor {
     pub fn new(
-        http: reqwest::Client,
+        clients: HttpClients,
         egress: EgressPolicy,
         tokens: Arc<TokenCache>,
         settings: Arc<WorkerConfig>,
         metrics: Metrics,
     ) -> Self {
-        Self { http, egress, tokens, settings, metrics }
+        Self { clients, egress, tokens, settings, metrics }
     }
 
     pub fn tokens(&self) -> &Arc<TokenCache> {
         &self.tokens
+    }
+
+    pub fn clients(&self) -> &HttpClients {
+        &self.clients
     }
 
     pub async fn run(&self, run: Run<'_>) -> Execution {
@@ -230,7 +235,19 @@ impl JobRun<'_> {
             let error = JobError::new(ErrorKind::DestinationBlocked, e.to_string(), false);
             return self.finish(Outcome::Rejected, None, Some(error));
         }
-        // Static credentials are applied once; only an OAuth token changes between attempts.
+        // A client certificate is presented by a client of its own (and refused once expired).
+        let client = match executor
+            .clients
+            .target(auth.and_then(|a| a.config.tls_identity()), auth.and_then(|a| a.profile).map(|(id, _)| id))
+        {
+            Ok(client) => client,
+            Err(e) => {
+                let error = JobError::new(ErrorKind::Connect, e.to_string(), false);
+                return self.finish(Outcome::Failed, None, Some(error));
+            }
+        };
+        // Static credentials are applied once; only an OAuth token changes between
+        // attempts (and signatures, made in each attempt).
         let static_auth = auth.filter(|a| a.config.token_grant().is_none());
         if let Some(a) = static_auth
             && let Err(e) = request.apply(&a.config, None)
@@ -277,7 +294,9 @@ impl JobRun<'_> {
             let by_request = job.request.timeout.unwrap_or(executor.settings.request_timeout);
             let cut_by_deadline = budget < by_request;
             let attempt = Attempt {
+                client: &client,
                 request: attempt_request,
+                credential: auth.map(|a| &a.config.credential),
                 job_id: &job.job_id,
                 timeout: budget.min(by_request),
                 cut_by_deadline,

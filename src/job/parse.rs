@@ -304,7 +304,10 @@ mod tests {
         assert_eq!(job.request.method, Method::POST);
         assert_eq!(job.request.timeout, Some(Duration::from_secs(3)));
         assert_eq!(job.request.query, vec![("limit".to_owned(), "10".to_owned())]);
-        assert!(matches!(job.inline_auth, Some(AuthConfig::Bearer { .. })));
+        assert!(matches!(
+            job.inline_auth.map(|a| a.credential),
+            Some(crate::profile::auth_config::Credential::Bearer { .. })
+        ));
         assert_eq!(job.max_attempts, Some(3));
     }
 

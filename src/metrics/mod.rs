@@ -56,6 +56,8 @@ pub struct Metrics {
     pub outbox_publish_latency: Histogram,
     /// Profiles whose credentials are refused, over every workspace (read from the database).
     pub profiles_deauthorized: IntGauge,
+    /// Client certificates of all profiles that expire within 14 days (or have expired).
+    pub certificates_expiring: IntGauge,
     /// Health facts a worker could not keep while its flushes failed (memory bound reached).
     pub health_facts_dropped: IntCounter,
 }
@@ -210,6 +212,13 @@ impl Metrics {
             profiles_deauthorized: b.register(
                 IntGauge::new("authrelay_profiles_deauthorized", "Profiles whose credentials are refused (fleet-wide)")
                     .expect("valid metric"),
+            ),
+            certificates_expiring: b.register(
+                IntGauge::new(
+                    "authrelay_certificates_expiring",
+                    "Client certificates of all profiles that expire within 14 days (expired ones included)",
+                )
+                .expect("valid metric"),
             ),
             health_facts_dropped: b.counter(
                 "authrelay_health_facts_dropped_total",

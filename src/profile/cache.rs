@@ -149,7 +149,7 @@ mod tests {
             id,
             workspace_id: ws.into(),
             name: "p".into(),
-            config: AuthConfig::Bearer { token: SecretString::from("t") },
+            config: crate::profile::auth_config::Credential::Bearer { token: SecretString::from("t") }.into(),
             version,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),

@@ -7,8 +7,9 @@
 //! merged with the newer ones until a flush succeeds, within a bound on the
 //! number of profiles; jobs never wait for any of it.
 //!
-//! The same task refreshes `authrelay_profiles_deauthorized` from the
-//! database after each flush, in every process (the API role too).
+//! The same task refreshes `authrelay_profiles_deauthorized` and
+//! `authrelay_certificates_expiring` from the database after each flush, in
+//! every process (the API role too).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,9 @@ use crate::lock::lock;
 use crate::metrics::Metrics;
 use crate::profile::ProfileStore;
 use crate::profile::health::{Evidence, Failure, HealthDelta, JobUse, Transition};
+
+/// A certificate expiring sooner than this is counted as expiring.
+pub const CERTIFICATE_WARNING: chrono::TimeDelta = chrono::TimeDelta::days(14);
 
 /// Profiles tallied at most while flushes fail; facts about more are dropped (and counted).
 const MAX_PROFILES: usize = 10_000;
@@ -225,6 +229,15 @@ impl HealthTask {
     async fn refresh_gauge(&self) {
         if let Ok(count) = self.store.count_deauthorized().await {
             self.metrics.profiles_deauthorized.set(count);
+        }
+        self.refresh_certificates().await;
+    }
+
+    async fn refresh_certificates(&self) {
+        let horizon = chrono::Utc::now() + CERTIFICATE_WARNING;
+        match self.store.count_certificates_expiring(horizon).await {
+            Ok(count) => self.metrics.certificates_expiring.set(count),
+            Err(e) => tracing::debug!(error = %Chain(&e), "could not count expiring certificates"),
         }
     }
 }

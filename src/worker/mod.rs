@@ -23,6 +23,7 @@ pub mod supervisor;
 use std::sync::Arc;
 
 use crate::config::{Config, TokenSharing, WorkerConfig};
+use crate::credentials::http_clients::HttpClients;
 use crate::credentials::oauth2::{TokenClient, TokenClientSettings};
 use crate::credentials::token_cache::{TokenCache, TokenCacheSettings};
 use crate::credentials::token_store::SharedTokens;
@@ -57,9 +58,9 @@ impl WorkerContext {
     pub fn build(config: &Config, store: ProfileStore, metrics: Metrics) -> Result<Self, ClientError> {
         let settings = Arc::new(config.worker.clone());
         let egress = EgressPolicy::new(config.allow_private_destinations.clone());
-        let http = egress.target_client(settings.connect_timeout)?;
-        let token_client = TokenClient::new(
-            egress.token_endpoint_client(settings.connect_timeout)?,
+        let clients = HttpClients::new(egress.clone(), settings.connect_timeout)?;
+        let token_client = TokenClient::with_clients(
+            clients.clone(),
             TokenClientSettings { default_lifetime: settings.token_default_lifetime, ..Default::default() },
         );
         let shared = match settings.token_sharing {
@@ -71,7 +72,7 @@ impl WorkerContext {
             TokenCacheSettings { failure_ttl: settings.token_failure_ttl, ..Default::default() },
             shared,
         ));
-        let executor = Executor::new(http, egress, tokens, settings.clone(), metrics.clone());
+        let executor = Executor::new(clients, egress, tokens, settings.clone(), metrics.clone());
         let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
         let health = Arc::new(health::HealthRecorder::new(&metrics));
         let profiles = ProfileCache::new(settings.profile_cache_ttl);
@@ -82,11 +83,13 @@ impl WorkerContext {
     pub fn clear_caches(&self) {
         self.profiles.clear();
         self.executor.tokens().clear();
+        self.executor.clients().clear();
     }
 
     /// Drops what is cached for one profile (a profile event).
     pub fn invalidate_profile(&self, id: uuid::Uuid) {
         self.profiles.invalidate(id);
         self.executor.tokens().invalidate_profile(id);
+        self.executor.clients().invalidate_profile(id);
     }
 }

@@ -3,7 +3,8 @@
 use std::collections::HashSet;
 
 use authrelay::app::{App, Roles};
-use authrelay::profile::{AuthConfig, ProfileStore};
+use authrelay::profile::ProfileStore;
+use authrelay::profile::auth_config::Credential;
 use authrelay_testkit::app::spawn_api;
 use authrelay_testkit::{TestApp, TestEnv, new_key};
 use secrecy::ExposeSecret as _;
@@ -159,7 +160,7 @@ async fn rotation_reencrypts_everything_and_old_keys_can_then_be_dropped() {
     let only_new = ProfileStore::new(pool, std::sync::Arc::new(authrelay::crypto::KeyRing::parse(&new).unwrap()));
     assert!(only_new.missing_key_ids().await.unwrap().is_empty());
     let profile = only_new.get("acme", ids[0].parse().unwrap()).await.unwrap();
-    let AuthConfig::Bearer { token } = profile.config else { panic!("bearer") };
+    let Credential::Bearer { token } = profile.config.credential else { panic!("bearer") };
     assert_eq!(token.expose_secret(), BEARER_SECRET);
     app.stop().await;
 }
@@ -408,7 +409,7 @@ async fn patch_bumps_the_version_keeps_omitted_secrets_and_writes_one_outbox_row
     assert_eq!(events[1]["profile_id"], id.as_str());
 
     let stored = app.store.get("acme", id.parse().unwrap()).await.unwrap();
-    let AuthConfig::OAuth2ClientCredentials(c) = &stored.config else { panic!() };
+    let Credential::OAuth2ClientCredentials(c) = &stored.config.credential else { panic!() };
     assert_eq!(c.client_secret.as_ref().unwrap().expose_secret(), CLIENT_SECRET, "the omitted secret is kept");
 
     // A masked value sent back is refused, never stored over the secret.

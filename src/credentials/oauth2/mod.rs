@@ -29,9 +29,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 use url::form_urlencoded;
 
+use crate::credentials::http_clients::HttpClients;
 use crate::credentials::redact::{REDACTED, Redactor, truncate_chars};
 use crate::profile::auth_config::keys::JwtHeaders;
-use crate::profile::auth_config::{ClientAuth, JwtSigning, ResponsePaths, TokenGrant, TokenOptions};
+use crate::profile::auth_config::{ClientAuth, ClientCertificate, JwtSigning, ResponsePaths, TokenGrant, TokenOptions};
 use reply::{junk_message, parse_fields, parse_seconds, path_of, redactor_for};
 
 mod rejection;
@@ -188,6 +189,9 @@ fn is_transient_code(code: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct TokenClient {
     http: reqwest::Client,
+    /// Clients that present a profile's client certificate (RFC 8705), when
+    /// this token client serves profiles that may have one.
+    certificates: Option<HttpClients>,
     settings: TokenClientSettings,
 }
 
@@ -227,14 +231,41 @@ impl<'a> Assertion<'a> {
 impl TokenClient {
     /// `http` is built by the caller (it carries the egress guard and a no-redirect policy).
     pub fn new(http: reqwest::Client, settings: TokenClientSettings) -> Self {
-        Self { http, settings }
+        Self { http, certificates: None, settings }
+    }
+
+    /// A token client on `clients`: the shared token endpoint client, or one
+    /// that presents the profile's client certificate.
+    pub fn with_clients(clients: HttpClients, settings: TokenClientSettings) -> Self {
+        let http = clients.token_endpoint(None, None).expect("the shared client needs no certificate");
+        Self { http, certificates: Some(clients), settings }
     }
 
     /// Requests a new token; `timeout` bounds the whole exchange, body included.
     pub async fn fetch(&self, grant: TokenGrant<'_>, timeout: Duration) -> Result<AccessToken, TokenError> {
+        self.fetch_presenting(grant, None, timeout).await
+    }
+
+    /// Like [`fetch`](Self::fetch), presenting `certificate` (of the profile
+    /// named, if any) in the TLS handshake with the token endpoint.
+    pub async fn fetch_presenting(
+        &self,
+        grant: TokenGrant<'_>,
+        certificate: Option<(&ClientCertificate, Option<uuid::Uuid>)>,
+        timeout: Duration,
+    ) -> Result<AccessToken, TokenError> {
         let fetched_at = Instant::now();
         let host = grant.token_endpoint().host_str().unwrap_or_default();
-        let (request, assertion) = match self.request(grant) {
+        let http = match (certificate, &self.certificates) {
+            (None, _) => self.http.clone(),
+            (Some((certificate, profile)), Some(clients)) => {
+                clients.token_endpoint(Some(certificate), profile).map_err(|e| TokenError::Request(e.to_string()))?
+            }
+            (Some(_), None) => {
+                return Err(TokenError::Request("this token client cannot present client certificates".into()));
+            }
+        };
+        let (request, assertion) = match self.request(&http, grant) {
             Ok(built) => built,
             Err(error) => {
                 tracing::debug!(host, %error, "could not build the OAuth 2.0 token request");
@@ -284,10 +315,14 @@ impl TokenClient {
     }
 
     /// The token request of `grant`, and the signed assertion it carries (if any).
-    fn request(&self, grant: TokenGrant<'_>) -> Result<(reqwest::RequestBuilder, Option<String>), TokenError> {
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        grant: TokenGrant<'_>,
+    ) -> Result<(reqwest::RequestBuilder, Option<String>), TokenError> {
         let endpoint = grant.token_endpoint();
         let mut form: Vec<(&str, &str)> = Vec::new();
-        let mut request = self.http.post(endpoint.clone()).header(ACCEPT, "application/json");
+        let mut request = http.post(endpoint.clone()).header(ACCEPT, "application/json");
         let assertion = match grant {
             TokenGrant::ClientCredentials(config) => {
                 form.push(("grant_type", "client_credentials"));

@@ -83,6 +83,11 @@ impl Certificate {
         }
     }
 
+    /// The leaf's `SubjectPublicKeyInfo`, DER.
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.public_key_der
+    }
+
     /// Whether the leaf certifies `key`'s public half.
     pub fn matches(&self, key: &PrivateKey) -> bool {
         self.public_key_der == key.public_key_der()

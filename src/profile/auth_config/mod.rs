@@ -1,7 +1,11 @@
 //! The kinds of credentials a profile (or a job's `inline_auth`) holds, how
 //! they are read from JSON and validated (`read`, `read_oauth2`), masked for
 //! display, and split into the public part and the secret fields that are
-//! sealed at rest. The OAuth 2.0 types live in `oauth2`, signing keys in `keys`.
+//! sealed at rest. The OAuth 2.0 types live in `oauth2`, signing keys in
+//! `keys`, the signing types in `signed`, client certificates in `tls`.
+//!
+//! An [`AuthConfig`] is one [`Credential`] (what the `type` names) plus,
+//! optionally, a client certificate presented in the TLS handshake on top.
 
 use std::collections::BTreeMap;
 
@@ -14,12 +18,16 @@ pub mod keys;
 pub mod oauth2;
 mod read;
 mod read_oauth2;
+pub mod signed;
+pub mod tls;
 
 pub use oauth2::{
     ClientAuth, JwtBearerConfig, JwtSigning, OAuth2Config, ParamValue, ResponsePaths, SendAs, TokenGrant, TokenOptions,
     TokenParam,
 };
 pub use read::parse_http_url;
+pub use signed::{HmacConfig, HmacScheme, SigV4Config};
+pub use tls::ClientCertificate;
 
 /// What a masked secret starts with. Input carrying it is refused, so a masked
 /// value read from the API can never be saved over the real secret.
@@ -27,6 +35,8 @@ pub const MASK: &str = "••••";
 const MAX_SECRET_LEN: usize = 8 * 1024;
 const MAX_TEXT_LEN: usize = 2 * 1024;
 pub const MAX_PAIRS: usize = 20;
+/// Where a client certificate sits in every type but `mtls`.
+const CLIENT_CERTIFICATE: &str = "client_certificate";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,11 +48,22 @@ pub enum AuthType {
     OAuth2ClientCredentials,
     #[serde(rename = "oauth2_jwt_bearer")]
     OAuth2JwtBearer,
+    Hmac,
+    AwsSigv4,
+    Mtls,
 }
 
 impl AuthType {
-    pub const ALL: [AuthType; 5] =
-        [Self::Bearer, Self::ApiKey, Self::Basic, Self::OAuth2ClientCredentials, Self::OAuth2JwtBearer];
+    pub const ALL: [AuthType; 8] = [
+        Self::Bearer,
+        Self::ApiKey,
+        Self::Basic,
+        Self::OAuth2ClientCredentials,
+        Self::OAuth2JwtBearer,
+        Self::Hmac,
+        Self::AwsSigv4,
+        Self::Mtls,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -51,6 +72,9 @@ impl AuthType {
             Self::Basic => "basic",
             Self::OAuth2ClientCredentials => "oauth2_client_credentials",
             Self::OAuth2JwtBearer => "oauth2_jwt_bearer",
+            Self::Hmac => "hmac",
+            Self::AwsSigv4 => "aws_sigv4",
+            Self::Mtls => "mtls",
         }
     }
 
@@ -95,14 +119,40 @@ pub struct ApiKeyPair {
     pub value: SecretString,
 }
 
-/// Decrypted credentials. `Debug` shows no secret (they are `SecretString`s).
+/// The credential a profile's `type` names. `Debug` shows no secret.
 #[derive(Debug, Clone)]
-pub enum AuthConfig {
-    Bearer { token: SecretString },
-    ApiKey { method: ApiKeyMethod, pairs: Vec<ApiKeyPair> },
-    Basic { username: String, password: SecretString },
+pub enum Credential {
+    Bearer {
+        token: SecretString,
+    },
+    ApiKey {
+        method: ApiKeyMethod,
+        pairs: Vec<ApiKeyPair>,
+    },
+    Basic {
+        username: String,
+        password: SecretString,
+    },
     OAuth2ClientCredentials(OAuth2Config),
     OAuth2JwtBearer(JwtBearerConfig),
+    Hmac(HmacConfig),
+    AwsSigV4(SigV4Config),
+    /// The client certificate is the credential.
+    Mtls(ClientCertificate),
+}
+
+/// Decrypted credentials: the credential, and a client certificate presented
+/// on top of it (never set for `mtls`, whose credential is one).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub credential: Credential,
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+impl From<Credential> for AuthConfig {
+    fn from(credential: Credential) -> Self {
+        Self { credential, client_certificate: None }
+    }
 }
 
 /// Which rendering of a config: for readers (secrets masked, keys as
@@ -113,7 +163,7 @@ pub(crate) enum View {
     Stored,
 }
 
-impl AuthConfig {
+impl Credential {
     pub fn auth_type(&self) -> AuthType {
         match self {
             Self::Bearer { .. } => AuthType::Bearer,
@@ -121,15 +171,96 @@ impl AuthConfig {
             Self::Basic { .. } => AuthType::Basic,
             Self::OAuth2ClientCredentials(_) => AuthType::OAuth2ClientCredentials,
             Self::OAuth2JwtBearer(_) => AuthType::OAuth2JwtBearer,
+            Self::Hmac(_) => AuthType::Hmac,
+            Self::AwsSigV4(_) => AuthType::AwsSigv4,
+            Self::Mtls(_) => AuthType::Mtls,
         }
+    }
+
+    fn json(&self, view: View) -> Value {
+        match self {
+            Self::Bearer { token } => json!({ "token": secret_json(token, view) }),
+            Self::ApiKey { method, pairs } => json!({
+                "method": method,
+                "pairs": pairs.iter().map(|p| json!({"key": p.key, "value": secret_json(&p.value, view)})).collect::<Vec<_>>(),
+            }),
+            Self::Basic { username, password } => {
+                json!({"username": username, "password": secret_json(password, view)})
+            }
+            Self::OAuth2ClientCredentials(c) => c.json(view),
+            Self::OAuth2JwtBearer(c) => c.json(view),
+            Self::Hmac(c) => c.json(view),
+            Self::AwsSigV4(c) => c.json(view),
+            Self::Mtls(c) => c.json(view),
+        }
+    }
+
+    fn secrets(&self) -> Vec<(String, &SecretString)> {
+        match self {
+            Self::Bearer { token } => vec![("token".into(), token)],
+            Self::ApiKey { pairs, .. } => {
+                pairs.iter().enumerate().map(|(i, p)| (format!("pairs/{i}/value"), &p.value)).collect()
+            }
+            Self::Basic { password, .. } => vec![("password".into(), password)],
+            Self::OAuth2ClientCredentials(c) => c.secrets(),
+            Self::OAuth2JwtBearer(c) => c.secrets(),
+            Self::Hmac(c) => c.secrets(),
+            Self::AwsSigV4(c) => c.secrets(),
+            Self::Mtls(c) => vec![("private_key".into(), c.key.pem())],
+        }
+    }
+
+    fn assemble(
+        auth_type: AuthType,
+        obj: &serde_json::Map<String, Value>,
+        secrets: &mut Secrets,
+    ) -> Result<Self, String> {
+        Ok(match auth_type {
+            AuthType::Bearer => Self::Bearer { token: secrets.take("token")? },
+            AuthType::Basic => Self::Basic {
+                username: obj.get("username").and_then(Value::as_str).ok_or("stored username is missing")?.to_owned(),
+                password: secrets.take("password")?,
+            },
+            AuthType::ApiKey => {
+                let method: ApiKeyMethod = serde_json::from_value(obj.get("method").cloned().unwrap_or_default())
+                    .map_err(|e| format!("stored api_key method: {e}"))?;
+                let stored_pairs = obj.get("pairs").and_then(Value::as_array).ok_or("stored pairs are missing")?;
+                let mut pairs = Vec::with_capacity(stored_pairs.len());
+                for (i, pair) in stored_pairs.iter().enumerate() {
+                    let key = pair.get("key").and_then(Value::as_str).ok_or("stored pair key is missing")?;
+                    pairs.push(ApiKeyPair { key: key.to_owned(), value: secrets.take(&format!("pairs/{i}/value"))? });
+                }
+                Self::ApiKey { method, pairs }
+            }
+            AuthType::OAuth2ClientCredentials => Self::OAuth2ClientCredentials(OAuth2Config::assemble(obj, secrets)?),
+            AuthType::OAuth2JwtBearer => Self::OAuth2JwtBearer(JwtBearerConfig::assemble(obj, secrets)?),
+            AuthType::Hmac => Self::Hmac(HmacConfig::assemble(obj, secrets)?),
+            AuthType::AwsSigv4 => Self::AwsSigV4(SigV4Config::assemble(obj, secrets)?),
+            AuthType::Mtls => Self::Mtls(ClientCertificate::assemble(obj, secrets, "private_key")?),
+        })
+    }
+}
+
+impl AuthConfig {
+    pub fn auth_type(&self) -> AuthType {
+        self.credential.auth_type()
     }
 
     /// How this config gets an OAuth 2.0 token, if it is one of the OAuth types.
     pub fn token_grant(&self) -> Option<TokenGrant<'_>> {
-        match self {
-            Self::OAuth2ClientCredentials(c) => Some(TokenGrant::ClientCredentials(c)),
-            Self::OAuth2JwtBearer(c) => Some(TokenGrant::JwtBearer(c)),
+        match &self.credential {
+            Credential::OAuth2ClientCredentials(c) => Some(TokenGrant::ClientCredentials(c)),
+            Credential::OAuth2JwtBearer(c) => Some(TokenGrant::JwtBearer(c)),
             _ => None,
+        }
+    }
+
+    /// The certificate to present in TLS handshakes: the `mtls` credential, or
+    /// the `client_certificate` of any other type.
+    pub fn tls_identity(&self) -> Option<&ClientCertificate> {
+        match &self.credential {
+            Credential::Mtls(certificate) => Some(certificate),
+            _ => self.client_certificate.as_ref(),
         }
     }
 
@@ -144,36 +275,24 @@ impl AuthConfig {
     }
 
     fn json(&self, view: View) -> Value {
-        let secret = |s: &SecretString| match view {
-            View::Masked => Value::String(mask(s)),
-            View::Stored => Value::Null,
-        };
-        let mut value = match self {
-            AuthConfig::Bearer { token } => json!({ "token": secret(token) }),
-            AuthConfig::ApiKey { method, pairs } => json!({
-                "method": method,
-                "pairs": pairs.iter().map(|p| json!({"key": p.key, "value": secret(&p.value)})).collect::<Vec<_>>(),
-            }),
-            AuthConfig::Basic { username, password } => json!({"username": username, "password": secret(password)}),
-            AuthConfig::OAuth2ClientCredentials(c) => c.json(view),
-            AuthConfig::OAuth2JwtBearer(c) => c.json(view),
-        };
+        let mut value = self.credential.json(view);
+        if let Some(certificate) = &self.client_certificate {
+            let mut nested = certificate.json(view);
+            strip_nulls(&mut nested);
+            value[CLIENT_CERTIFICATE] = nested;
+        }
         strip_nulls(&mut value);
         value
     }
 
     /// Every secret field with its storage name (`token`, `pairs/0/value`,
-    /// `token_params/1/value`, `private_key`, …).
+    /// `token_params/1/value`, `private_key`, `client_certificate/private_key`, …).
     pub fn secrets(&self) -> Vec<(String, &SecretString)> {
-        match self {
-            AuthConfig::Bearer { token } => vec![("token".into(), token)],
-            AuthConfig::ApiKey { pairs, .. } => {
-                pairs.iter().enumerate().map(|(i, p)| (format!("pairs/{i}/value"), &p.value)).collect()
-            }
-            AuthConfig::Basic { password, .. } => vec![("password".into(), password)],
-            AuthConfig::OAuth2ClientCredentials(c) => c.secrets(),
-            AuthConfig::OAuth2JwtBearer(c) => c.secrets(),
+        let mut secrets = self.credential.secrets();
+        if let Some(certificate) = &self.client_certificate {
+            secrets.push((format!("{CLIENT_CERTIFICATE}/private_key"), certificate.key.pem()));
         }
+        secrets
     }
 
     /// Rebuilds a config from its stored public part and its opened secrets.
@@ -183,30 +302,16 @@ impl AuthConfig {
         secrets: BTreeMap<String, SecretString>,
     ) -> Result<Self, String> {
         let obj = public.as_object().ok_or("stored config is not an object")?;
-        let mut secrets = oauth2::Secrets(secrets);
-        let config = match auth_type {
-            AuthType::Bearer => AuthConfig::Bearer { token: secrets.take("token")? },
-            AuthType::Basic => AuthConfig::Basic {
-                username: obj.get("username").and_then(Value::as_str).ok_or("stored username is missing")?.to_owned(),
-                password: secrets.take("password")?,
-            },
-            AuthType::ApiKey => {
-                let method: ApiKeyMethod = serde_json::from_value(obj.get("method").cloned().unwrap_or_default())
-                    .map_err(|e| format!("stored api_key method: {e}"))?;
-                let stored_pairs = obj.get("pairs").and_then(Value::as_array).ok_or("stored pairs are missing")?;
-                let mut pairs = Vec::with_capacity(stored_pairs.len());
-                for (i, pair) in stored_pairs.iter().enumerate() {
-                    let key = pair.get("key").and_then(Value::as_str).ok_or("stored pair key is missing")?;
-                    pairs.push(ApiKeyPair { key: key.to_owned(), value: secrets.take(&format!("pairs/{i}/value"))? });
-                }
-                AuthConfig::ApiKey { method, pairs }
-            }
-            AuthType::OAuth2ClientCredentials => {
-                AuthConfig::OAuth2ClientCredentials(OAuth2Config::assemble(obj, &mut secrets)?)
-            }
-            AuthType::OAuth2JwtBearer => AuthConfig::OAuth2JwtBearer(JwtBearerConfig::assemble(obj, &mut secrets)?),
+        let mut secrets = Secrets(secrets);
+        let credential = Credential::assemble(auth_type, obj, &mut secrets)?;
+        let client_certificate = match obj.get(CLIENT_CERTIFICATE).and_then(Value::as_object) {
+            Some(stored) if auth_type != AuthType::Mtls => Some(
+                ClientCertificate::assemble(stored, &mut secrets, &format!("{CLIENT_CERTIFICATE}/private_key"))
+                    .map_err(|e| format!("{CLIENT_CERTIFICATE}: {e}"))?,
+            ),
+            _ => None,
         };
-        Ok(config)
+        Ok(Self { credential, client_certificate })
     }
 
     /// SHA-256 of everything that shapes this config's token request (the
@@ -254,6 +359,27 @@ impl AuthConfig {
             }
         }
         changed
+    }
+}
+
+/// The opened secrets of a stored profile, taken one by one by field name.
+pub(super) struct Secrets(pub BTreeMap<String, SecretString>);
+
+impl Secrets {
+    pub(super) fn take(&mut self, field: &str) -> Result<SecretString, String> {
+        self.0.remove(field).ok_or_else(|| format!("stored secret `{field}` is missing"))
+    }
+
+    pub(super) fn take_optional(&mut self, field: &str) -> Option<SecretString> {
+        self.0.remove(field)
+    }
+}
+
+/// A secret as a view shows it: masked for readers, left out of storage.
+fn secret_json(secret: &SecretString, view: View) -> Value {
+    match view {
+        View::Masked => Value::String(mask(secret)),
+        View::Stored => Value::Null,
     }
 }
 
@@ -379,7 +505,7 @@ mod tests {
         let patched =
             AuthConfig::parse(AuthType::OAuth2ClientCredentials, &json!({"scope": "write"}), Some(&stored), "config")
                 .unwrap();
-        let AuthConfig::OAuth2ClientCredentials(c) = &patched else { panic!() };
+        let Credential::OAuth2ClientCredentials(c) = &patched.credential else { panic!() };
         assert_eq!(c.client_secret.as_ref().unwrap().expose_secret(), "keep-me");
         assert_eq!(c.scope.as_deref(), Some("write"));
         assert_eq!(patched.changed_fields(&stored), vec!["config.scope"]);
@@ -396,7 +522,7 @@ mod tests {
             "config",
         )
         .unwrap();
-        let AuthConfig::ApiKey { pairs, .. } = patched else { panic!() };
+        let Credential::ApiKey { pairs, .. } = patched.credential else { panic!() };
         assert_eq!(pairs[1].value.expose_secret(), "secret-a");
         let err = AuthConfig::parse(AuthType::ApiKey, &json!({"pairs": [{"key": "C"}]}), Some(&stored), "config")
             .unwrap_err();

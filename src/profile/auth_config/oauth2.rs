@@ -4,8 +4,6 @@
 //! (extra form fields and headers, where the reply keeps the token) and how
 //! the token is sent.
 
-use std::collections::BTreeMap;
-
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -13,7 +11,7 @@ use url::Url;
 
 use super::certs::Certificate;
 use super::keys::{PrivateKey, SigningAlg};
-use super::{View, mask};
+use super::{Secrets, View, mask, secret_json};
 
 /// How a client authenticates to the token endpoint in the client credentials grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -266,26 +264,6 @@ impl JwtBearerConfig {
             signing: signing_from_stored(stored, &pem)?,
             options: options_from_stored(stored, secrets)?,
         })
-    }
-}
-
-/// The opened secrets of a stored profile, taken one by one by field name.
-pub(super) struct Secrets(pub BTreeMap<String, SecretString>);
-
-impl Secrets {
-    pub(super) fn take(&mut self, field: &str) -> Result<SecretString, String> {
-        self.0.remove(field).ok_or_else(|| format!("stored secret `{field}` is missing"))
-    }
-
-    pub(super) fn take_optional(&mut self, field: &str) -> Option<SecretString> {
-        self.0.remove(field)
-    }
-}
-
-fn secret_json(secret: &SecretString, view: View) -> Value {
-    match view {
-        View::Masked => Value::String(mask(secret)),
-        View::Stored => Value::Null,
     }
 }
 

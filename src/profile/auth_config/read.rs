@@ -5,7 +5,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::{ApiKeyMethod, ApiKeyPair, AuthConfig, AuthType, MASK, MAX_PAIRS, MAX_SECRET_LEN, MAX_TEXT_LEN};
+use super::{
+    ApiKeyMethod, ApiKeyPair, AuthConfig, AuthType, CLIENT_CERTIFICATE, ClientAuth, ClientCertificate, Credential,
+    MASK, MAX_PAIRS, MAX_SECRET_LEN, MAX_TEXT_LEN,
+};
 use crate::profile::validation::{FieldErrors, has_control_chars};
 
 impl AuthConfig {
@@ -19,104 +22,153 @@ impl AuthConfig {
         prefix: &str,
     ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let empty = Map::new();
-        let obj = match input {
-            Value::Object(obj) => obj,
-            Value::Null => &empty,
+        let mut own = match input {
+            Value::Object(obj) => obj.clone(),
+            Value::Null => Map::new(),
             _ => return Err(FieldErrors::single(prefix, "must be a JSON object")),
         };
         let stored = stored.filter(|s| s.auth_type() == auth_type);
-        let mut r = Reader { obj, prefix, errors: &mut errors };
-        let config = match auth_type {
-            AuthType::Bearer => {
-                r.allow_only(&["token"]);
-                let kept = match stored {
-                    Some(AuthConfig::Bearer { token }) => Some(token),
-                    _ => None,
-                };
-                let token = r.secret("token", kept, false);
-                token.map(|token| AuthConfig::Bearer { token })
+        // Every type but `mtls` may carry a client certificate beside its own fields.
+        let certificate_input = match auth_type {
+            AuthType::Mtls => None,
+            _ => own.remove(CLIENT_CERTIFICATE),
+        };
+        let client_certificate = match certificate_input {
+            None => Some(stored.and_then(|s| s.client_certificate.clone())),
+            Some(Value::Null) => Some(None),
+            Some(Value::Object(obj)) => {
+                let at = format!("{prefix}.{CLIENT_CERTIFICATE}");
+                let mut r = Reader { obj: &obj, prefix: &at, errors: &mut errors };
+                ClientCertificate::read(&mut r, stored.and_then(|s| s.client_certificate.as_ref())).map(Some)
             }
-            AuthType::Basic => {
-                r.allow_only(&["username", "password"]);
-                let (kept_user, kept_pass) = match stored {
-                    Some(AuthConfig::Basic { username, password }) => (Some(username.as_str()), Some(password)),
-                    _ => (None, None),
-                };
-                let username = r.text("username", kept_user, true);
-                if let Some(u) = &username
-                    && u.contains(':')
-                {
-                    r.err("username", "must not contain `:` (RFC 7617)");
-                }
-                // An empty password is legitimate (e.g. an API key sent as the user name).
-                let password = r.secret("password", kept_pass, true);
-                match (username, password) {
-                    (Some(username), Some(password)) => Some(AuthConfig::Basic { username, password }),
-                    _ => None,
-                }
-            }
-            AuthType::ApiKey => {
-                r.allow_only(&["method", "pairs"]);
-                let (kept_method, kept_pairs) = match stored {
-                    Some(AuthConfig::ApiKey { method, pairs }) => (Some(*method), Some(pairs.as_slice())),
-                    _ => (None, None),
-                };
-                let method = match obj.get("method") {
-                    None | Some(Value::Null) => {
-                        if kept_method.is_none() {
-                            r.err("method", "is required: one of header, query, body");
-                        }
-                        kept_method
-                    }
-                    Some(Value::String(s)) => {
-                        let m = ApiKeyMethod::parse(s);
-                        if m.is_none() {
-                            r.err("method", "must be one of header, query, body");
-                        }
-                        m
-                    }
-                    Some(_) => {
-                        r.err("method", "must be one of header, query, body");
-                        None
-                    }
-                };
-                let pairs = match obj.get("pairs") {
-                    None | Some(Value::Null) => match kept_pairs {
-                        Some(p) => Some(p.to_vec()),
-                        None => {
-                            r.err("pairs", "is required: 1 to 20 {\"key\", \"value\"} pairs");
-                            None
-                        }
-                    },
-                    Some(value) => r.pairs(value, kept_pairs.unwrap_or_default()),
-                };
-                match (method, pairs) {
-                    (Some(method), Some(pairs)) => {
-                        validate_pairs(method, &pairs, prefix, r.errors);
-                        Some(AuthConfig::ApiKey { method, pairs })
-                    }
-                    _ => None,
-                }
-            }
-            AuthType::OAuth2ClientCredentials => {
-                let kept = match stored {
-                    Some(AuthConfig::OAuth2ClientCredentials(c)) => Some(c),
-                    _ => None,
-                };
-                super::read_oauth2::client_credentials(&mut r, kept).map(AuthConfig::OAuth2ClientCredentials)
-            }
-            AuthType::OAuth2JwtBearer => {
-                let kept = match stored {
-                    Some(AuthConfig::OAuth2JwtBearer(c)) => Some(c),
-                    _ => None,
-                };
-                super::read_oauth2::jwt_bearer(&mut r, kept).map(AuthConfig::OAuth2JwtBearer)
+            Some(_) => {
+                errors.add(
+                    format!("{prefix}.{CLIENT_CERTIFICATE}"),
+                    "must be an object: {\"certificate\", \"private_key\", \"ca_certificate\"?}",
+                );
+                None
             }
         };
-        match config {
-            Some(config) if errors.is_empty() => Ok(config),
+        let mut r = Reader { obj: &own, prefix, errors: &mut errors };
+        let credential = read_credential(&mut r, auth_type, stored.map(|s| &s.credential));
+        if let Some(Credential::OAuth2ClientCredentials(c)) = &credential
+            && c.client_auth == ClientAuth::TlsClientAuth
+            && matches!(client_certificate, Some(None))
+        {
+            r.err(
+                CLIENT_CERTIFICATE,
+                "is required with client_auth tls_client_auth: the certificate is the client's credential",
+            );
+        }
+        match (credential, client_certificate) {
+            (Some(credential), Some(client_certificate)) if errors.is_empty() => {
+                Ok(AuthConfig { credential, client_certificate })
+            }
             _ => Err(errors),
+        }
+    }
+}
+
+/// The fields of one type; `kept` is the stored credential of a patched profile (same type).
+fn read_credential(r: &mut Reader<'_>, auth_type: AuthType, kept: Option<&Credential>) -> Option<Credential> {
+    match auth_type {
+        AuthType::Bearer => {
+            r.allow_only(&["token"]);
+            let kept = match kept {
+                Some(Credential::Bearer { token }) => Some(token),
+                _ => None,
+            };
+            r.secret("token", kept, false).map(|token| Credential::Bearer { token })
+        }
+        AuthType::Basic => {
+            r.allow_only(&["username", "password"]);
+            let (kept_user, kept_pass) = match kept {
+                Some(Credential::Basic { username, password }) => (Some(username.as_str()), Some(password)),
+                _ => (None, None),
+            };
+            let username = r.text("username", kept_user, true);
+            if let Some(u) = &username
+                && u.contains(':')
+            {
+                r.err("username", "must not contain `:` (RFC 7617)");
+            }
+            // An empty password is legitimate (e.g. an API key sent as the user name).
+            let password = r.secret("password", kept_pass, true);
+            Some(Credential::Basic { username: username?, password: password? })
+        }
+        AuthType::ApiKey => {
+            r.allow_only(&["method", "pairs"]);
+            let (kept_method, kept_pairs) = match kept {
+                Some(Credential::ApiKey { method, pairs }) => (Some(*method), Some(pairs.as_slice())),
+                _ => (None, None),
+            };
+            let method = match r.obj.get("method") {
+                None | Some(Value::Null) => {
+                    if kept_method.is_none() {
+                        r.err("method", "is required: one of header, query, body");
+                    }
+                    kept_method
+                }
+                Some(Value::String(s)) => {
+                    let m = ApiKeyMethod::parse(s);
+                    if m.is_none() {
+                        r.err("method", "must be one of header, query, body");
+                    }
+                    m
+                }
+                Some(_) => {
+                    r.err("method", "must be one of header, query, body");
+                    None
+                }
+            };
+            let pairs = match r.obj.get("pairs") {
+                None | Some(Value::Null) => match kept_pairs {
+                    Some(p) => Some(p.to_vec()),
+                    None => {
+                        r.err("pairs", "is required: 1 to 20 {\"key\", \"value\"} pairs");
+                        None
+                    }
+                },
+                Some(value) => r.pairs(value, kept_pairs.unwrap_or_default()),
+            };
+            let (method, pairs) = (method?, pairs?);
+            validate_pairs(method, &pairs, r.prefix, r.errors);
+            Some(Credential::ApiKey { method, pairs })
+        }
+        AuthType::OAuth2ClientCredentials => {
+            let kept = match kept {
+                Some(Credential::OAuth2ClientCredentials(c)) => Some(c),
+                _ => None,
+            };
+            super::read_oauth2::client_credentials(r, kept).map(Credential::OAuth2ClientCredentials)
+        }
+        AuthType::OAuth2JwtBearer => {
+            let kept = match kept {
+                Some(Credential::OAuth2JwtBearer(c)) => Some(c),
+                _ => None,
+            };
+            super::read_oauth2::jwt_bearer(r, kept).map(Credential::OAuth2JwtBearer)
+        }
+        AuthType::Hmac => {
+            let kept = match kept {
+                Some(Credential::Hmac(c)) => Some(c),
+                _ => None,
+            };
+            super::signed::read_hmac(r, kept).map(Credential::Hmac)
+        }
+        AuthType::AwsSigv4 => {
+            let kept = match kept {
+                Some(Credential::AwsSigV4(c)) => Some(c),
+                _ => None,
+            };
+            super::signed::read_sigv4(r, kept).map(Credential::AwsSigV4)
+        }
+        AuthType::Mtls => {
+            let kept = match kept {
+                Some(Credential::Mtls(c)) => Some(c),
+                _ => None,
+            };
+            ClientCertificate::read(r, kept).map(Credential::Mtls)
         }
     }
 }
@@ -315,6 +367,21 @@ impl Reader<'_> {
         }
         ok.then_some(pairs)
     }
+}
+
+/// The largest PEM accepted (an 8192-bit RSA key is about 6.4 KiB; a chain of
+/// three certificates fits too).
+pub(super) const MAX_PEM_LEN: usize = 16 * 1024;
+
+/// What every PEM field must be before it is read: not a masked value, not huge.
+pub(super) fn check_pem(pem: &str) -> Result<(), String> {
+    if pem.contains(MASK) {
+        return Err("looks like a masked value; send the PEM, or omit the field to keep the stored one".into());
+    }
+    if pem.len() > MAX_PEM_LEN {
+        return Err(format!("must be at most {} KiB", MAX_PEM_LEN / 1024));
+    }
+    Ok(())
 }
 
 pub(super) fn check_secret(s: &str, allow_empty: bool) -> Result<(), &'static str> {

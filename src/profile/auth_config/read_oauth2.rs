@@ -10,12 +10,10 @@ use super::keys::{PrivateKey, SigningAlg};
 use super::oauth2::{
     ClientAuth, JwtBearerConfig, JwtSigning, OAuth2Config, ParamValue, ResponsePaths, SendAs, TokenOptions, TokenParam,
 };
-use super::read::{RESERVED_HEADERS, Reader, check_secret, parse_http_url};
+use super::read::{MAX_PEM_LEN, RESERVED_HEADERS, Reader, check_pem, check_secret, parse_http_url};
 use super::{MAX_PAIRS, MAX_TEXT_LEN};
 use crate::profile::validation::has_control_chars;
 
-/// The largest PEM accepted (an 8192-bit RSA key is about 6.4 KiB).
-const MAX_PEM_LEN: usize = 16 * 1024;
 /// The longest `token_response` path.
 const MAX_PATH_LEN: usize = 256;
 
@@ -70,10 +68,6 @@ pub(super) fn client_credentials(r: &mut Reader<'_>, kept: Option<&OAuth2Config>
         ClientAuth::PrivateKeyJwt if matches!(signing, Some(None)) => {
             r.err("private_key", "is required with client_auth private_key_jwt");
         }
-        ClientAuth::TlsClientAuth => r.err(
-            "client_auth",
-            "tls_client_auth needs a client certificate (`client_certificate`), which this version cannot hold yet",
-        ),
         _ => {}
     }
     Some(OAuth2Config {
@@ -209,16 +203,6 @@ fn signing(r: &mut Reader<'_>, kept: Option<&JwtSigning>) -> Option<Option<JwtSi
         return None;
     }
     Some(Some(JwtSigning { key, key_id, alg, certificate }))
-}
-
-fn check_pem(pem: &str) -> Result<(), String> {
-    if pem.contains(super::MASK) {
-        return Err("looks like a masked value; send the PEM, or omit the field to keep the stored key".into());
-    }
-    if pem.len() > MAX_PEM_LEN {
-        return Err(format!("must be at most {} KiB", MAX_PEM_LEN / 1024));
-    }
-    Ok(())
 }
 
 fn options(r: &mut Reader<'_>, kept: Option<&TokenOptions>, reserved_fields: &[&str]) -> Option<TokenOptions> {
@@ -542,7 +526,7 @@ mod tests {
             "config",
         )
         .unwrap();
-        let AuthConfig::OAuth2ClientCredentials(c) = &patched else { panic!() };
+        let super::super::Credential::OAuth2ClientCredentials(c) = &patched.credential else { panic!() };
         assert_eq!(c.options.params[0].value.expose(), "param-secret-0123456789");
     }
 

@@ -122,6 +122,17 @@ impl ProfileStore {
         Ok(row.get(0))
     }
 
+    /// Client certificates (of `mtls` profiles, and `client_certificate`s of
+    /// any other) that expire before `horizon`, over every workspace; expired
+    /// ones count too.
+    pub async fn count_certificates_expiring(&self, horizon: DateTime<Utc>) -> Result<i64, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT count(*) FROM auth_profiles WHERE certificate_not_after < $1", &[&horizon])
+            .await?;
+        Ok(row.get(0))
+    }
+
     /// Deletes hourly counts too old to be part of any `last_24h`.
     pub async fn prune_health_hours(&self) -> Result<u64, StoreError> {
         let client = self.pool.get().await?;

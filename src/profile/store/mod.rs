@@ -111,10 +111,17 @@ impl ProfileStore {
         let row = tx
             .query_one(
                 &format!(
-                    "INSERT INTO auth_profiles (id, workspace_id, name, auth_type, config) VALUES ($1, $2, $3, $4, $5)
-                     RETURNING {PROFILE_COLUMNS}"
+                    "INSERT INTO auth_profiles (id, workspace_id, name, auth_type, config, certificate_not_after)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PROFILE_COLUMNS}"
                 ),
-                &[&id, &workspace_id, &name, &config.auth_type().as_str(), &config.public()],
+                &[
+                    &id,
+                    &workspace_id,
+                    &name,
+                    &config.auth_type().as_str(),
+                    &config.public(),
+                    &certificate_not_after(&config),
+                ],
             )
             .await
             .map_err(|e| name_conflict(e, &name))?;
@@ -242,10 +249,18 @@ impl ProfileStore {
         let row = tx
             .query_one(
                 &format!(
-                    "UPDATE auth_profiles SET name = $3, auth_type = $4, config = $5, version = version + 1, updated_at = now()
+                    "UPDATE auth_profiles SET name = $3, auth_type = $4, config = $5, certificate_not_after = $6,
+                            version = version + 1, updated_at = now()
                      WHERE workspace_id = $1 AND id = $2 RETURNING {PROFILE_COLUMNS}"
                 ),
-                &[&workspace_id, &id, &name, &config.auth_type().as_str(), &config.public()],
+                &[
+                    &workspace_id,
+                    &id,
+                    &name,
+                    &config.auth_type().as_str(),
+                    &config.public(),
+                    &certificate_not_after(&config),
+                ],
             )
             .await
             .map_err(|e| name_conflict(e, &name))?;
@@ -332,4 +347,9 @@ fn profile_from_row(row: &Row, config: AuthConfig) -> Result<AuthProfile, StoreE
 
 fn name_conflict(e: tokio_postgres::Error, name: &str) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) { StoreError::NameTaken(name.to_owned()) } else { e.into() }
+}
+
+/// When the client certificate of `config` expires, if it has one.
+fn certificate_not_after(config: &AuthConfig) -> Option<chrono::DateTime<chrono::Utc>> {
+    config.tls_identity().map(|c| c.certificate.not_after())
 }

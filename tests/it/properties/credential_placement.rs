@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use authrelay::credentials::apply::{OutgoingBody, OutgoingRequest};
 use authrelay::job::{ErrorKind, Job, JobLimits, Phase, parse_job};
-use authrelay::profile::auth_config::ApiKeyMethod;
+use authrelay::profile::auth_config::{ApiKeyMethod, Credential as Kind};
 use authrelay::profile::{AuthConfig, AuthType};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -95,7 +95,7 @@ pub(super) fn any_credential() -> impl Strategy<Value = Credential> {
         pair_keys(FIELD_NAMES.to_vec()).prop_map(|k| ("query", k)),
         pair_keys(FIELD_NAMES.to_vec()).prop_map(|k| ("body", k)),
     ];
-    (0..5usize, secret(), "[a-z]{1,8}", api_key, access_token(), any::<bool>()).prop_filter_map(
+    (0..7usize, secret(), "[a-z]{1,8}", api_key, access_token(), any::<bool>()).prop_filter_map(
         "the config is valid",
         |(kind, secret, user, (method, keys), token, post)| {
             let (auth_type, input) = match kind {
@@ -112,6 +112,19 @@ pub(super) fn any_credential() -> impl Strategy<Value = Credential> {
                     json!({"client_id": user, "client_secret": secret, "token_endpoint": "https://auth.example.com/token",
                            "client_auth": if post { "post" } else { "basic" }}),
                 ),
+                // Signing types: the secret never goes into the request, only the signature does.
+                5 => (
+                    AuthType::Hmac,
+                    if post {
+                        json!({"secret": secret, "scheme": "standard_webhooks"})
+                    } else {
+                        json!({"secret": secret, "scheme": "custom", "header": "X-Signature", "algorithm": "sha256", "encoding": "hex"})
+                    },
+                ),
+                6 => (
+                    AuthType::AwsSigv4,
+                    json!({"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": secret, "region": "eu-west-1", "service": "execute-api"}),
+                ),
                 // A token sent in another header, or with another prefix (`send_as`).
                 _ => (
                     AuthType::OAuth2ClientCredentials,
@@ -120,7 +133,7 @@ pub(super) fn any_credential() -> impl Strategy<Value = Credential> {
                 ),
             };
             let config = AuthConfig::parse(auth_type, &input, None, "config").ok()?;
-            let access_token = (kind >= 3).then(|| SecretString::from(token));
+            let access_token = matches!(kind, 3 | 4).then(|| SecretString::from(token));
             Some(Credential { config, access_token })
         },
     )
@@ -190,11 +203,11 @@ fn check_application(job: &Job, credential: &Credential) -> Result<(), TestCaseE
     for secret in &secrets {
         prop_assert!(!forms(secret).iter().any(|f| error.message.contains(f.as_str())), "{}", error.message);
     }
-    match &credential.config {
-        AuthConfig::ApiKey { method: ApiKeyMethod::Body, .. } => {
+    match &credential.config.credential {
+        Kind::ApiKey { method: ApiKeyMethod::Body, .. } => {
             prop_assert!(matches!(before.body, OutgoingBody::Json(ref v) if !v.is_object()), "{}", error.message);
         }
-        AuthConfig::ApiKey { .. } => prop_assert!(false, "query/header API keys that parsed are always applicable"),
+        Kind::ApiKey { .. } => prop_assert!(false, "query/header API keys that parsed are always applicable"),
         _ => {
             // Authorization-header types refuse only what a header cannot carry.
             let all_visible = secrets.iter().all(|s| s.bytes().all(|b| (0x20..0x7f).contains(&b)));
@@ -211,13 +224,13 @@ fn check_placement(
     secrets: &[String],
 ) -> Result<(), TestCaseError> {
     let authorization = vec!["authorization".to_owned()];
-    match &credential.config {
-        AuthConfig::Bearer { token } => {
+    match &credential.config.credential {
+        Kind::Bearer { token } => {
             prop_assert_eq!(places(after, &forms(token.expose_secret())), set(&["header:authorization"]));
             prop_assert_eq!(after.headers.get_all(AUTHORIZATION).iter().count(), 1);
             prop_assert_eq!(authorization_of(after), format!("Bearer {}", token.expose_secret()));
         }
-        AuthConfig::Basic { username, password } => {
+        Kind::Basic { username, password } => {
             prop_assert_eq!(
                 places(after, &forms(password.expose_secret())),
                 BTreeSet::new(),
@@ -227,7 +240,21 @@ fn check_placement(
             prop_assert_eq!(places(after, &forms(&credentials)), set(&["header:authorization"]));
             prop_assert_eq!(authorization_of(after), format!("Basic {credentials}"));
         }
-        AuthConfig::OAuth2ClientCredentials(_) | AuthConfig::OAuth2JwtBearer(_) => {
+        // Signed per attempt, later: applying the credential leaves the request as it was.
+        Kind::Hmac(_) | Kind::AwsSigV4(_) | Kind::Mtls(_) => {
+            for (field, secret) in credential.config.secrets() {
+                prop_assert_eq!(
+                    places(after, &forms(secret.expose_secret())),
+                    BTreeSet::new(),
+                    "{} is never sent",
+                    field
+                );
+            }
+            prop_assert_eq!(&after.url, &before.url);
+            prop_assert_eq!(&after.headers, &before.headers);
+            prop_assert_eq!(&after.body, &before.body);
+        }
+        Kind::OAuth2ClientCredentials(_) | Kind::OAuth2JwtBearer(_) => {
             for (field, secret) in credential.config.secrets() {
                 prop_assert_eq!(
                     places(after, &forms(secret.expose_secret())),
@@ -244,7 +271,7 @@ fn check_placement(
             let sent = String::from_utf8_lossy(after.headers[header.as_str()].as_bytes()).into_owned();
             prop_assert_eq!(sent, format!("{}{token}", send_as.prefix));
         }
-        AuthConfig::ApiKey { method, pairs } => {
+        Kind::ApiKey { method, pairs } => {
             for pair in pairs {
                 let expected = match method {
                     ApiKeyMethod::Header => set(&[&format!("header:{}", pair.key.to_ascii_lowercase())]),
@@ -307,7 +334,7 @@ fn check_placement(
         }
     }
     // Nothing but the credential changed where the credential does not go.
-    if !matches!(credential.config, AuthConfig::ApiKey { .. }) {
+    if !matches!(credential.config.credential, Kind::ApiKey { .. }) {
         let credential_header = match credential.config.token_grant() {
             Some(grant) => vec![grant.options().send_as.header.to_ascii_lowercase()],
             None => authorization,

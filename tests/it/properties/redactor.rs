@@ -1,7 +1,7 @@
 //! The redactor removes every form of a secret it knows.
 
 use authrelay::credentials::redact::{REDACTED, Redactor};
-use authrelay::profile::AuthConfig;
+use authrelay::profile::auth_config::Credential as Kind;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use proptest::prelude::*;
@@ -31,7 +31,7 @@ fn leaks(text: &str, needle: &str) -> bool {
 /// The secrets a redactor for `credential` must remove, each with the forms it may come back in.
 fn needles(credential: &Credential) -> Vec<String> {
     let mut raw: Vec<String> = credential.config.secrets().iter().map(|(_, s)| s.expose_secret().to_owned()).collect();
-    if let AuthConfig::Basic { username, password } = &credential.config {
+    if let Kind::Basic { username, password } = &credential.config.credential {
         raw.push(BASE64.encode(format!("{username}:{}", password.expose_secret())));
     }
     if let Some(token) = &credential.access_token {
