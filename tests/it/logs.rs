@@ -12,13 +12,16 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::authrelay;
 
-const SECRETS: [&str; 6] = [
+const SECRETS: [&str; 9] = [
     "log-bearer-secret-AAAA",
     "log-pair-secret-BBBB",
     "log-basic-secret-CCCC",
     "log-client-secret-DDDD",
     "log-access-token-EEEE",
     "log-inline-secret-FFFF",
+    "log-hmac-secret-GGGG",
+    "log-aws-secret-access-key-HHHH",
+    "log-aws-session-token-IIII",
 ];
 
 #[tokio::test]
@@ -28,6 +31,12 @@ async fn logs_never_contain_a_secret_whatever_the_jobs_do() {
     let tap = broker.tap().await;
     let mut process =
         authrelay(&env).env("AUTHRELAY_LOG_FORMAT", "json").env("AUTHRELAY_LOG", "info").serve(&["run"]).await;
+
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let certificate = rcgen::CertificateParams::new(vec!["client".into()]).unwrap().self_signed(&key).unwrap();
+    // A line from the middle of the key's PEM: no part of a key may appear.
+    let key_pem = key.serialize_pem();
+    let key_line = key_pem.lines().nth(1).unwrap().to_owned();
 
     // Targets: one that echoes nothing useful, one that fails, a token endpoint.
     let target = MockServer::start().await;
@@ -44,6 +53,12 @@ async fn logs_never_contain_a_secret_whatever_the_jobs_do() {
         json!({"name": "u", "type": "basic", "config": {"username": "svc", "password": SECRETS[2]}}),
         json!({"name": "o", "type": "oauth2_client_credentials", "config": {
             "client_id": "cid", "client_secret": SECRETS[3], "token_endpoint": format!("{}/token", target.uri())}}),
+        json!({"name": "h", "type": "hmac", "config": {"secret": SECRETS[6], "scheme": "standard_webhooks"}}),
+        json!({"name": "a", "type": "aws_sigv4", "config": {"access_key_id": "AKIAIOSFODNN7EXAMPLE",
+            "secret_access_key": SECRETS[7], "session_token": SECRETS[8], "region": "eu-west-1", "service": "lambda"}}),
+        // Over plain HTTP the certificate is never used, but its key passes through everything else.
+        json!({"name": "c", "type": "bearer", "config": {"token": SECRETS[0], "client_certificate": {
+            "certificate": certificate.pem(), "private_key": key.serialize_pem()}}}),
     ];
     let mut ids = Vec::new();
     for body in profiles {
@@ -82,7 +97,7 @@ async fn logs_never_contain_a_secret_whatever_the_jobs_do() {
     for line in err.lines().filter(|l| !l.trim().is_empty()) {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
     }
-    for secret in SECRETS {
+    for secret in SECRETS.iter().copied().chain([key_line.as_str()]) {
         assert!(!err.contains(secret) && !out.contains(secret), "{secret} leaked into the output");
     }
 }

@@ -17,6 +17,7 @@ mod hostile_api_requests;
 mod profiles_api;
 
 // The worker: jobs in, requests out, results back
+mod client_certificates;
 mod credentials_applied;
 mod execution_rules;
 mod graceful_shutdown;
@@ -26,6 +27,7 @@ mod no_secret_in_results;
 mod oauth_flows;
 mod oauth_tokens;
 mod result_routing;
+mod signed_requests;
 mod worker;
 
 // Faults: the process, the servers it depends on, the targets it calls

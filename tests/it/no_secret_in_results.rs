@@ -215,3 +215,74 @@ async fn secrets_with_special_characters_are_redacted_in_every_encoding_the_targ
     }
     h.stop().await;
 }
+
+/// The signing types and client certificates: the key never travels, but a
+/// target that echoes everything (the session token it did get, say) must not
+/// make a result, a parked message or `/metrics` carry a secret; the
+/// signatures themselves are no secret and stay.
+#[tokio::test]
+async fn signing_secrets_and_session_tokens_never_come_back_though_signatures_do() {
+    let h = spawn_worker().await;
+    let echo = MockServer::start().await;
+    Mock::given(path("/echo")).respond_with(Echo { status: 500 }).expect(4).mount(&echo).await;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let certificate = rcgen::CertificateParams::new(vec!["client".into()]).unwrap().self_signed(&key).unwrap();
+    let whsec = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode("echoed-webhook-key-0123456789"));
+    let cases = [
+        ("hmac", json!({"secret": whsec, "scheme": "standard_webhooks"})),
+        (
+            "hmac",
+            json!({"secret": "custom-hmac-secret-0123456789", "scheme": "custom", "header": "X-Signature",
+                   "algorithm": "sha256", "encoding": "hex", "template": "{method} {path} {body}"}),
+        ),
+        (
+            "aws_sigv4",
+            json!({"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "aws-secret-access-key-0123456789",
+                   "session_token": "aws-session-token-0123456789", "region": "eu-west-1", "service": "execute-api"}),
+        ),
+        (
+            "bearer",
+            json!({"token": "cert-bearer-secret-0123456789",
+                   "client_certificate": {"certificate": certificate.pem(), "private_key": key.serialize_pem()}}),
+        ),
+    ];
+    for (i, (auth_type, config)) in cases.into_iter().enumerate() {
+        let profile =
+            h.create_profile("acme", json!({"name": format!("signed-{i}"), "type": auth_type, "config": config})).await;
+        let request = json!({"method": "POST", "url": format!("{}/echo", echo.uri()), "body": {"call": i}});
+        h.broker
+            .publish_job(
+                &job(&format!("signed-{i}"), Phase::PostCall).request(request).profile(&profile).max_attempts(1),
+            )
+            .await;
+    }
+    let results = h.results.take(4, WAIT).await;
+    let parked = h.broker.wait_for_messages(&h.broker.names.failed_queue(), 4, WAIT).await;
+    let (_, metrics) = h.get("/metrics").await;
+
+    let key_pem = key.serialize_pem();
+    let key_line = key_pem.lines().nth(1).unwrap();
+    let mut secrets: Vec<String> = vec![
+        whsec.clone(),
+        whsec["whsec_".len()..].to_owned(),
+        "custom-hmac-secret-0123456789".into(),
+        "aws-secret-access-key-0123456789".into(),
+        "aws-session-token-0123456789".into(),
+        "cert-bearer-secret-0123456789".into(),
+        key_line.to_owned(),
+    ];
+    secrets.extend(secrets.clone().iter().flat_map(|s| leak_forms(s)));
+    let results_text = serde_json::to_string(&results).unwrap();
+    for secret in &secrets {
+        assert!(!results_text.contains(secret.as_str()), "a result carries `{secret}`: {results_text}");
+        for message in &parked {
+            assert!(!message.text().contains(secret.as_str()), "a parked message carries `{secret}`");
+        }
+        assert!(!metrics.to_string().contains(secret.as_str()), "/metrics carries `{secret}`");
+    }
+    // The echo did carry the signatures back, and they are kept: a signature is not a secret.
+    let echoed = |name: &str| results.iter().any(|r| r["response"]["body"]["headers"][name].is_string());
+    assert!(echoed("webhook-signature") && echoed("x-signature"), "{results_text}");
+    assert!(results_text.contains("AWS4-HMAC-SHA256") || echoed("x-amz-date"), "{results_text}");
+    h.stop().await;
+}

@@ -28,8 +28,10 @@ pub mod jobs;
 pub mod metrics;
 pub mod process;
 pub mod proxy;
+pub mod sigv4;
 pub mod tap;
 pub mod targets;
+pub mod tls;
 pub mod wait;
 
 pub use app::TestApp;
