@@ -145,7 +145,7 @@ fn the_alert_rules_cover_every_alerting_line_of_the_readme_table() {
 }
 
 #[test]
-fn the_dashboard_shows_jobs_latency_retries_parked_tokens_outbox_and_deauthorized_profiles() {
+fn the_dashboard_shows_jobs_latency_retries_parked_tokens_outbox_deauthorized_profiles_and_expiring_certificates() {
     let dashboard: Value = serde_json::from_str(&read("deploy/grafana/authrelay.json")).unwrap();
     assert_eq!(dashboard["uid"], "authrelay");
     for panel in dashboard["panels"].as_array().unwrap() {
@@ -162,6 +162,7 @@ fn the_dashboard_shows_jobs_latency_retries_parked_tokens_outbox_and_deauthorize
         "authrelay_token_lookups_total",
         "authrelay_outbox_backlog",
         "authrelay_profiles_deauthorized",
+        "authrelay_certificates_expiring",
     ] {
         assert!(queries.contains(shown), "the dashboard does not query {shown}");
     }
