@@ -618,6 +618,18 @@ struct Report {
     memory_jobs: usize,
     memory_peak_rss_mib: f64,
     scaling: Vec<Scaling>,
+    /// The drain with signing profiles (HMAC, SigV4) against bearer, same rounds.
+    signing: Vec<SigningCost>,
+}
+
+/// What signing every request costs: a drain with a signing profile, as ratios to bearer's.
+#[derive(Debug, Default, serde::Serialize)]
+struct SigningCost {
+    label: String,
+    drain: Drain,
+    rounds: Vec<Drain>,
+    throughput_vs_bearer: f64,
+    cpu_vs_bearer: f64,
 }
 
 /// `n` during-call jobs published at once on a cold OAuth profile named
@@ -662,14 +674,38 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
         )
         .await?;
 
-    // Rounds alternate the two pipelines, so drift on the machine (other load,
-    // CPU frequency, the broker's own housekeeping) weighs on both alike.
+    // Signing profiles: each request signed in its attempt (the drain's target does not check).
+    let signing_profiles = [
+        (
+            "hmac (standard_webhooks)",
+            env.profile("bench-hmac", "hmac", json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "scheme": "standard_webhooks"}))
+                .await?,
+        ),
+        (
+            "aws_sigv4",
+            env.profile(
+                "bench-sigv4",
+                "aws_sigv4",
+                json!({"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                       "region": "eu-west-1", "service": "execute-api"}),
+            )
+            .await?,
+        ),
+    ];
+
+    // Rounds alternate the pipelines, so drift on the machine (other load,
+    // CPU frequency, the broker's own housekeeping) weighs on all alike.
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    let mut signed: Vec<Vec<Drain>> = signing_profiles.iter().map(|_| Vec::new()).collect();
     for round in 0..sizes.rounds {
         eprintln!("drain round {}/{}: {n} post-call jobs through authrelay", round + 1, sizes.rounds);
         ours.push(drain_authrelay(env, &format!("d{round}-"), n, &bearer, 1, &[]).await?);
         eprintln!("drain round {}/{}: {n} jobs through the bare pipeline", round + 1, sizes.rounds);
         bare.push(drain_bare(env, &format!("b{round}-"), n, &bearer, 64, 32).await?);
+        for (i, (label, profile)) in signing_profiles.iter().enumerate() {
+            eprintln!("drain round {}/{}: {n} post-call jobs signed with {label}", round + 1, sizes.rounds);
+            signed[i].push(drain_authrelay(env, &format!("s{i}r{round}-"), n, profile, 1, &[]).await?);
+        }
     }
     report.worker = Drain::median(&ours);
     report.bare = Drain::median(&bare);
@@ -677,6 +713,16 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     report.bare_rounds = bare;
     report.throughput_ratio = report.worker.jobs_per_s / report.bare.jobs_per_s;
     report.cpu_ratio = report.worker.cpu_ms_per_job / report.bare.cpu_ms_per_job;
+    for ((label, _), rounds) in signing_profiles.iter().zip(signed) {
+        let drain = Drain::median(&rounds);
+        report.signing.push(SigningCost {
+            label: (*label).to_owned(),
+            throughput_vs_bearer: drain.jobs_per_s / report.worker.jobs_per_s,
+            cpu_vs_bearer: drain.cpu_ms_per_job / report.worker.cpu_ms_per_job,
+            drain,
+            rounds,
+        });
+    }
     if sizes.drain_only {
         return Ok(report);
     }
@@ -975,6 +1021,12 @@ fn print_report(r: &Report) {
         split(&r.bare),
         r.worker.machine_cpu_ms_per_job / r.bare.machine_cpu_ms_per_job
     );
+    for cost in &r.signing {
+        println!(
+            "| drain signed with {} (jobs/s; CPU ms per job) | {:.0}; {:.3} | – | {:.2} × bearer's throughput; {:.2} × its CPU |",
+            cost.label, cost.drain.jobs_per_s, cost.drain.cpu_ms_per_job, cost.throughput_vs_bearer, cost.cpu_vs_bearer
+        );
+    }
     for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]) {
         if l.rate_per_s == 0.0 {
             continue; // not measured (drain mode)
