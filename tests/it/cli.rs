@@ -209,3 +209,56 @@ fn keys_generate_and_rotate_retire_an_old_key() {
     let shown = cli.json(&["profiles", "show", "-w", "acme", &id]);
     assert_eq!(shown["config"]["password"], "••••3456");
 }
+
+#[test]
+fn signing_and_certificate_profiles_come_from_files_and_their_secrets_never_from_the_command_line() {
+    let cli = Cli::new();
+    let create = |name: &str, auth_type: &str, config: &str| {
+        cli.run(&["profiles", "create", "-w", "acme", "--name", name, "--type", auth_type, "--config", config])
+    };
+    // Each new secret on argv is refused without being echoed.
+    for (auth_type, config, secret) in [
+        ("hmac", r#"{"scheme":"standard_webhooks","secret":"argv-hmac-secret"}"#, "argv-hmac-secret"),
+        (
+            "aws_sigv4",
+            r#"{"access_key_id":"AKIAIOSFODNN7EXAMPLE","secret_access_key":"argv-aws-key","region":"eu-west-1","service":"lambda"}"#,
+            "argv-aws-key",
+        ),
+        (
+            "aws_sigv4",
+            r#"{"access_key_id":"AKIAIOSFODNN7EXAMPLE","session_token":"argv-session","region":"eu-west-1","service":"lambda"}"#,
+            "argv-session",
+        ),
+        ("mtls", r#"{"certificate":"-----BEGIN CERTIFICATE-----","private_key":"argv-pem"}"#, "argv-pem"),
+        ("bearer", r#"{"client_certificate":{"certificate":"c","private_key":"argv-nested-pem"}}"#, "argv-nested-pem"),
+    ] {
+        let out = create("x", auth_type, config);
+        assert!(!out.status.success(), "{auth_type}: {config}");
+        let err = stderr(&out);
+        assert!(err.contains("must not carry secrets") && !err.contains(secret), "{err}");
+    }
+    // Without a terminal, a missing secret is asked for by name; a key must come in a file.
+    let out = create("x", "hmac", r#"{"scheme":"standard_webhooks"}"#);
+    assert!(!out.status.success() && stderr(&out).contains("secret is required"), "{}", stderr(&out));
+    let out = create("x", "mtls", r#"{"certificate":"-----BEGIN CERTIFICATE-----"}"#);
+    assert!(!out.status.success() && stderr(&out).contains("private_key"), "{}", stderr(&out));
+
+    // From files: created, masked, certificates shown by subject.
+    let file = cli.write("hmac.json", r#"{"scheme":"custom","secret":"file-hmac-secret-1234","header":"X-Signature","algorithm":"sha256","encoding":"hex"}"#);
+    let created =
+        cli.json(&["profiles", "create", "-w", "acme", "--name", "Hook", "--type", "hmac", "--config-file", &file]);
+    assert_eq!(created["config"]["secret"], "••••1234");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["cli-client".into()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "cli-client");
+    let certificate = params.self_signed(&key).unwrap();
+    let config = serde_json::json!({"certificate": certificate.pem(), "private_key": key.serialize_pem()});
+    let file = cli.write("mtls.json", &config.to_string());
+    let created =
+        cli.json(&["profiles", "create", "-w", "acme", "--name", "Cert", "--type", "mtls", "--config-file", &file]);
+    assert_eq!(created["config"]["certificate"]["subject"], "CN=cli-client", "{created}");
+    assert!(!created.to_string().contains("PRIVATE KEY"));
+    let id = created["id"].as_str().unwrap();
+    let out = cli.run(&["profiles", "update", "-w", "acme", id, "--replace-secret", "private_key"]);
+    assert!(!out.status.success() && stderr(&out).contains("--config-file"), "{}", stderr(&out));
+}
