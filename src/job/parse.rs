@@ -160,7 +160,7 @@ fn parse_inline_auth(auth: &Map<String, Value>) -> Result<AuthConfig, String> {
         .get("type")
         .and_then(Value::as_str)
         .and_then(AuthType::parse)
-        .ok_or("`inline_auth.type` must be bearer, api_key, basic or oauth2_client_credentials")?;
+        .ok_or_else(|| format!("`inline_auth.type` must be one of {}", AuthType::list()))?;
     let mut rest = auth.clone();
     rest.remove("type");
     AuthConfig::parse(auth_type, &Value::Object(rest), None, "inline_auth").map_err(|e| e.to_string())

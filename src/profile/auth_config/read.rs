@@ -219,6 +219,24 @@ fn validate_pairs(method: ApiKeyMethod, pairs: &[ApiKeyPair], prefix: &str, erro
     }
 }
 
+/// What a PEM field of the input held.
+pub(super) enum Pem<T> {
+    Omitted,
+    Null,
+    Given(T),
+}
+
+impl<T> Pem<T> {
+    /// For an optional field: omitted keeps `kept`, `null` removes it.
+    pub(super) fn or_kept(self, kept: Option<T>) -> Option<T> {
+        match self {
+            Pem::Omitted => kept,
+            Pem::Null => None,
+            Pem::Given(value) => Some(value),
+        }
+    }
+}
+
 /// Reads typed fields from a config object, collecting errors with their paths.
 pub(super) struct Reader<'a> {
     pub(super) obj: &'a Map<String, Value>,
@@ -310,6 +328,50 @@ impl Reader<'_> {
             Some(_) => {
                 self.err(field, "must be a string");
                 None
+            }
+        }
+    }
+
+    /// A PEM field read with `parse` (`what` names what belongs there);
+    /// `None` when it is invalid, reported under `field`.
+    pub(super) fn pem<T>(
+        &mut self,
+        field: &str,
+        what: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<Pem<T>> {
+        match self.obj.get(field) {
+            None => Some(Pem::Omitted),
+            Some(Value::Null) => Some(Pem::Null),
+            Some(Value::String(pem)) => match check_pem(pem).and_then(|()| parse(pem)) {
+                Ok(value) => Some(Pem::Given(value)),
+                Err(message) => {
+                    self.err(field, message);
+                    None
+                }
+            },
+            Some(_) => {
+                self.err(field, format!("must be a string: {what}"));
+                None
+            }
+        }
+    }
+
+    /// A required PEM field; a patch that omits it keeps `kept`.
+    pub(super) fn required_pem<T>(
+        &mut self,
+        field: &str,
+        what: &str,
+        kept: Option<T>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match self.pem(field, what, parse)? {
+            Pem::Given(value) => Some(value),
+            Pem::Omitted | Pem::Null => {
+                if kept.is_none() {
+                    self.err(field, format!("is required: {what}"));
+                }
+                kept
             }
         }
     }

@@ -10,7 +10,7 @@ use super::keys::{PrivateKey, SigningAlg};
 use super::oauth2::{
     ClientAuth, JwtBearerConfig, JwtSigning, OAuth2Config, ParamValue, ResponsePaths, SendAs, TokenOptions, TokenParam,
 };
-use super::read::{MAX_PEM_LEN, RESERVED_HEADERS, Reader, check_pem, check_secret, parse_http_url};
+use super::read::{RESERVED_HEADERS, Reader, check_secret, parse_http_url};
 use super::{MAX_PAIRS, MAX_TEXT_LEN};
 use crate::profile::validation::has_control_chars;
 
@@ -142,21 +142,9 @@ fn optional_secret(r: &mut Reader<'_>, field: &str, kept: Option<&SecretString>)
 /// The signing key, its `kid` and algorithm. `None` when a field is invalid
 /// (reported); `Some(None)` when no key is set.
 fn signing(r: &mut Reader<'_>, kept: Option<&JwtSigning>) -> Option<Option<JwtSigning>> {
-    let key = match r.obj.get("private_key") {
-        None => Some(kept.map(|s| s.key.clone())),
-        Some(Value::Null) => Some(None),
-        Some(Value::String(pem)) => match check_pem(pem).and_then(|()| PrivateKey::parse(pem)) {
-            Ok(key) => Some(Some(key)),
-            Err(message) => {
-                r.err("private_key", message);
-                None
-            }
-        },
-        Some(_) => {
-            r.err("private_key", "must be a string: the PEM private key");
-            None
-        }
-    };
+    let key = r
+        .pem("private_key", "the PEM private key", PrivateKey::parse)
+        .map(|given| given.or_kept(kept.map(|s| s.key.clone())));
     let key_id = r.optional_text("key_id", kept.and_then(|s| s.key_id.as_deref()));
     let alg = match r.obj.get("signing_alg") {
         None => Some(kept.and_then(|s| s.alg)),
@@ -167,21 +155,9 @@ fn signing(r: &mut Reader<'_>, kept: Option<&JwtSigning>) -> Option<Option<JwtSi
             None
         }
     };
-    let certificate = match r.obj.get("certificate") {
-        None => Some(kept.and_then(|s| s.certificate.clone())),
-        Some(Value::Null) => Some(None),
-        Some(Value::String(pem)) if pem.len() <= MAX_PEM_LEN => match Certificate::parse(pem) {
-            Ok(certificate) => Some(Some(certificate)),
-            Err(message) => {
-                r.err("certificate", message);
-                None
-            }
-        },
-        Some(_) => {
-            r.err("certificate", "must be a string: the PEM certificate of the private key");
-            None
-        }
-    };
+    let certificate = r
+        .pem("certificate", "the PEM certificate of the private key", Certificate::parse)
+        .map(|given| given.or_kept(kept.and_then(|s| s.certificate.clone())));
     let (key, alg, certificate) = (key?, alg?, certificate?);
     let Some(key) = key else {
         if alg.is_some() || key_id.is_some() || certificate.is_some() {

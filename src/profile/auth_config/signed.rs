@@ -291,32 +291,18 @@ pub(super) fn read_hmac(r: &mut Reader<'_>, kept: Option<&HmacConfig>) -> Option
 
 fn read_custom(r: &mut Reader<'_>, kept: Option<&CustomSignature>) -> Option<CustomSignature> {
     let header = header_name(r, "header", kept.map(|k| k.header.as_str()), true);
-    let algorithm = match r.obj.get("algorithm") {
-        None | Some(Value::Null) if kept.is_some() => kept.map(|k| k.algorithm),
-        Some(Value::String(s)) if s == "sha256" => Some(HmacAlgorithm::Sha256),
-        Some(Value::String(s)) if s == "sha512" => Some(HmacAlgorithm::Sha512),
-        None | Some(Value::Null) => {
-            r.err("algorithm", "is required: sha256 or sha512");
-            None
-        }
-        Some(_) => {
-            r.err("algorithm", "must be sha256 or sha512");
-            None
-        }
-    };
-    let encoding = match r.obj.get("encoding") {
-        None | Some(Value::Null) if kept.is_some() => kept.map(|k| k.encoding),
-        Some(Value::String(s)) if s == "hex" => Some(SignatureEncoding::Hex),
-        Some(Value::String(s)) if s == "base64" => Some(SignatureEncoding::Base64),
-        None | Some(Value::Null) => {
-            r.err("encoding", "is required: hex or base64");
-            None
-        }
-        Some(_) => {
-            r.err("encoding", "must be hex or base64");
-            None
-        }
-    };
+    let algorithm = choice(
+        r,
+        "algorithm",
+        kept.map(|k| k.algorithm),
+        &[("sha256", HmacAlgorithm::Sha256), ("sha512", HmacAlgorithm::Sha512)],
+    );
+    let encoding = choice(
+        r,
+        "encoding",
+        kept.map(|k| k.encoding),
+        &[("hex", SignatureEncoding::Hex), ("base64", SignatureEncoding::Base64)],
+    );
     let prefix = r.optional_text("prefix", kept.and_then(|k| k.prefix.as_deref()));
     if let Some(p) = &prefix
         && (p.len() > MAX_PREFIX_LEN || reqwest::header::HeaderValue::from_str(p).is_err())
@@ -361,6 +347,26 @@ fn read_custom(r: &mut Reader<'_>, kept: Option<&CustomSignature>) -> Option<Cus
         template,
         timestamp_header,
     })
+}
+
+/// One of a few names; omitted keeps `kept`, and is required without it.
+fn choice<T: Copy>(r: &mut Reader<'_>, field: &str, kept: Option<T>, options: &[(&str, T)]) -> Option<T> {
+    let names = options.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(" or ");
+    match r.obj.get(field) {
+        None | Some(Value::Null) => {
+            if kept.is_none() {
+                r.err(field, format!("is required: {names}"));
+            }
+            kept
+        }
+        Some(Value::String(s)) if options.iter().any(|(name, _)| name == s) => {
+            options.iter().find(|(name, _)| name == s).map(|(_, value)| *value)
+        }
+        Some(_) => {
+            r.err(field, format!("must be {names}"));
+            None
+        }
+    }
 }
 
 /// A header name authrelay may set: valid, and not one of HTTP's own.

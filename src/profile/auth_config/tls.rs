@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::certs::Certificate;
 use super::keys::KeyView;
-use super::read::{Reader, check_pem};
+use super::read::Reader;
 use super::{Secrets, View};
 
 /// A private key for the TLS handshake: any kind rustls signs with (RSA,
@@ -120,39 +120,21 @@ impl ClientCertificate {
     /// object; a patch keeps what it omits (the key too), `ca_certificate: null` removes it.
     pub(super) fn read(r: &mut Reader<'_>, kept: Option<&ClientCertificate>) -> Option<ClientCertificate> {
         r.allow_only(&["certificate", "private_key", "ca_certificate"]);
-        let certificate = match r.obj.get("certificate") {
-            None | Some(Value::Null) => {
-                if kept.is_none() {
-                    r.err("certificate", "is required: the PEM certificate chain, leaf first");
-                }
-                kept.map(|k| k.certificate.clone())
-            }
-            Some(value) => read_certificate(r, "certificate", value),
-        };
-        let key = match r.obj.get("private_key") {
-            None | Some(Value::Null) => {
-                if kept.is_none() {
-                    r.err("private_key", "is required: the PEM private key of the certificate");
-                }
-                kept.map(|k| k.key.clone())
-            }
-            Some(Value::String(pem)) => match check_pem(pem).and_then(|()| TlsKey::parse(pem)) {
-                Ok(key) => Some(key),
-                Err(message) => {
-                    r.err("private_key", message);
-                    None
-                }
-            },
-            Some(_) => {
-                r.err("private_key", "must be a string: the PEM private key");
-                None
-            }
-        };
-        let ca_certificate = match r.obj.get("ca_certificate") {
-            None => Some(kept.and_then(|k| k.ca_certificate.clone())),
-            Some(Value::Null) => Some(None),
-            Some(value) => read_certificate(r, "ca_certificate", value).map(Some),
-        };
+        let certificate = r.required_pem(
+            "certificate",
+            "the PEM certificate chain, leaf first",
+            kept.map(|k| k.certificate.clone()),
+            Certificate::parse,
+        );
+        let key = r.required_pem(
+            "private_key",
+            "the PEM private key of the certificate",
+            kept.map(|k| k.key.clone()),
+            TlsKey::parse,
+        );
+        let ca_certificate = r
+            .pem("ca_certificate", "PEM certificates to trust", Certificate::parse)
+            .map(|given| given.or_kept(kept.and_then(|k| k.ca_certificate.clone())));
         let (certificate, key, ca_certificate) = (certificate?, key?, ca_certificate?);
         if let Err((field, message)) = Self::check(&certificate, &key) {
             r.err(field, message);
@@ -177,20 +159,6 @@ impl ClientCertificate {
             Some(pem) => Some(Certificate::parse(pem).map_err(|e| format!("stored ca_certificate {e}"))?),
         };
         Ok(Self { certificate, key, ca_certificate })
-    }
-}
-
-fn read_certificate(r: &mut Reader<'_>, field: &str, value: &Value) -> Option<Certificate> {
-    let Value::String(pem) = value else {
-        r.err(field, "must be a string: a PEM certificate");
-        return None;
-    };
-    match check_pem(pem).and_then(|()| Certificate::parse(pem)) {
-        Ok(certificate) => Some(certificate),
-        Err(message) => {
-            r.err(field, message);
-            None
-        }
     }
 }
 
