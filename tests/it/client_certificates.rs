@@ -49,6 +49,12 @@ async fn an_mtls_profile_presents_its_certificate_and_the_server_sees_its_subjec
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|s| s.subject == "CN=voice-platform-client" && s.authorization.is_none()));
     assert_eq!(h.worker().executor.clients().certificate_clients(), 1, "one client for the certificate, reused");
+    // "Test this profile" presents the certificate too.
+    let (status, report) =
+        h.post(&format!("/v1/workspaces/acme/auth-profiles/{profile}/test"), json!({"url": server.url("/probe")})).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!((report["ok"].as_bool(), report["status"].as_u64()), (Some(true), Some(200)), "{report}");
+    assert_eq!(server.seen().last().unwrap().subject, "CN=voice-platform-client");
 
     // A profile change drops the certificate's client (its pooled connections close).
     let (status, _) =
