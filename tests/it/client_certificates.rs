@@ -50,8 +50,9 @@ async fn an_mtls_profile_presents_its_certificate_and_the_server_sees_its_subjec
     assert!(seen.iter().all(|s| s.subject == "CN=voice-platform-client" && s.authorization.is_none()));
     assert_eq!(h.worker().executor.clients().certificate_clients(), 1, "one client for the certificate, reused");
     // "Test this profile" presents the certificate too.
-    let (status, report) =
-        h.post(&format!("/v1/workspaces/acme/auth-profiles/{profile}/test"), json!({"url": server.url("/probe")})).await;
+    let (status, report) = h
+        .post(&format!("/v1/workspaces/acme/auth-profiles/{profile}/test"), json!({"url": server.url("/probe")}))
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!((report["ok"].as_bool(), report["status"].as_u64()), (Some(true), Some(200)), "{report}");
     assert_eq!(server.seen().last().unwrap().subject, "CN=voice-platform-client");

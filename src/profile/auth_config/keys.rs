@@ -139,6 +139,11 @@ impl PrivateKey {
         &self.fingerprint
     }
 
+    /// Whether `certificate`'s leaf certifies this key's public half.
+    pub fn is_certified_by(&self, certificate: &super::certs::Certificate) -> bool {
+        certificate.public_key_der() == self.public_key_der()
+    }
+
     pub fn view(&self) -> KeyView {
         KeyView { fingerprint_sha256: self.fingerprint.clone() }
     }
@@ -280,6 +285,16 @@ pub(crate) mod test_keys {
 mod tests {
     use super::test_keys::*;
     use super::*;
+
+    #[test]
+    fn a_key_is_certified_only_by_its_own_certificate() {
+        use crate::profile::auth_config::certs::{Certificate, tests::self_signed};
+        let (pem, key) = self_signed();
+        let certificate = Certificate::parse(&pem).unwrap();
+        assert!(PrivateKey::parse(&key).unwrap().is_certified_by(&certificate));
+        let (_, other) = self_signed();
+        assert!(!PrivateKey::parse(&other).unwrap().is_certified_by(&certificate));
+    }
 
     #[test]
     fn rsa_and_ec_keys_in_every_accepted_form_are_read_with_their_kind() {

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod oauth2;
 mod read;
 mod read_oauth2;
+mod reader;
 pub mod signed;
 pub mod tls;
 
@@ -25,7 +26,7 @@ pub use oauth2::{
     ClientAuth, JwtBearerConfig, JwtSigning, OAuth2Config, ParamValue, ResponsePaths, SendAs, TokenGrant, TokenOptions,
     TokenParam,
 };
-pub use read::parse_http_url;
+pub use reader::parse_http_url;
 pub use signed::{HmacConfig, HmacScheme, SigV4Config};
 pub use tls::ClientCertificate;
 

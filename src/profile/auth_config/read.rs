@@ -1,13 +1,15 @@
-//! Reading a config object from JSON: each type's fields, validated and
-//! reported by path, with a patch keeping what it omits.
+//! Reading a config object from JSON: the client certificate any type may
+//! carry, then the fields of the type (the static types here, the others in
+//! `read_oauth2`, `signed` and `tls`), validated and reported by path, with a
+//! patch keeping what it omits.
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
-use url::Url;
 
+use super::reader::{RESERVED_HEADERS, Reader, check_secret};
 use super::{
     ApiKeyMethod, ApiKeyPair, AuthConfig, AuthType, CLIENT_CERTIFICATE, ClientAuth, ClientCertificate, Credential,
-    MASK, MAX_PAIRS, MAX_SECRET_LEN, MAX_TEXT_LEN,
+    MAX_PAIRS,
 };
 use crate::profile::validation::{FieldErrors, has_control_chars};
 
@@ -129,7 +131,7 @@ fn read_credential(r: &mut Reader<'_>, auth_type: AuthType, kept: Option<&Creden
                         None
                     }
                 },
-                Some(value) => r.pairs(value, kept_pairs.unwrap_or_default()),
+                Some(value) => read_pairs(r, value, kept_pairs.unwrap_or_default()),
             };
             let (method, pairs) = (method?, pairs?);
             validate_pairs(method, &pairs, r.prefix, r.errors);
@@ -173,25 +175,6 @@ fn read_credential(r: &mut Reader<'_>, auth_type: AuthType, kept: Option<&Creden
     }
 }
 
-/// An absolute http(s) URL with a host and no credentials in it.
-pub fn parse_http_url(raw: &str) -> Result<Url, &'static str> {
-    let url = Url::parse(raw).map_err(|_| "must be an absolute http(s) URL")?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("must use http or https");
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("must have a host");
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry credentials in the URL");
-    }
-    Ok(url)
-}
-
-/// Header names a credential may not set: they belong to the HTTP framing.
-pub(super) const RESERVED_HEADERS: &[&str] =
-    &["host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "trailer"];
-
 fn validate_pairs(method: ApiKeyMethod, pairs: &[ApiKeyPair], prefix: &str, errors: &mut FieldErrors) {
     if pairs.is_empty() || pairs.len() > MAX_PAIRS {
         errors.add(format!("{prefix}.pairs"), format!("must hold 1 to {MAX_PAIRS} pairs"));
@@ -219,245 +202,57 @@ fn validate_pairs(method: ApiKeyMethod, pairs: &[ApiKeyPair], prefix: &str, erro
     }
 }
 
-/// What a PEM field of the input held.
-pub(super) enum Pem<T> {
-    Omitted,
-    Null,
-    Given(T),
-}
-
-impl<T> Pem<T> {
-    /// For an optional field: omitted keeps `kept`, `null` removes it.
-    pub(super) fn or_kept(self, kept: Option<T>) -> Option<T> {
-        match self {
-            Pem::Omitted => kept,
-            Pem::Null => None,
-            Pem::Given(value) => Some(value),
-        }
-    }
-}
-
-/// Reads typed fields from a config object, collecting errors with their paths.
-pub(super) struct Reader<'a> {
-    pub(super) obj: &'a Map<String, Value>,
-    pub(super) prefix: &'a str,
-    pub(super) errors: &'a mut FieldErrors,
-}
-
-impl Reader<'_> {
-    pub(super) fn path(&self, field: &str) -> String {
-        format!("{}.{field}", self.prefix)
-    }
-
-    pub(super) fn err(&mut self, field: &str, message: impl Into<String>) {
-        let path = self.path(field);
-        self.errors.add(path, message);
-    }
-
-    pub(super) fn allow_only(&mut self, allowed: &[&str]) {
-        let unknown: Vec<String> = self.obj.keys().filter(|k| !allowed.contains(&k.as_str())).cloned().collect();
-        for key in unknown {
-            self.err(&key, format!("is not a field of this type (expected: {})", allowed.join(", ")));
-        }
-    }
-
-    /// A required non-secret string; `kept` is used when the input omits it.
-    pub(super) fn text(&mut self, field: &str, kept: Option<&str>, allow_spaces_only: bool) -> Option<String> {
-        match self.obj.get(field) {
-            None | Some(Value::Null) => match kept {
-                Some(k) => Some(k.to_owned()),
-                None => {
-                    self.err(field, "is required");
-                    None
-                }
-            },
-            Some(Value::String(s)) => {
-                let ok_blank = allow_spaces_only && !s.is_empty();
-                if s.trim().is_empty() && !ok_blank {
-                    self.err(field, "must not be empty");
-                    None
-                } else if s.chars().count() > MAX_TEXT_LEN {
-                    self.err(field, format!("must be at most {MAX_TEXT_LEN} characters"));
-                    None
-                } else if has_control_chars(s) {
-                    self.err(field, "must not contain control characters or line breaks");
-                    None
-                } else {
-                    Some(s.clone())
-                }
-            }
-            Some(_) => {
-                self.err(field, "must be a string");
-                None
-            }
-        }
-    }
-
-    /// An optional string: omitted keeps `kept`, `null` or "" removes it.
-    pub(super) fn optional_text(&mut self, field: &str, kept: Option<&str>) -> Option<String> {
-        match self.obj.get(field) {
-            None => kept.map(str::to_owned),
-            Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(_) => self.text(field, None, false),
-        }
-    }
-
-    /// A secret string; omitted keeps `kept` (if any). Masked values are refused.
-    pub(super) fn secret(
-        &mut self,
-        field: &str,
-        kept: Option<&SecretString>,
-        allow_empty: bool,
-    ) -> Option<SecretString> {
-        match self.obj.get(field) {
-            None | Some(Value::Null) => match kept {
-                Some(k) => Some(k.clone()),
-                None => {
-                    self.err(field, "is required");
-                    None
-                }
-            },
-            Some(Value::String(s)) => match check_secret(s, allow_empty) {
-                Ok(()) => Some(SecretString::from(s.clone())),
-                Err(msg) => {
-                    self.err(field, msg);
-                    None
-                }
-            },
-            Some(_) => {
-                self.err(field, "must be a string");
-                None
-            }
-        }
-    }
-
-    /// A PEM field read with `parse` (`what` names what belongs there);
-    /// `None` when it is invalid, reported under `field`.
-    pub(super) fn pem<T>(
-        &mut self,
-        field: &str,
-        what: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<Pem<T>> {
-        match self.obj.get(field) {
-            None => Some(Pem::Omitted),
-            Some(Value::Null) => Some(Pem::Null),
-            Some(Value::String(pem)) => match check_pem(pem).and_then(|()| parse(pem)) {
-                Ok(value) => Some(Pem::Given(value)),
-                Err(message) => {
-                    self.err(field, message);
-                    None
-                }
-            },
-            Some(_) => {
-                self.err(field, format!("must be a string: {what}"));
-                None
-            }
-        }
-    }
-
-    /// A required PEM field; a patch that omits it keeps `kept`.
-    pub(super) fn required_pem<T>(
-        &mut self,
-        field: &str,
-        what: &str,
-        kept: Option<T>,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        match self.pem(field, what, parse)? {
-            Pem::Given(value) => Some(value),
-            Pem::Omitted | Pem::Null => {
-                if kept.is_none() {
-                    self.err(field, format!("is required: {what}"));
-                }
-                kept
-            }
-        }
-    }
-
-    fn pairs(&mut self, value: &Value, kept: &[ApiKeyPair]) -> Option<Vec<ApiKeyPair>> {
-        let Some(items) = value.as_array() else {
-            self.err("pairs", "must be an array of {\"key\", \"value\"} objects");
-            return None;
+/// The `pairs` of an API key; a pair without `value` keeps the stored one of its key.
+fn read_pairs(r: &mut Reader<'_>, value: &Value, kept: &[ApiKeyPair]) -> Option<Vec<ApiKeyPair>> {
+    let Some(items) = value.as_array() else {
+        r.err("pairs", "must be an array of {\"key\", \"value\"} objects");
+        return None;
+    };
+    let mut pairs = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("pairs[{i}]");
+        let Some(obj) = item.as_object() else {
+            r.err(&field, "must be an object with `key` and `value`");
+            ok = false;
+            continue;
         };
-        let mut pairs = Vec::with_capacity(items.len());
-        let mut ok = true;
-        for (i, item) in items.iter().enumerate() {
-            let field = format!("pairs[{i}]");
-            let Some(obj) = item.as_object() else {
-                self.err(&field, "must be an object with `key` and `value`");
+        if let Some(extra) = obj.keys().find(|k| *k != "key" && *k != "value") {
+            r.err(&format!("{field}.{extra}"), "is not a field of a pair (expected: key, value)");
+            ok = false;
+        }
+        let key = match obj.get("key") {
+            Some(Value::String(k)) if !k.is_empty() && k.len() <= 256 && !has_control_chars(k) => k.clone(),
+            _ => {
+                r.err(&format!("{field}.key"), "is required: a non-empty string of at most 256 characters");
                 ok = false;
                 continue;
-            };
-            if let Some(extra) = obj.keys().find(|k| *k != "key" && *k != "value") {
-                self.err(&format!("{field}.{extra}"), "is not a field of a pair (expected: key, value)");
-                ok = false;
             }
-            let key = match obj.get("key") {
-                Some(Value::String(k)) if !k.is_empty() && k.len() <= 256 && !has_control_chars(k) => k.clone(),
-                _ => {
-                    self.err(&format!("{field}.key"), "is required: a non-empty string of at most 256 characters");
+        };
+        let value = match obj.get("value") {
+            None | Some(Value::Null) => match kept.iter().find(|p| p.key == key) {
+                Some(p) => p.value.clone(),
+                None => {
+                    r.err(&format!("{field}.value"), "is required (no stored value for this key)");
                     ok = false;
                     continue;
                 }
-            };
-            let value = match obj.get("value") {
-                None | Some(Value::Null) => match kept.iter().find(|p| p.key == key) {
-                    Some(p) => p.value.clone(),
-                    None => {
-                        self.err(&format!("{field}.value"), "is required (no stored value for this key)");
-                        ok = false;
-                        continue;
-                    }
-                },
-                Some(Value::String(v)) => match check_secret(v, false) {
-                    Ok(()) => SecretString::from(v.clone()),
-                    Err(msg) => {
-                        self.err(&format!("{field}.value"), msg);
-                        ok = false;
-                        continue;
-                    }
-                },
-                Some(_) => {
-                    self.err(&format!("{field}.value"), "must be a string");
+            },
+            Some(Value::String(v)) => match check_secret(v, false) {
+                Ok(()) => SecretString::from(v.clone()),
+                Err(msg) => {
+                    r.err(&format!("{field}.value"), msg);
                     ok = false;
                     continue;
                 }
-            };
-            pairs.push(ApiKeyPair { key, value });
-        }
-        ok.then_some(pairs)
+            },
+            Some(_) => {
+                r.err(&format!("{field}.value"), "must be a string");
+                ok = false;
+                continue;
+            }
+        };
+        pairs.push(ApiKeyPair { key, value });
     }
-}
-
-/// The largest PEM accepted (an 8192-bit RSA key is about 6.4 KiB; a chain of
-/// three certificates fits too).
-pub(super) const MAX_PEM_LEN: usize = 16 * 1024;
-
-/// What every PEM field must be before it is read: not a masked value, not huge.
-pub(super) fn check_pem(pem: &str) -> Result<(), String> {
-    if pem.contains(MASK) {
-        return Err("looks like a masked value; send the PEM, or omit the field to keep the stored one".into());
-    }
-    if pem.len() > MAX_PEM_LEN {
-        return Err(format!("must be at most {} KiB", MAX_PEM_LEN / 1024));
-    }
-    Ok(())
-}
-
-pub(super) fn check_secret(s: &str, allow_empty: bool) -> Result<(), &'static str> {
-    if s.is_empty() && !allow_empty {
-        return Err("must not be empty");
-    }
-    if s.contains(MASK) {
-        return Err("looks like a masked value; send the real secret, or omit the field to keep the stored one");
-    }
-    if s.len() > MAX_SECRET_LEN {
-        return Err("must be at most 8 KiB");
-    }
-    if has_control_chars(s) {
-        return Err("must not contain control characters or line breaks");
-    }
-    Ok(())
+    ok.then_some(pairs)
 }

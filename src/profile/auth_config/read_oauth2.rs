@@ -10,7 +10,7 @@ use super::keys::{PrivateKey, SigningAlg};
 use super::oauth2::{
     ClientAuth, JwtBearerConfig, JwtSigning, OAuth2Config, ParamValue, ResponsePaths, SendAs, TokenOptions, TokenParam,
 };
-use super::read::{RESERVED_HEADERS, Reader, check_secret, parse_http_url};
+use super::reader::{RESERVED_HEADERS, Reader, check_secret, parse_http_url};
 use super::{MAX_PAIRS, MAX_TEXT_LEN};
 use crate::profile::validation::has_control_chars;
 
@@ -173,7 +173,7 @@ fn signing(r: &mut Reader<'_>, kept: Option<&JwtSigning>) -> Option<Option<JwtSi
         return None;
     }
     if let Some(certificate) = &certificate
-        && !certificate.matches(&key)
+        && !key.is_certified_by(certificate)
     {
         r.err("certificate", "does not certify the private key (their public keys differ)");
         return None;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
-use super::read::{RESERVED_HEADERS, Reader};
+use super::reader::{RESERVED_HEADERS, Reader};
 use super::{Secrets, View, secret_json};
 
 /// The prefix of a Standard Webhooks secret whose rest is the base64 key.

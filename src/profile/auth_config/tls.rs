@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::certs::Certificate;
 use super::keys::KeyView;
-use super::read::Reader;
+use super::reader::Reader;
 use super::{Secrets, View};
 
 /// A private key for the TLS handshake: any kind rustls signs with (RSA,
