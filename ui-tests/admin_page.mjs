@@ -789,6 +789,12 @@ try {
     assert.match(await ca.textContent(), /Subject\s*CN=authrelay UI test CA/);
     assert.equal(await ca.locator('.expiry-warning').count(), 0, 'a CA valid for long is not flagged');
     await screenshot(page, 'edit-mtls');
+    // One that expired after it was saved (the API refuses expired ones) is flagged the same way.
+    const warnings = await page.evaluate(async () => {
+      const { expiryWarning } = await import(new URL('stored-fields.js', location.href).href);
+      return [expiryWarning('2020-01-02T12:00:00Z'), expiryWarning(new Date(Date.now() + 30 * 86_400_000).toISOString())];
+    });
+    assert.deepEqual(warnings, ['Expired on Jan 2, 2020', null]);
     assert.ok(!(await isVisible(page, '#f-mtls-cert')) && !(await isVisible(page, '#f-mtls-key')), 'no PEM field until Replace');
     await assertNoPemInPage(page);
     await assertFieldsLabelled(page);

@@ -45,6 +45,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../ui/profile-form.js"),
     },
     Asset {
+        name: "profile-body.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../ui/profile-body.js"),
+    },
+    Asset {
         name: "stored-fields.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../ui/stored-fields.js"),
