@@ -196,7 +196,9 @@ function describe(profile) {
       line = `Token from ${hostOf(c.token_endpoint)} · issuer ${c.issuer}`;
       break;
     case 'hmac':
-      line = c.scheme === 'custom' ? `Header ${c.header} (${c.algorithm}, ${c.encoding})` : 'Standard Webhooks signature';
+      line = c.scheme === 'custom'
+        ? `Header ${c.header} (${c.algorithm}, ${c.encoding})`
+        : 'Standard Webhooks signature';
       break;
     case 'aws_sigv4':
       line = `${c.service} in ${c.region} · key ${c.access_key_id}`;

@@ -62,14 +62,12 @@ function render() {
   $('#cc-removed').hidden = !removed;
   $('#cc-fields').hidden = removed;
   $('#cc-remove').hidden = !stored || removed;
+  const warning = stored && !removed ? expiryWarning(stored.certificate.not_after) : null;
   let state = required ? 'required for client certificate authentication' : 'optional';
   if (removed) state = 'removed when you save';
-  else if (stored) {
-    const warning = expiryWarning(stored.certificate.not_after);
-    state = `stored · expires ${longDate(stored.certificate.not_after)}${warning ? ` · ⚠ ${warning}` : ''}`;
-  }
+  else if (stored) state = `stored · expires ${longDate(stored.certificate.not_after)}${warning ? ` · ⚠ ${warning}` : ''}`;
   $('#cc-state').textContent = state;
-  $('#cc-state').classList.toggle('warning', Boolean(!removed && stored && expiryWarning(stored.certificate.not_after)));
+  $('#cc-state').classList.toggle('warning', Boolean(warning));
 }
 
 /**

@@ -92,11 +92,13 @@ export function readProfileForm(editing) {
     config.scope = r.optional('#f-oauth-scope');
     config.audience = r.optional('#f-oauth-audience');
     config.client_auth = radioValue('client_auth') ?? 'basic';
+    // A stored secret or key that the chosen method does not use is not kept either.
     const stored = r.sameType ? editing.config : {};
+    const noKey = { private_key: null, key_id: null, signing_alg: null, certificate: null };
     if (['basic', 'post'].includes(config.client_auth)) config.client_secret = r.stored('#f-oauth-client-secret');
-    else if (stored.client_secret) config.client_secret = null; // Not used any more: not kept either.
+    else if (stored.client_secret) config.client_secret = null;
     if (config.client_auth === 'private_key_jwt') collectSigningKey(r, config);
-    else if (stored.private_key) Object.assign(config, { private_key: null, key_id: null, signing_alg: null, certificate: null });
+    else if (stored.private_key) Object.assign(config, noKey);
     collectTokenOptions(r, config);
   } else if (type === 'oauth2_jwt_bearer') {
     config.token_endpoint = r.requiredText('#f-jwt-endpoint');

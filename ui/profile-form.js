@@ -218,8 +218,12 @@ function showTypeFields() {
     }
     toggle(fieldset, active);
   }
-  for (const part of $$('[data-client-auth]', form)) toggle(part, part.dataset.clientAuth.split(' ').includes(clientAuth));
-  for (const part of $$('[data-hmac-scheme]', form)) toggle(part, part.dataset.hmacScheme === radioValue('hmac_scheme'));
+  for (const part of $$('[data-client-auth]', form)) {
+    toggle(part, part.dataset.clientAuth.split(' ').includes(clientAuth));
+  }
+  for (const part of $$('[data-hmac-scheme]', form)) {
+    toggle(part, part.dataset.hmacScheme === radioValue('hmac_scheme'));
+  }
   requireClientCertificate(type === 'oauth2_client_credentials' && clientAuth === 'tls_client_auth');
   $('#sa-import').hidden = !(type === null || type === 'oauth2_jwt_bearer');
   if (type === 'api_key' && !pairsList.children.length) appendPair();

@@ -69,7 +69,9 @@ export function readServiceAccount(source) {
   }
   if (key === null || typeof key !== 'object' || Array.isArray(key)) throw fail('it is not a JSON object');
   if (key.type !== 'service_account') {
-    throw fail(key.type ? `its "type" is "${String(key.type)}", not "service_account"` : 'it has no "type": "service_account"');
+    throw fail(key.type
+      ? `its "type" is "${String(key.type)}", not "service_account"`
+      : 'it has no "type": "service_account"');
   }
   const text = (name) => (typeof key[name] === 'string' ? key[name].trim() : '');
   if (!/-----BEGIN (RSA )?PRIVATE KEY-----/.test(text('private_key'))) throw fail('it has no "private_key" PEM');
