@@ -9,13 +9,19 @@
 // healthy ("Healthy CRM", referenced by "Book a slot"), deauthorized ("Refused
 // key"), failing ("Flaky webhook") and unused ("Idle"), to test the health
 // views (tests/it/admin_page.rs prepares one; without it they are skipped).
+// AUTHRELAY_UI_KEYS=<JSON> holds the PEMs typed into the forms of the signing
+// and certificate types: client certificates from a test CA (one expiring in
+// 5 days), a key of no certificate, an EC P-256 and an RSA signing key
+// (tests/it/admin_page.rs makes them with rcgen; without it those tests are
+// skipped).
 //
 // Network: the browser may reach the app's origin only (anything else is
-// aborted and fails the run); the OAuth token endpoint and the URL that the
-// Test calls are served by this script on 127.0.0.1.
+// aborted and fails the run); the OAuth token endpoints (which check the
+// signed assertions with the public keys) and the URL that the Test calls are
+// served by this script on 127.0.0.1.
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -25,6 +31,7 @@ const BASE = required('AUTHRELAY_UI_URL');
 const TOKEN = required('AUTHRELAY_UI_TOKEN');
 const SHOTS = process.env.AUTHRELAY_UI_SCREENSHOTS;
 const HEALTH_WS = process.env.AUTHRELAY_UI_HEALTH_WS;
+const KEYS = process.env.AUTHRELAY_UI_KEYS ? JSON.parse(process.env.AUTHRELAY_UI_KEYS) : null;
 const ORIGIN = new URL(BASE).origin;
 const RUN = randomBytes(4).toString('hex');
 const WS = `ui-${RUN}`;
@@ -36,7 +43,22 @@ const PAIR_SECRETS = [`pair-one-${RUN}-BBB1`, `pair-two-${RUN}-BBB2`];
 const BASIC_SECRET = `basic-${RUN}-CCCC-7a6b`;
 const CLIENT_SECRET = `client-${RUN}-DDDD-5e4f`;
 const ACCESS_TOKEN = `at-${RUN}-never-shown-0000`;
-const ALL_SECRETS = [BEARER_SECRET, NEW_BEARER_SECRET, ...PAIR_SECRETS, BASIC_SECRET, CLIENT_SECRET, ACCESS_TOKEN];
+const HMAC_SECRET = `hmac-${RUN}-EEEE-3c2d`;
+const WEBHOOK_SECRET = `whsec_${Buffer.from(`webhook-${RUN}-JJJJ`).toString('base64')}`;
+const AWS_SECRET = `aws-${RUN}-wJalrXUtnFEMI-FFFF`;
+const AWS_SESSION = `session-${RUN}-IQoJb3JpZ2luX2-GGGG`;
+const PARAM_SECRET = `account-${RUN}-HHHH-8d7c`;
+const CERT_BEARER_SECRET = `cert-bearer-${RUN}-IIII`;
+const GOOGLE_ACCESS_TOKEN = `ya29.${RUN}-never-shown-1111`;
+const PARTNER_ACCESS_TOKEN = `partner-at-${RUN}-never-shown-2222`;
+// PEMs are never shown back: a line from the middle of each stands for it.
+const PEMS = KEYS ? [KEYS.ca_certificate, KEYS.client.certificate, KEYS.client.private_key,
+  KEYS.expiring.certificate, KEYS.expiring.private_key, KEYS.stranger_key, KEYS.ec_key, KEYS.rsa_key] : [];
+const PEM_LINES = PEMS.map((pem) => pem.trim().split('\n')[1]);
+const ALL_SECRETS = [BEARER_SECRET, NEW_BEARER_SECRET, ...PAIR_SECRETS, BASIC_SECRET, CLIENT_SECRET, ACCESS_TOKEN,
+  HMAC_SECRET, WEBHOOK_SECRET, AWS_SECRET, AWS_SESSION, PARAM_SECRET, CERT_BEARER_SECRET, GOOGLE_ACCESS_TOKEN,
+  PARTNER_ACCESS_TOKEN,
+  ...PEM_LINES];
 
 function required(name) {
   const value = process.env[name];
@@ -69,6 +91,34 @@ async function profileNamed(name, ws = WS) {
   return found;
 }
 
+/** SHA-256 of a key's DER public key (SubjectPublicKeyInfo), hex: how the API names a stored key. */
+function keyFingerprint(pem) {
+  return createHash('sha256').update(createPublicKey(pem).export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+/** What a certificate reads back as, worked out here from the PEM. */
+function certificateView(pem) {
+  const certificate = new X509Certificate(pem);
+  return {
+    subject: certificate.subject.replace(/\n/g, ', '),
+    issuer: certificate.issuer.replace(/\n/g, ', '),
+    not_after: new Date(certificate.validTo),
+    fingerprint_sha256: certificate.fingerprint256.replace(/:/g, '').toLowerCase(),
+  };
+}
+
+/** The header and claims of a JWT whose signature `publicKeyOf` (a private key PEM) verifies; null if it does not. */
+function verifiedJwt(jwt, publicKeyOf) {
+  const [header, claims, signature] = (jwt ?? '').split('.');
+  if (!signature) return null;
+  const decoded = (part) => JSON.parse(Buffer.from(part, 'base64url').toString());
+  const key = createPublicKey(publicKeyOf);
+  const alg = decoded(header).alg;
+  const ok = verify('sha256', Buffer.from(`${header}.${claims}`),
+    alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key, Buffer.from(signature, 'base64url'));
+  return ok ? { header: decoded(header), claims: decoded(claims) } : null;
+}
+
 /** Polls until `check` returns a truthy value (bounded). */
 async function eventually(check, what, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
@@ -87,7 +137,7 @@ async function eventually(check, what, timeoutMs = 10_000) {
 
 /** A small server on 127.0.0.1: the OAuth token endpoint and a URL to call. */
 async function startTargetServer() {
-  const seen = { tokenRequests: [], calls: [] };
+  const seen = { tokenRequests: [], calls: [], google: [], partner: [] };
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (chunk) => { body += chunk; });
@@ -102,6 +152,27 @@ async function startTargetServer() {
         seen.tokenRequests.push({ id, secret, body });
         if (id === 'calendar-client' && secret === CLIENT_SECRET && body.includes('grant_type=client_credentials')) {
           return json(200, { access_token: ACCESS_TOKEN, token_type: 'Bearer', expires_in: 3600, scope: 'read' });
+        }
+        return json(401, { error: 'invalid_client' });
+      }
+      if (req.method === 'POST' && req.url === '/google-token') {
+        // A Google-style JWT bearer grant: the assertion signed by the service account's key.
+        const form = new URLSearchParams(body);
+        const jwt = verifiedJwt(form.get('assertion'), KEYS.rsa_key);
+        seen.google.push({ grantType: form.get('grant_type'), jwt });
+        if (jwt && form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:jwt-bearer') {
+          return json(200, { access_token: GOOGLE_ACCESS_TOKEN, token_type: 'Bearer', expires_in: 3599 });
+        }
+        return json(400, { error: 'invalid_grant' });
+      }
+      if (req.method === 'POST' && req.url === '/partner-token') {
+        // Client credentials with private_key_jwt; the reply puts the token where RFC 6749 does not.
+        const form = Object.fromEntries(new URLSearchParams(body));
+        const jwt = verifiedJwt(form.client_assertion, KEYS.ec_key);
+        seen.partner.push({ form, jwt, tenant: req.headers['x-tenant'] });
+        const assertionType = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+        if (jwt && form.grant_type === 'client_credentials' && form.client_assertion_type === assertionType) {
+          return json(200, { data: { token: PARTNER_ACCESS_TOKEN, ttl: 600 } });
         }
         return json(401, { error: 'invalid_client' });
       }
@@ -176,7 +247,7 @@ async function visibleTypeFieldsets(page) {
 
 /** Every visible field has a label (or the radio's wrapping label). */
 async function assertFieldsLabelled(page) {
-  const unlabelled = await page.$$eval('input, select', (controls) => controls
+  const unlabelled = await page.$$eval('input, select, textarea', (controls) => controls
     .filter((c) => c.type !== 'hidden' && c.getClientRects().length > 0)
     .filter((c) => !(c.labels?.length && [...c.labels].some((l) => l.textContent.trim())) && !c.getAttribute('aria-label'))
     .map((c) => c.id || c.name || c.outerHTML));
@@ -205,6 +276,46 @@ async function fieldError(page, inputSelector) {
     return { invalid: input.getAttribute('aria-invalid'), text: error?.textContent ?? null };
   });
 }
+
+/** The body of the last PATCH the page sent. */
+function lastPatchBody() {
+  const patch = v1Requests.findLast((r) => r.method === 'PATCH');
+  assert.ok(patch, 'the page sent a PATCH');
+  return JSON.parse(patch.body);
+}
+
+/** No field holds a PEM, and none of the test PEMs is anywhere in the page. */
+async function assertNoPemInPage(page) {
+  const values = await page.$$eval('input, textarea', (controls) => controls.map((c) => c.value));
+  assert.ok(!values.some((v) => v.includes('-----BEGIN')), 'no PEM in a field');
+  const text = await pageText(page);
+  PEM_LINES.forEach((line, i) => assert.ok(!text.includes(line), `PEM ${i} is not in the page`));
+}
+
+/** Escape closes the dialog; its fields are emptied once its `close` event has run. */
+async function closeProfileDialog(page) {
+  await page.keyboard.press('Escape');
+  await page.locator('#profile-dialog').waitFor({ state: 'hidden' });
+  await page.waitForFunction(() => [...document.querySelectorAll('#profile-form input, #profile-form textarea')]
+    .filter((c) => c.type !== 'radio' && c.type !== 'checkbox').every((c) => c.value === ''));
+}
+
+async function openEditOf(page, name) {
+  await row(page, name).locator('[data-action="edit"]').click();
+  await page.locator('#profile-dialog').waitFor();
+}
+
+async function saveAndClose(page) {
+  await page.click('#save-profile');
+  await page.locator('#profile-dialog').waitFor({ state: 'hidden' });
+}
+
+/** The stored view (hint, facts, Replace) of the field holding `control`. */
+const storedView = (page, control) => page.locator(`[data-secret]:has(${control}) > .stored`);
+
+const isVisible = (page, selector) => page.locator(selector).isVisible();
+
+const shortDate = (date) => new Intl.DateTimeFormat('en', { dateStyle: 'medium' }).format(date);
 
 // ---------------------------------------------------------------- the tests
 
@@ -235,7 +346,10 @@ await context.route('**/*', (route) => {
 const page = await context.newPage();
 page.on('request', (request) => {
   if (new URL(request.url()).pathname.startsWith('/v1/')) {
-    v1Requests.push({ url: request.url(), authorization: request.headers().authorization });
+    v1Requests.push({
+      url: request.url(), method: request.method(), authorization: request.headers().authorization,
+      body: request.postData(),
+    });
   }
 });
 page.on('console', (message) => {
@@ -443,6 +557,409 @@ try {
     assert.equal(after.config.pairs[0].value, '••••BBB1', 'the untouched value is kept');
     assert.equal(after.config.pairs[1].value, '••••-new');
   });
+
+  // ------------------------------------------------------------ the signing and certificate types
+  if (!KEYS) {
+    console.log('skip - the signing and certificate types (AUTHRELAY_UI_KEYS is not set)');
+  } else {
+    const KEYS_WS = `${WS}-keys`;
+    const SERVICE_ACCOUNT = {
+      type: 'service_account',
+      project_id: 'ui-test',
+      private_key_id: `kid-${RUN}-0a1b2c3d4e5f`,
+      private_key: KEYS.rsa_key,
+      client_email: 'calendar-sync@ui-test.iam.gserviceaccount.com',
+      client_id: '104857392017468201954',
+      auth_uri: 'https://accounts.google.com/o/oauth2/auth',
+      token_uri: `${target.url}/google-token`,
+      auth_provider_x509_cert_url: 'https://www.googleapis.com/oauth2/v1/certs',
+      client_x509_cert_url:
+        'https://www.googleapis.com/robot/v1/metadata/x509/calendar-sync%40ui-test.iam.gserviceaccount.com',
+      universe_domain: 'googleapis.com',
+    };
+    const keysProfile = (name) => profileNamed(name, KEYS_WS);
+
+    await test('a Google service-account key fills the JWT bearer form; other JSON is refused at its field', async () => {
+      await page.fill('#workspace', KEYS_WS);
+      await page.keyboard.press('Enter');
+      await page.locator('#empty-state').waitFor();
+      await page.click('#new-profile');
+      await page.locator('#profile-dialog').waitFor();
+      await page.fill('#f-name', 'Google calendar');
+      assert.ok(await isVisible(page, '#sa-import'), 'the import is offered before a type is chosen');
+      await page.click('#sa-import summary');
+      const userCredentials = { type: 'authorized_user', client_id: 'x', client_secret: 'y', refresh_token: 'z' };
+      await page.setInputFiles('#sa-file',
+        { name: 'user.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(userCredentials)) });
+      await eventually(async () => (await fieldError(page, '#sa-file')).text, 'the error at the file');
+      assert.match((await fieldError(page, '#sa-file')).text,
+        /not a Google service-account key: its "type" is "authorized_user", not "service_account"/);
+      assert.equal(await page.$eval('#sa-file', (input) => input.files.length), 0, 'the file is let go');
+      assert.equal(await page.$$eval('input[name="type"]:checked', (r) => r.length), 0, 'no type is chosen by it');
+      await page.fill('#sa-json', '{"type": "service_account", "private_key": ');
+      await page.click('#sa-import-text');
+      assert.match((await fieldError(page, '#sa-json')).text, /not a Google service-account key: it is not valid JSON/);
+      assert.equal((await fieldError(page, '#sa-file')).text, null, 'the old error went');
+
+      await page.fill('#sa-json', JSON.stringify(SERVICE_ACCOUNT, null, 2));
+      await page.click('#sa-import-text');
+      assert.equal(await page.inputValue('#sa-json'), '', 'the pasted JSON is cleared at once');
+      assert.equal((await fieldError(page, '#sa-json')).text, null);
+      assert.equal(await page.$eval('input[name="type"]:checked', (r) => r.value), 'oauth2_jwt_bearer');
+      assert.deepEqual(await visibleTypeFieldsets(page), ['oauth2_jwt_bearer']);
+      assert.equal(await page.inputValue('#f-jwt-endpoint'), SERVICE_ACCOUNT.token_uri);
+      assert.equal(await page.inputValue('#f-jwt-issuer'), SERVICE_ACCOUNT.client_email);
+      assert.equal(await page.inputValue('#f-sign-key'), KEYS.rsa_key);
+      assert.equal(await page.inputValue('#f-sign-kid'), SERVICE_ACCOUNT.private_key_id);
+      assert.match(await page.textContent('#sa-status'), /Imported the key of calendar-sync@ui-test/);
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'f-jwt-scope', 'on to what is left to fill');
+      await screenshot(page, 'form-service-account');
+      await page.fill('#f-jwt-scope', 'https://www.googleapis.com/auth/calendar.readonly');
+      await assertFieldsLabelled(page);
+      await saveAndClose(page);
+      await row(page, 'Google calendar').waitFor();
+      await assertNoSecretInPage(page);
+
+      const stored = (await keysProfile('Google calendar')).config;
+      assert.deepEqual(stored, {
+        token_endpoint: SERVICE_ACCOUNT.token_uri,
+        issuer: SERVICE_ACCOUNT.client_email,
+        scope: 'https://www.googleapis.com/auth/calendar.readonly',
+        private_key: { fingerprint_sha256: keyFingerprint(KEYS.rsa_key) },
+        key_id: SERVICE_ACCOUNT.private_key_id,
+      });
+    });
+
+    await test('an OAuth 2.0 client with private_key_jwt and token request settings is created and fetches a token', async () => {
+      await createThroughForm(page, 'Partner OAuth', 'oauth2_client_credentials', async () => {
+        await page.fill('#f-oauth-client-id', 'partner-client');
+        await page.fill('#f-oauth-endpoint', `${target.url}/partner-token`);
+        assert.ok(await isVisible(page, '#f-oauth-client-secret') && !(await isVisible(page, '#f-sign-key')),
+          'basic: a secret, no key');
+        await page.check('#profile-form input[name="client_auth"][value="tls_client_auth"]');
+        assert.ok(!(await isVisible(page, '#f-oauth-client-secret')) && !(await isVisible(page, '#f-sign-key')));
+        assert.ok(await isVisible(page, '#f-cc-cert'), 'tls_client_auth opens the client certificate');
+        assert.match(await page.textContent('#cc-state'), /required/);
+        await page.check('#profile-form input[name="client_auth"][value="private_key_jwt"]');
+        assert.ok(!(await isVisible(page, '#f-oauth-client-secret')), 'private_key_jwt: no secret');
+        assert.match(await page.textContent('#cc-state'), /optional/);
+        await page.fill('#f-sign-key', KEYS.ec_key);
+        await page.fill('#f-sign-kid', 'partner-k1');
+        await page.selectOption('#f-sign-alg', 'ES256');
+        await page.click('#token-advanced summary');
+        const params = page.locator('[data-list="token_params"] .param');
+        await page.click('[data-add="token_params"]');
+        assert.equal(await page.evaluate(() => document.activeElement.dataset.field), 'config.token_params[0].key');
+        await params.nth(0).locator('.param-key').fill('resource');
+        await params.nth(0).locator('.param-value').fill('https://api.partner.example');
+        await page.click('[data-add="token_params"]');
+        await params.nth(1).locator('.param-key').fill('account_key');
+        await params.nth(1).locator('.param-secret').check();
+        assert.equal(await params.nth(1).locator('.param-value').getAttribute('type'), 'password',
+          'a secret is typed hidden');
+        await params.nth(1).locator('.param-value').fill(PARAM_SECRET);
+        await page.click('[data-add="token_headers"]');
+        await page.locator('[data-list="token_headers"] .param-key').fill('X-Tenant');
+        await page.locator('[data-list="token_headers"] .param-value').fill('acme');
+        await page.fill('#f-tr-access-token', 'data.token');
+        await page.fill('#f-tr-expires-in', 'data.ttl');
+        await page.fill('#f-send-header', 'X-Partner-Token');
+        await screenshot(page, 'form-private-key-jwt');
+      });
+      const stored = (await keysProfile('Partner OAuth')).config;
+      assert.deepEqual(stored, {
+        client_id: 'partner-client',
+        token_endpoint: `${target.url}/partner-token`,
+        client_auth: 'private_key_jwt',
+        private_key: { fingerprint_sha256: keyFingerprint(KEYS.ec_key) },
+        key_id: 'partner-k1',
+        signing_alg: 'ES256',
+        token_params: [
+          { key: 'resource', value: 'https://api.partner.example' },
+          { key: 'account_key', value: `••••${PARAM_SECRET.slice(-4)}`, secret: true },
+        ],
+        token_headers: [{ key: 'X-Tenant', value: 'acme' }],
+        token_response: { access_token: 'data.token', expires_in: 'data.ttl' },
+        send_as: { header: 'X-Partner-Token', prefix: '' },
+      });
+      assert.match(await row(page, 'Partner OAuth').textContent(), /OAuth 2\.0 \(client credentials\)/);
+
+      await row(page, 'Partner OAuth').locator('[data-action="test"]').click();
+      await page.locator('#test-result.ok').waitFor();
+      assert.match(await page.textContent('#test-result'), /Token fetched.*10 minutes \(600 s\)/s);
+      const request = target.seen.partner.at(-1);
+      assert.ok(request.jwt, 'the client assertion is signed with the stored key');
+      assert.equal(request.jwt.header.kid, 'partner-k1');
+      assert.equal(request.jwt.header.alg, 'ES256');
+      assert.equal(request.jwt.claims.iss, 'partner-client');
+      assert.equal(request.jwt.claims.sub, 'partner-client');
+      assert.equal(request.form.account_key, PARAM_SECRET);
+      assert.equal(request.form.resource, 'https://api.partner.example');
+      assert.equal(request.tenant, 'acme');
+      await assertNoSecretInPage(page);
+      await page.keyboard.press('Escape');
+    });
+
+    await test('HMAC, AWS SigV4, mTLS and a bearer token with a client certificate are created through the form', async () => {
+      await createThroughForm(page, 'GitHub webhook', 'hmac', async () => {
+        await page.fill('#f-hmac-secret', HMAC_SECRET);
+        assert.ok(!(await isVisible(page, '#f-hmac-header')), 'Standard Webhooks needs no header');
+        await page.check('#profile-form input[name="hmac_scheme"][value="custom"]');
+        await page.fill('#f-hmac-header', 'X-Hub-Signature-256');
+        await page.selectOption('#f-hmac-algorithm', 'sha256');
+        await page.selectOption('#f-hmac-encoding', 'hex');
+        await page.fill('#f-hmac-prefix', 'sha256=');
+        assert.match(await page.textContent('#f-hmac-template-hint'),
+          /\{body\}.*\{timestamp\}.*\{method\}.*\{path\}.*\{query\}.*\{id\}/s);
+      });
+      await createThroughForm(page, 'Svix events', 'hmac', async () => {
+        await page.fill('#f-hmac-secret', WEBHOOK_SECRET);
+      });
+      await createThroughForm(page, 'S3 uploads', 'aws_sigv4', async () => {
+        await page.fill('#f-aws-key-id', 'AKIAIOSFODNN7EXAMPLE');
+        await page.fill('#f-aws-secret', AWS_SECRET);
+        await page.fill('#f-aws-session', AWS_SESSION);
+        await page.fill('#f-aws-region', 'eu-west-1');
+        await page.fill('#f-aws-service', 's3');
+      });
+      await createThroughForm(page, 'Bank mTLS', 'mtls', async () => {
+        assert.ok(!(await isVisible(page, '#cc-details')), 'mtls has no extra client certificate');
+        await page.fill('#f-mtls-cert', KEYS.expiring.certificate);
+        await page.fill('#f-mtls-key', KEYS.expiring.private_key);
+        await page.fill('#f-mtls-ca', KEYS.ca_certificate);
+      });
+      await createThroughForm(page, 'Partner bearer + cert', 'bearer', async () => {
+        await page.fill('#f-bearer-token', CERT_BEARER_SECRET);
+        assert.ok(!(await isVisible(page, '#f-cc-cert')), 'the client certificate section starts collapsed');
+        await page.click('#cc-details summary');
+        await page.fill('#f-cc-cert', KEYS.client.certificate);
+        await page.fill('#f-cc-key', KEYS.client.private_key);
+      });
+
+      assert.deepEqual((await keysProfile('GitHub webhook')).config, {
+        secret: `••••${HMAC_SECRET.slice(-4)}`, scheme: 'custom', header: 'X-Hub-Signature-256', algorithm: 'sha256',
+        encoding: 'hex', prefix: 'sha256=',
+      });
+      assert.deepEqual((await keysProfile('Svix events')).config,
+        { secret: `••••${WEBHOOK_SECRET.slice(-4)}`, scheme: 'standard_webhooks' });
+      assert.deepEqual((await keysProfile('S3 uploads')).config, {
+        access_key_id: 'AKIAIOSFODNN7EXAMPLE', secret_access_key: `••••${AWS_SECRET.slice(-4)}`,
+        session_token: `••••${AWS_SESSION.slice(-4)}`, region: 'eu-west-1', service: 's3',
+      });
+      const expiring = certificateView(KEYS.expiring.certificate);
+      const ca = certificateView(KEYS.ca_certificate);
+      const mtls = (await keysProfile('Bank mTLS')).config;
+      assert.deepEqual(Object.keys(mtls).sort(), ['ca_certificate', 'certificate', 'private_key']);
+      assert.equal(mtls.certificate.subject, 'CN=ui-expiring.example');
+      assert.equal(mtls.certificate.issuer, 'CN=authrelay UI test CA');
+      assert.equal(mtls.certificate.fingerprint_sha256, expiring.fingerprint_sha256);
+      assert.equal(new Date(mtls.certificate.not_after).getTime(), expiring.not_after.getTime());
+      assert.deepEqual(mtls.private_key, { fingerprint_sha256: keyFingerprint(KEYS.expiring.private_key) });
+      assert.equal(mtls.ca_certificate.subject, 'CN=authrelay UI test CA');
+      assert.equal(mtls.ca_certificate.fingerprint_sha256, ca.fingerprint_sha256);
+      const bearer = (await keysProfile('Partner bearer + cert')).config;
+      assert.equal(bearer.token, `••••${CERT_BEARER_SECRET.slice(-4)}`);
+      assert.equal(bearer.client_certificate.certificate.subject, 'CN=ui-client.example');
+      assert.equal(bearer.client_certificate.certificate.fingerprint_sha256,
+        certificateView(KEYS.client.certificate).fingerprint_sha256);
+      assert.deepEqual(bearer.client_certificate.private_key,
+        { fingerprint_sha256: keyFingerprint(KEYS.client.private_key) });
+      assert.equal(bearer.client_certificate.ca_certificate, undefined);
+
+      for (const [name, label] of [['Google calendar', 'OAuth 2.0 JWT bearer (service account)'],
+        ['GitHub webhook', 'HMAC-signed (webhooks)'], ['S3 uploads', 'AWS Signature V4'],
+        ['Bank mTLS', 'Client certificate (mTLS)']]) {
+        assert.equal(await row(page, name).locator('.badge').textContent(), label, name);
+      }
+      assert.match(await row(page, 'Bank mTLS').locator('.profile-warning').textContent(),
+        /^⚠ Certificate: expires in [4-6] days$/);
+      assert.equal(await row(page, 'Partner bearer + cert').locator('.profile-warning').count(), 0);
+      await screenshot(page, 'list-signed-and-certificates');
+      await page.selectOption('#type-filter', 'mtls');
+      await eventually(async () => (await rowNames(page)).join() === 'Bank mTLS', 'the mtls filter');
+      await page.selectOption('#type-filter', '');
+      await eventually(async () => (await rowNames(page)).length === 7, 'every profile again');
+    });
+
+    await test('the edit dialog shows certificates and key fingerprints, never a PEM, and keeps them unless replaced', async () => {
+      await openEditOf(page, 'Bank mTLS');
+      const expiring = certificateView(KEYS.expiring.certificate);
+      const certificate = storedView(page, '#f-mtls-cert');
+      const facts = await certificate.textContent();
+      assert.match(facts, /Subject\s*CN=ui-expiring\.example/);
+      assert.match(facts, /Issuer\s*CN=authrelay UI test CA/);
+      assert.ok(facts.includes(`Expires${shortDate(expiring.not_after)}`), facts);
+      assert.ok(facts.includes(expiring.fingerprint_sha256), facts);
+      assert.ok(await certificate.locator('.expiry-warning').isVisible(), 'an expiry within 14 days is flagged');
+      assert.match(await certificate.locator('.expiry-warning').textContent(), /^Expires in [4-6] days$/);
+      assert.equal(await storedView(page, '#f-mtls-key').locator('.mask').textContent(),
+        `Stored · key fingerprint ${keyFingerprint(KEYS.expiring.private_key)}`);
+      const ca = storedView(page, '#f-mtls-ca');
+      assert.match(await ca.textContent(), /Subject\s*CN=authrelay UI test CA/);
+      assert.equal(await ca.locator('.expiry-warning').count(), 0, 'a CA valid for long is not flagged');
+      await screenshot(page, 'edit-mtls');
+      // One that expired after it was saved (the API refuses expired ones) is flagged the same way.
+      const warnings = await page.evaluate(async () => {
+        const { expiryWarning } = await import(new URL('stored-fields.js', location.href).href);
+        const inAMonth = new Date(Date.now() + 30 * 86_400_000).toISOString();
+        return [expiryWarning('2020-01-02T12:00:00Z'), expiryWarning(inAMonth)];
+      });
+      assert.deepEqual(warnings, ['Expired on Jan 2, 2020', null]);
+      assert.ok(!(await isVisible(page, '#f-mtls-cert')) && !(await isVisible(page, '#f-mtls-key')),
+        'no PEM field until Replace');
+      await assertNoPemInPage(page);
+      await assertFieldsLabelled(page);
+      await page.fill('#f-name', 'Bank mTLS (prod)');
+      await saveAndClose(page);
+      assert.deepEqual(lastPatchBody().config, {}, 'nothing stored is sent back');
+      const mtls = (await keysProfile('Bank mTLS (prod)')).config;
+      assert.equal(mtls.certificate.fingerprint_sha256, expiring.fingerprint_sha256);
+      assert.deepEqual(mtls.private_key, { fingerprint_sha256: keyFingerprint(KEYS.expiring.private_key) });
+      assert.equal(mtls.ca_certificate.fingerprint_sha256, certificateView(KEYS.ca_certificate).fingerprint_sha256);
+
+      // The JWT bearer profile: the key is kept and still signs (checked by the token endpoint).
+      await openEditOf(page, 'Google calendar');
+      assert.equal(await storedView(page, '#f-sign-key').locator('.mask').textContent(),
+        `Stored · key fingerprint ${keyFingerprint(KEYS.rsa_key)}`);
+      assert.equal(await page.inputValue('#f-sign-kid'), SERVICE_ACCOUNT.private_key_id);
+      await assertNoPemInPage(page);
+      await page.fill('#f-jwt-scope', 'https://www.googleapis.com/auth/calendar');
+      await saveAndClose(page);
+      assert.equal(lastPatchBody().config.private_key, undefined, 'the unreplaced key is left out');
+      await row(page, 'Google calendar').locator('[data-action="test"]').click();
+      await page.locator('#test-result.ok').waitFor();
+      const google = target.seen.google.at(-1).jwt;
+      assert.ok(google, 'the assertion is signed with the imported key');
+      assert.equal(google.header.kid, SERVICE_ACCOUNT.private_key_id);
+      assert.equal(google.claims.iss, SERVICE_ACCOUNT.client_email);
+      assert.equal(google.claims.aud, SERVICE_ACCOUNT.token_uri);
+      assert.equal(google.claims.scope, 'https://www.googleapis.com/auth/calendar');
+      await page.keyboard.press('Escape');
+
+      // Token request settings: the secret value is kept, shown masked.
+      await openEditOf(page, 'Partner OAuth');
+      assert.ok(await page.locator('#token-advanced').evaluate((d) => d.open), 'settings in use are shown');
+      const secretRow = page.locator('[data-list="token_params"] .param').nth(1);
+      assert.equal(await secretRow.locator('.mask').textContent(), `Stored · ••••${PARAM_SECRET.slice(-4)}`);
+      assert.equal(await page.inputValue('[data-list="token_params"] .param >> nth=0 >> .param-value'),
+        'https://api.partner.example');
+      assert.equal(await page.inputValue('#f-send-header'), 'X-Partner-Token');
+      assert.ok(!(await isVisible(page, '#f-oauth-client-secret')));
+      await page.fill('#f-oauth-client-id', 'partner-client');
+      await saveAndClose(page);
+      assert.deepEqual(lastPatchBody().config.token_params[1], { key: 'account_key', secret: true });
+      const tested = await api('POST', `${profilesPath(KEYS_WS)}/${(await keysProfile('Partner OAuth')).id}/test`, {});
+      assert.equal(tested.body.ok, true, JSON.stringify(tested.body));
+      assert.equal(target.seen.partner.at(-1).form.account_key, PARAM_SECRET, 'the kept secret is still sent');
+
+      // A removed session token and a removed client certificate go; what was not touched stays.
+      await openEditOf(page, 'S3 uploads');
+      await page.click('[data-secret]:has(#f-aws-session) .remove-stored');
+      assert.match(await page.textContent('[data-secret]:has(#f-aws-session) .removed'), /Removed when you save/);
+      await saveAndClose(page);
+      const s3 = (await keysProfile('S3 uploads')).config;
+      assert.equal(s3.session_token, undefined);
+      assert.equal(s3.secret_access_key, `••••${AWS_SECRET.slice(-4)}`);
+
+      await openEditOf(page, 'Partner bearer + cert');
+      assert.ok(await isVisible(page, '#cc-fields'), 'a stored client certificate is shown');
+      const client = storedView(page, '#f-cc-cert');
+      assert.match(await client.textContent(), /Subject\s*CN=ui-client\.example.*Issuer\s*CN=authrelay UI test CA/s);
+      assert.equal(await client.locator('.expiry-warning').count(), 0);
+      assert.equal(await storedView(page, '#f-cc-key').locator('.mask').textContent(),
+        `Stored · key fingerprint ${keyFingerprint(KEYS.client.private_key)}`);
+      assert.match(await page.textContent('#cc-state'), /stored · expires/);
+      await screenshot(page, 'edit-client-certificate');
+      await assertNoPemInPage(page);
+      await page.click('#cc-remove');
+      assert.ok(await isVisible(page, '#cc-removed'));
+      await saveAndClose(page);
+      assert.equal(lastPatchBody().config.client_certificate, null);
+      const bearer = (await keysProfile('Partner bearer + cert')).config;
+      assert.equal(bearer.client_certificate, undefined);
+      assert.equal(bearer.token, `••••${CERT_BEARER_SECRET.slice(-4)}`);
+      await assertNoSecretInPage(page);
+    });
+
+    await test('the API\'s 422s for keys, templates and token request entries are shown at their fields', async () => {
+      // A key that does not belong to its certificate.
+      await page.click('#new-profile');
+      await page.fill('#f-name', 'Mismatched certificate');
+      await page.check('#profile-form input[name="type"][value="bearer"]');
+      await page.fill('#f-bearer-token', CERT_BEARER_SECRET);
+      await page.click('#cc-details summary');
+      await page.fill('#f-cc-cert', KEYS.client.certificate);
+      await page.fill('#f-cc-key', KEYS.stranger_key);
+      await page.click('#save-profile');
+      await eventually(async () => (await fieldError(page, '#f-cc-key')).text, 'the error at the certificate key');
+      const keyError = await fieldError(page, '#f-cc-key');
+      assert.equal(keyError.invalid, 'true');
+      assert.match(keyError.text, /Private key \(PEM\) does not belong to the certificate/);
+      assert.equal((await fieldError(page, '#f-cc-cert')).text, null);
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'f-cc-key');
+      await screenshot(page, 'form-key-error');
+      await closeProfileDialog(page);
+      await assertNoSecretInPage(page);
+
+      // A signature template with a placeholder that does not exist; a key file pasted but not imported.
+      await page.click('#new-profile');
+      await page.fill('#f-name', 'Bad template');
+      await page.click('#sa-import summary');
+      await page.fill('#sa-json', JSON.stringify(SERVICE_ACCOUNT));
+      await page.check('#profile-form input[name="type"][value="hmac"]');
+      await page.fill('#f-hmac-secret', HMAC_SECRET);
+      await page.check('#profile-form input[name="hmac_scheme"][value="custom"]');
+      await page.fill('#f-hmac-header', 'X-Signature');
+      await page.fill('#f-hmac-template', 'v1:{bdy}');
+      await page.click('#save-profile');
+      await eventually(async () => (await fieldError(page, '#f-hmac-template')).text, 'the error at the template');
+      assert.match((await fieldError(page, '#f-hmac-template')).text,
+        /Signed text uses `\{bdy\}`; the placeholders are/);
+      await closeProfileDialog(page);
+      await assertNoSecretInPage(page); // The pasted key file too.
+
+      // Entries of the token request, reported by index, in a collapsed section.
+      await page.click('#new-profile');
+      await page.fill('#f-name', 'Bad token request');
+      await page.check('#profile-form input[name="type"][value="oauth2_client_credentials"]');
+      await page.fill('#f-oauth-client-id', 'c');
+      await page.fill('#f-oauth-client-secret', CLIENT_SECRET);
+      await page.fill('#f-oauth-endpoint', 'https://idp.example/token');
+      await page.click('#token-advanced summary');
+      await page.click('[data-add="token_params"]');
+      await page.locator('[data-list="token_params"] .param-key').fill('grant_type');
+      await page.locator('[data-list="token_params"] .param-value').fill('password');
+      const headers = page.locator('[data-list="token_headers"] .param');
+      await page.click('[data-add="token_headers"]');
+      await headers.nth(0).locator('.param-key').fill('X-Ok');
+      await headers.nth(0).locator('.param-value').fill('fine');
+      await page.click('[data-add="token_headers"]');
+      await headers.nth(1).locator('.param-key').fill('X-Api-Key');
+      await headers.nth(1).locator('.param-secret').check();
+      await headers.nth(1).locator('.param-value').fill('••••1f2e'); // Copied from a masked read.
+      await page.click('#token-advanced summary'); // Collapsed again: the errors must open it.
+      await page.click('#save-profile');
+      const paramKey = '[data-list="token_params"] .param-key';
+      const headerValue = '[data-list="token_headers"] .param:nth-child(2) .param-value';
+      await eventually(async () => (await fieldError(page, headerValue)).text, 'the error at token_headers[1].value');
+      assert.match((await fieldError(page, paramKey)).text,
+        /Form field 1 name `grant_type` is set by authrelay itself/);
+      assert.match((await fieldError(page, headerValue)).text, /Header 2 value looks like a masked value/);
+      assert.ok(await isVisible(page, headerValue), 'the section was opened');
+      assert.match(await page.textContent('#form-error'), /Please correct these 2 fields/);
+      await screenshot(page, 'form-token-request-errors');
+      await closeProfileDialog(page);
+      await assertNoSecretInPage(page);
+      const fields = '#profile-form input:not([type=radio]):not([type=checkbox]), #profile-form textarea';
+      assert.deepEqual(await page.$$eval(fields, (controls) => controls.filter((c) => c.value !== '').map((c) => c.id)),
+        [], 'every field is empty');
+      assert.equal((await api('GET', profilesPath(KEYS_WS))).body.items.length, 7, 'nothing refused was stored');
+
+      await page.fill('#workspace', WS);
+      await page.keyboard.press('Enter');
+      await row(page, 'CRM bearer (prod)').waitFor();
+    });
+  }
 
   await test('the OAuth Test button shows success, expiry and scope, never the token', async () => {
     await row(page, 'Calendar OAuth').locator('[data-action="test"]').click();

@@ -5,8 +5,9 @@
 import { $, $$, announce, clearFieldErrors, duration, el, fullDate, openDialog, setUpDialogs, showFieldError, timeAgo }
   from './dom.js';
 import { ApiError, call, paths, session, whenUnauthorized } from './api.js';
-import { TYPE_LABELS, openEdit, openNew, setUpProfileForm } from './profile-form.js';
+import { OAUTH_TYPES, TYPE_LABELS, openEdit, openNew, setUpProfileForm } from './profile-form.js';
 import { deleteWarning, healthCell, openDetails, setUpDetails } from './health.js';
+import { expiryWarning } from './stored-fields.js';
 
 const PAGE_SIZE = 20;
 const SEARCH_DELAY_MS = 300;
@@ -167,28 +168,68 @@ function renderList() {
   $('#list-status').textContent = status;
 }
 
-function describe(profile) {
-  const c = profile.config ?? {};
-  switch (profile.type) {
-    case 'api_key': {
-      const keys = (c.pairs ?? []).map((p) => p.key).join(', ');
-      return `${{ header: 'Headers', query: 'Query', body: 'Body' }[c.method] ?? c.method}: ${keys}`;
-    }
-    case 'basic':
-      return `User ${c.username}`;
-    case 'oauth2_client_credentials': {
-      let host = c.token_endpoint;
-      try {
-        host = new URL(c.token_endpoint).host;
-      } catch { /* shown as stored */ }
-      return `Token from ${host}${c.scope ? ` · scope ${c.scope}` : ''}`;
-    }
-    default:
-      return 'Authorization: Bearer';
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url; // Shown as stored.
   }
 }
 
+/** One line under the name: what the credentials are, never a secret. */
+function describe(profile) {
+  const c = profile.config ?? {};
+  let line;
+  switch (profile.type) {
+    case 'api_key': {
+      const keys = (c.pairs ?? []).map((p) => p.key).join(', ');
+      line = `${{ header: 'Headers', query: 'Query', body: 'Body' }[c.method] ?? c.method}: ${keys}`;
+      break;
+    }
+    case 'basic':
+      line = `User ${c.username}`;
+      break;
+    case 'oauth2_client_credentials':
+      line = `Token from ${hostOf(c.token_endpoint)}${c.scope ? ` · scope ${c.scope}` : ''}`;
+      break;
+    case 'oauth2_jwt_bearer':
+      line = `Token from ${hostOf(c.token_endpoint)} · issuer ${c.issuer}`;
+      break;
+    case 'hmac':
+      line = c.scheme === 'custom'
+        ? `Header ${c.header} (${c.algorithm}, ${c.encoding})`
+        : 'Standard Webhooks signature';
+      break;
+    case 'aws_sigv4':
+      line = `${c.service} in ${c.region} · key ${c.access_key_id}`;
+      break;
+    case 'mtls':
+      line = `Certificate ${c.certificate?.subject ?? ''}`;
+      break;
+    default:
+      line = 'Authorization: Bearer';
+  }
+  if (c.client_certificate) line += ' · with a client certificate';
+  return line;
+}
+
+/** "Client certificate: expires in 5 days", for any certificate of the profile near or past its expiry. */
+function certificateWarning(profile) {
+  const c = profile.config ?? {};
+  const certificates = [
+    ['Certificate', c.certificate],
+    ['Client certificate', c.client_certificate?.certificate],
+    ['CA certificate', c.ca_certificate ?? c.client_certificate?.ca_certificate],
+  ];
+  for (const [what, view] of certificates) {
+    const warning = view?.not_after && expiryWarning(view.not_after);
+    if (warning) return `${what}: ${warning.charAt(0).toLowerCase()}${warning.slice(1)}`;
+  }
+  return null;
+}
+
 function renderRow(profile) {
+  const warning = certificateWarning(profile);
   const action = (name, label, extra = '') => el('button', {
     type: 'button',
     class: `button small ghost ${extra}`,
@@ -198,7 +239,8 @@ function renderRow(profile) {
   return el('tr', { dataset: { id: profile.id } },
     el('td', {},
       el('div', { class: 'profile-name' }, profile.name),
-      el('div', { class: 'profile-detail' }, describe(profile))),
+      el('div', { class: 'profile-detail' }, describe(profile)),
+      warning ? el('div', { class: 'profile-warning' }, `⚠ ${warning}`) : null),
     el('td', {}, el('span', { class: `badge ${profile.type}` }, TYPE_LABELS[profile.type] ?? profile.type)),
     healthCell(profile),
     el('td', { class: 'num' }, `v${profile.version}`),
@@ -375,7 +417,7 @@ let testing = null;
 
 function openTest(profile, opener) {
   testing = profile;
-  const oauth = profile.type === 'oauth2_client_credentials';
+  const oauth = OAUTH_TYPES.includes(profile.type);
   $('#test-title').textContent = `Test “${profile.name}”`;
   $('#test-subtitle').textContent = TYPE_LABELS[profile.type] ?? profile.type;
   $('#test-intro').textContent = oauth
@@ -419,7 +461,7 @@ async function runTest(event) {
       el('p', {}, urlError ? `URL ${urlError.message}.` : error.message)));
   } finally {
     button.disabled = false;
-    if (profile.type === 'oauth2_client_credentials') button.textContent = 'Test again';
+    if (OAUTH_TYPES.includes(profile.type)) button.textContent = 'Test again';
   }
 }
 

@@ -83,7 +83,7 @@ export function showFieldError(control, message) {
   const error = el('p', { class: 'field-error', id }, message);
   const isGroup = control.tagName === 'FIELDSET' || control.getAttribute('role') === 'group';
   if (isGroup) control.append(error);
-  else (control.closest('.pair') ?? control.closest('.field') ?? control.parentElement).append(error);
+  else (control.closest('.pair, .param') ?? control.closest('.field') ?? control.parentElement).append(error);
   control.setAttribute('aria-invalid', 'true');
   const described = (control.getAttribute('aria-describedby') ?? '').split(' ').filter(Boolean);
   control.setAttribute('aria-describedby', [...described, id].join(' '));
@@ -134,6 +134,11 @@ export function timeAgo(iso) {
 }
 
 export const fullDate = (iso) => absolute.format(new Date(iso));
+
+const day = new Intl.DateTimeFormat('en', { dateStyle: 'medium' });
+
+/** "Mar 5, 2027": a date without the time (certificate expiry). */
+export const longDate = (iso) => day.format(new Date(iso));
 
 const clock = new Intl.DateTimeFormat('en', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
 const dayAndClock = new Intl.DateTimeFormat('en', { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });

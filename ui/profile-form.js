@@ -1,21 +1,38 @@
 // The New / Edit profile dialog.
 //
-// Each type has its own fieldset in index.html; only the chosen one is shown
-// (and enabled). Secret fields of a stored profile show the masked hint and a
-// "Replace" button; a secret that is not replaced is left out of the PATCH, so
-// the server keeps it. Every input is cleared when the dialog closes, so no
-// secret stays in the page after a save.
+// Each type has its own fieldset in index.html (`.type-fields`); parts that
+// several types share (`.shared-fields`: the OAuth signing key and token
+// request settings, the client certificate) name their types. Only what the
+// chosen type uses is shown (and enabled). Stored secrets, keys and
+// certificates show what the API reads back and a "Replace" button
+// (stored-fields.js); one that is not replaced is left out of the PATCH, so the
+// server keeps it. Every input is cleared when the dialog closes, so no secret
+// or PEM stays in the page after a save.
 
 import { $, $$, announce, clearFieldErrors, el, fullDate, labelOf, openDialog, showFieldError, timeAgo } from './dom.js';
 import { ApiError, call, paths, session } from './api.js';
 import { editWarning } from './health.js';
+import { clearStored, keepStored, prepareStoredField, removeStored, setStored, startReplacing } from './stored-fields.js';
+import { fillTokenOptions, resetTokenOptions, setUpTokenOptions } from './token-options.js';
+import {
+  fillClientCertificate, requireClientCertificate, resetClientCertificate, setUpClientCertificate,
+} from './client-certificate.js';
+import { resetServiceAccountImport, setUpServiceAccountImport } from './service-account.js';
+import { readProfileForm } from './profile-body.js';
 
 export const TYPE_LABELS = {
   bearer: 'Bearer token',
   api_key: 'API key',
   basic: 'Basic auth',
-  oauth2_client_credentials: 'OAuth 2.0',
+  oauth2_client_credentials: 'OAuth 2.0 (client credentials)',
+  oauth2_jwt_bearer: 'OAuth 2.0 JWT bearer (service account)',
+  hmac: 'HMAC-signed (webhooks)',
+  aws_sigv4: 'AWS Signature V4',
+  mtls: 'Client certificate (mTLS)',
 };
+
+/** The types that fetch an OAuth 2.0 token (their Test fetches one). */
+export const OAUTH_TYPES = ['oauth2_client_credentials', 'oauth2_jwt_bearer'];
 
 const MAX_PAIRS = 20;
 
@@ -31,18 +48,26 @@ let editing = null;
 let pairCounter = 0;
 let onSaved = async () => {};
 
+const widgetOf = (control) => control.closest('[data-secret]');
+
 export function setUpProfileForm(saved) {
   onSaved = saved;
+  $$('[data-secret]', form).forEach(prepareStoredField);
   form.addEventListener('change', (event) => {
-    if (event.target.name === 'type') showTypeFields();
+    if (['type', 'client_auth', 'hmac_scheme'].includes(event.target.name)) showTypeFields();
   });
   form.addEventListener('click', (event) => {
     const widget = event.target.closest('[data-secret]');
     if (event.target.closest('.replace')) startReplacing(widget);
     else if (event.target.closest('.keep')) keepStored(widget);
+    else if (event.target.closest('.remove-stored')) removeStored(widget);
+    else if (event.target.closest('.undo-remove')) keepStored(widget);
     else if (event.target.closest('.remove-pair')) removePair(event.target.closest('.pair'));
   });
   addPair.addEventListener('click', () => $('.pair-key', appendPair()).focus());
+  setUpTokenOptions();
+  setUpClientCertificate();
+  setUpServiceAccountImport(importServiceAccount);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     save();
@@ -75,7 +100,7 @@ export async function openEdit(id, opener) {
   saveButton.textContent = 'Save changes';
   $('#f-name').value = profile.name;
   checkRadio('type', profile.type);
-  fillStored(profile.type, profile.config);
+  fillStored(profile.type, profile.config ?? {});
   showTypeFields();
   openDialog(dialog, { focus: $('#f-name'), opener });
 }
@@ -87,23 +112,19 @@ function checkRadio(name, value) {
   if (radio) radio.checked = true;
 }
 
-function chosenType() {
-  return $('input[name="type"]:checked', form)?.value ?? null;
-}
-
-function fieldsetOf(type) {
-  return $(`.type-fields[data-type="${type}"]`, form);
-}
+const radioValue = (name) => $(`input[name="${name}"]:checked`, form)?.value ?? null;
+const chosenType = () => radioValue('type');
 
 function fillStored(type, config) {
   const set = (selector, value) => { $(selector, form).value = value ?? ''; };
+  const stored = (selector, value) => { if (value !== undefined) setStored(widgetOf($(selector, form)), value); };
   switch (type) {
     case 'bearer':
-      setStored($('#f-bearer-token').closest('[data-secret]'), config.token);
+      stored('#f-bearer-token', config.token);
       break;
     case 'basic':
       set('#f-basic-username', config.username);
-      setStored($('#f-basic-password').closest('[data-secret]'), config.password);
+      stored('#f-basic-password', config.password);
       break;
     case 'api_key':
       checkRadio('method', config.method);
@@ -117,68 +138,96 @@ function fillStored(type, config) {
       break;
     case 'oauth2_client_credentials':
       set('#f-oauth-client-id', config.client_id);
-      setStored($('#f-oauth-client-secret').closest('[data-secret]'), config.client_secret);
+      stored('#f-oauth-client-secret', config.client_secret);
       set('#f-oauth-endpoint', config.token_endpoint);
       set('#f-oauth-scope', config.scope);
       set('#f-oauth-audience', config.audience);
       checkRadio('client_auth', config.client_auth ?? 'basic');
+      fillSigningKey(config);
+      fillTokenOptions(config);
+      break;
+    case 'oauth2_jwt_bearer':
+      set('#f-jwt-endpoint', config.token_endpoint);
+      set('#f-jwt-issuer', config.issuer);
+      set('#f-jwt-subject', config.subject);
+      set('#f-jwt-audience', config.audience);
+      set('#f-jwt-scope', config.scope);
+      fillSigningKey(config);
+      fillTokenOptions(config);
+      break;
+    case 'hmac':
+      stored('#f-hmac-secret', config.secret);
+      checkRadio('hmac_scheme', config.scheme ?? 'standard_webhooks');
+      set('#f-hmac-header', config.header);
+      set('#f-hmac-algorithm', config.algorithm ?? 'sha256');
+      set('#f-hmac-encoding', config.encoding ?? 'hex');
+      set('#f-hmac-prefix', config.prefix);
+      set('#f-hmac-template', config.template);
+      set('#f-hmac-timestamp-header', config.timestamp_header);
+      break;
+    case 'aws_sigv4':
+      set('#f-aws-key-id', config.access_key_id);
+      stored('#f-aws-secret', config.secret_access_key);
+      stored('#f-aws-session', config.session_token);
+      set('#f-aws-region', config.region);
+      set('#f-aws-service', config.service);
+      break;
+    case 'mtls':
+      stored('#f-mtls-cert', config.certificate);
+      stored('#f-mtls-key', config.private_key);
+      stored('#f-mtls-ca', config.ca_certificate);
       break;
   }
+  if (type !== 'mtls') fillClientCertificate(config.client_certificate);
 }
 
-/** Shows the chosen type's fieldset and hides (and disables) the others. */
+function fillSigningKey(config) {
+  if (config.private_key !== undefined) setStored(widgetOf($('#f-sign-key')), config.private_key);
+  $('#f-sign-kid').value = config.key_id ?? '';
+  $('#f-sign-alg').value = config.signing_alg ?? '';
+  if (config.certificate !== undefined) setStored(widgetOf($('#f-sign-cert')), config.certificate);
+}
+
+/** A Google service-account key was read: it is a JWT bearer profile with these fields. */
+function importServiceAccount(fields) {
+  checkRadio('type', 'oauth2_jwt_bearer');
+  showTypeFields();
+  $('#f-jwt-endpoint').value = fields.token_endpoint;
+  $('#f-jwt-issuer').value = fields.issuer;
+  const key = widgetOf($('#f-sign-key'));
+  if (key.dataset.mode === 'stored') startReplacing(key);
+  $('#f-sign-key').value = fields.private_key;
+  $('#f-sign-kid').value = fields.key_id;
+  $('#f-sign-alg').value = '';
+  $('#f-jwt-scope').focus();
+}
+
+/** Shows what the chosen type (and its choices) uses; hides and disables the rest. */
 function showTypeFields() {
   const type = chosenType();
-  for (const fieldset of $$('.type-fields', form)) {
-    const active = fieldset.dataset.type === type;
-    fieldset.hidden = !active;
-    fieldset.disabled = !active;
+  const clientAuth = radioValue('client_auth') ?? 'basic';
+  const toggle = (node, active) => {
+    node.hidden = !active;
+    if (node.tagName === 'FIELDSET') node.disabled = !active;
+  };
+  for (const fieldset of $$('.type-fields', form)) toggle(fieldset, fieldset.dataset.type === type);
+  for (const fieldset of $$('.shared-fields', form)) {
+    let active = fieldset.dataset.types.split(' ').includes(type);
+    if (fieldset.hasAttribute('data-signing') && type === 'oauth2_client_credentials') {
+      active = clientAuth === 'private_key_jwt';
+    }
+    toggle(fieldset, active);
   }
+  for (const part of $$('[data-client-auth]', form)) {
+    toggle(part, part.dataset.clientAuth.split(' ').includes(clientAuth));
+  }
+  for (const part of $$('[data-hmac-scheme]', form)) {
+    toggle(part, part.dataset.hmacScheme === radioValue('hmac_scheme'));
+  }
+  requireClientCertificate(type === 'oauth2_client_credentials' && clientAuth === 'tls_client_auth');
+  $('#sa-import').hidden = !(type === null || type === 'oauth2_jwt_bearer');
   if (type === 'api_key' && !pairsList.children.length) appendPair();
   $('#type-change-note').hidden = !(editing && type && type !== editing.type);
-}
-
-// ---------------------------------------------------------------- secrets
-
-const secretInput = (widget) => $('input', $('.entry', widget));
-
-function setStored(widget, masked) {
-  widget.dataset.mode = 'stored';
-  const input = secretInput(widget);
-  const mask = $('.mask', widget);
-  mask.id = `${input.id}-stored`;
-  mask.textContent = masked && masked !== '••••' ? `Stored · ${masked}` : 'Stored · hidden';
-  const replace = $('.replace', widget);
-  replace.setAttribute('aria-label', `Replace ${labelOf(input).toLowerCase()}`);
-  replace.setAttribute('aria-describedby', mask.id);
-  showStored(widget, true);
-}
-
-function showStored(widget, stored) {
-  $('.stored', widget).hidden = !stored;
-  $('.entry', widget).hidden = stored;
-  $('.keep', widget).hidden = !widget.dataset.mode;
-  const input = secretInput(widget);
-  input.value = '';
-  input.placeholder = widget.dataset.replacing ? 'Enter the new value' : '';
-}
-
-function startReplacing(widget) {
-  widget.dataset.replacing = 'yes';
-  showStored(widget, false);
-  secretInput(widget).focus();
-}
-
-function keepStored(widget) {
-  delete widget.dataset.replacing;
-  showStored(widget, true);
-  $('.replace', widget).focus();
-}
-
-/** The value to send for a secret field, or undefined to keep the stored one. */
-function secretValue(widget, type) {
-  const keepsStored = widget.dataset.mode === 'stored' && !widget.dataset.replacing && editing?.type === type;
-  return keepsStored ? undefined : secretInput(widget).value;
 }
 
 // ---------------------------------------------------------------- API key pairs
@@ -190,6 +239,7 @@ function appendPair() {
   $('.pair-value', row).id = `pair-${pairCounter}-value`;
   $('[data-label="key"]', row).htmlFor = `pair-${pairCounter}-key`;
   $('[data-label="value"]', row).htmlFor = `pair-${pairCounter}-value`;
+  prepareStoredField($('[data-secret]', row));
   pairsList.append(row);
   renumberPairs();
   return row;
@@ -213,8 +263,7 @@ function renumberPairs() {
     const remove = $('.remove-pair', row);
     remove.setAttribute('aria-label', `Remove pair ${i + 1}`);
     remove.disabled = rows.length === 1;
-    const replace = $('.replace', row);
-    if (replace) replace.setAttribute('aria-label', `Replace value ${i + 1}`);
+    $('.replace', row).setAttribute('aria-label', `Replace value ${i + 1}`);
   });
   addPair.disabled = rows.length >= MAX_PAIRS;
   addPair.textContent = rows.length >= MAX_PAIRS ? `At most ${MAX_PAIRS} pairs` : '+ Add another';
@@ -222,55 +271,9 @@ function renumberPairs() {
 
 // ---------------------------------------------------------------- saving
 
-/** Reads the form into an API body, with the fields that are missing. */
-function collect() {
-  const missing = [];
-  const text = (selector) => $(selector, form).value.trim();
-  const required = (control, value) => {
-    if (value === '') missing.push({ control, message: 'is required' });
-    return value;
-  };
-  const name = required($('#f-name'), text('#f-name'));
-  const type = chosenType();
-  if (!type) missing.push({ control: $('fieldset.types', form), message: 'must be chosen' });
-  const config = {};
-  const secret = (input) => {
-    const value = secretValue(input.closest('[data-secret]'), type);
-    if (value !== undefined && input.hasAttribute('data-required')) required(input, value);
-    return value;
-  };
-  const optional = (selector) => {
-    const value = text(selector);
-    return value === '' && !editing ? undefined : value;
-  };
-  if (type === 'bearer') {
-    config.token = secret($('#f-bearer-token'));
-  } else if (type === 'basic') {
-    config.username = required($('#f-basic-username'), $('#f-basic-username').value);
-    config.password = secret($('#f-basic-password'));
-  } else if (type === 'api_key') {
-    config.method = $('input[name="method"]:checked', form)?.value;
-    config.pairs = [...pairsList.children].map((row) => {
-      const pair = { key: required($('.pair-key', row), $('.pair-key', row).value.trim()) };
-      const value = secret($('.pair-value', row));
-      if (value !== undefined) pair.value = value;
-      return pair;
-    });
-  } else if (type === 'oauth2_client_credentials') {
-    config.client_id = required($('#f-oauth-client-id'), text('#f-oauth-client-id'));
-    config.client_secret = secret($('#f-oauth-client-secret'));
-    config.token_endpoint = required($('#f-oauth-endpoint'), text('#f-oauth-endpoint'));
-    config.scope = optional('#f-oauth-scope');
-    config.audience = optional('#f-oauth-audience');
-    config.client_auth = $('input[name="client_auth"]:checked', form)?.value ?? 'basic';
-  }
-  for (const key of Object.keys(config)) if (config[key] === undefined) delete config[key];
-  return { body: { name, type, config }, missing };
-}
-
 async function save() {
   clearErrors();
-  const { body, missing } = collect();
+  const { body, missing } = readProfileForm(editing);
   if (missing.length) return showErrors(missing);
   const wasNew = !editing;
   saveButton.disabled = true;
@@ -309,7 +312,8 @@ function showServerError(error) {
 
 /**
  * The control a server error path is about: `config.pairs[1].key` is the key
- * of the second row; `config.pairs[3].extra` falls back to the pair list.
+ * of the second row; `config.token_params[3].extra` falls back to that list;
+ * `config.client_certificate.private_key` is the key of the client certificate.
  */
 function controlFor(field) {
   const controls = $$('[data-field]', form).filter((c) => !c.closest('fieldset[disabled]'));
@@ -321,12 +325,18 @@ function controlFor(field) {
   return null;
 }
 
+/** Opens the collapsed sections around a control, so that it can be seen and focused. */
+function reveal(control) {
+  for (let node = control.closest('details'); node; node = node.parentElement?.closest('details')) node.open = true;
+}
+
 /** Errors next to their fields, a summary at the top (announced), focus on the first. */
 function showErrors(errors) {
   const lines = [];
   for (const { control, field, message } of errors) {
     if (control) {
-      const widget = control.closest('[data-secret]');
+      reveal(control);
+      const widget = widgetOf(control);
       if (widget && $('.entry', widget).hidden) startReplacing(widget);
       const label = labelOf(control);
       showFieldError(control, `${label} ${message}`.trim());
@@ -337,8 +347,8 @@ function showErrors(errors) {
   }
   showSummary(errors.length === 1 ? 'Please correct this field:' : `Please correct these ${errors.length} fields:`, lines);
   const first = errors.find((e) => e.control)?.control;
-  const focusable = first?.tagName === 'FIELDSET' || first?.getAttribute('role') === 'group'
-    ? $('input:checked, input', first) : first;
+  const isGroup = first?.tagName === 'FIELDSET' || first?.getAttribute('role') === 'group';
+  const focusable = isGroup ? $('input:checked, input:not([hidden]), textarea, select', first) : first;
   focusable?.focus();
 }
 
@@ -353,18 +363,16 @@ function clearErrors() {
   formError.replaceChildren();
 }
 
-/** Empties every field (secrets included) and forgets the edited profile. */
+/** Empties every field (secrets, keys and pasted JSON included) and forgets the edited profile. */
 function reset() {
   editing = null;
   form.reset();
   clearErrors();
   pairsList.replaceChildren();
-  for (const widget of $$('[data-secret]', form)) {
-    delete widget.dataset.mode;
-    delete widget.dataset.replacing;
-    $('.mask', widget).textContent = '';
-    showStored(widget, false);
-  }
+  resetTokenOptions();
+  resetClientCertificate();
+  resetServiceAccountImport();
+  for (const widget of $$('[data-secret]', form)) clearStored(widget);
   $('#profile-dialog-meta').hidden = true;
   $('#edit-warning').hidden = true;
   $('#edit-warning').textContent = '';

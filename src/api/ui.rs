@@ -44,6 +44,31 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../ui/profile-form.js"),
     },
+    Asset {
+        name: "profile-body.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../ui/profile-body.js"),
+    },
+    Asset {
+        name: "stored-fields.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../ui/stored-fields.js"),
+    },
+    Asset {
+        name: "token-options.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../ui/token-options.js"),
+    },
+    Asset {
+        name: "client-certificate.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../ui/client-certificate.js"),
+    },
+    Asset {
+        name: "service-account.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../ui/service-account.js"),
+    },
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../ui/app.css") },
     Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_bytes!("../../ui/favicon.svg") },
 ];

@@ -1,7 +1,8 @@
 //! The admin page (`/ui/`): how it is served, and the page itself in a real
 //! browser — headless Chromium (Debian's `chromium`) driven by
 //! `ui-tests/admin_page.mjs` (playwright-core) against the real app, with a
-//! workspace whose profiles real jobs made healthy, failing and deauthorized.
+//! workspace whose profiles real jobs made healthy, failing and deauthorized,
+//! and keys and certificates made here for the profiles the page creates.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 use authrelay::app::Roles;
 use authrelay::job::Phase;
 use authrelay_testkit::app::spawn_api;
+use authrelay_testkit::idp::TestKey;
+use authrelay_testkit::tls::TestCa;
 use authrelay_testkit::{JobExt as _, TestApp, TestEnv, eventually, job};
 use serde_json::json;
 use wiremock::matchers::path;
@@ -85,6 +88,7 @@ async fn the_admin_page_works_in_headless_chromium() {
         .env("AUTHRELAY_UI_URL", app.url("/ui/"))
         .env("AUTHRELAY_UI_TOKEN", &app.token)
         .env("AUTHRELAY_UI_HEALTH_WS", &health_ws)
+        .env("AUTHRELAY_UI_KEYS", keys_and_certificates().to_string())
         .env("CHROMIUM", &chromium)
         .kill_on_drop(true)
         .output();
@@ -99,6 +103,26 @@ async fn the_admin_page_works_in_headless_chromium() {
     eprintln!("browser tests passed in {:.1} s", started.elapsed().as_secs_f64());
     drop(target);
     app.stop().await;
+}
+
+/// PEMs for the profiles the page creates (`AUTHRELAY_UI_KEYS`): client
+/// certificates issued by a test CA (one that expires in 5 days, to be
+/// flagged), a key that belongs to none of them (a 422), and signing keys in
+/// PKCS#8: EC P-256 for `private_key_jwt`, RSA for a Google service account.
+fn keys_and_certificates() -> serde_json::Value {
+    let ca = TestCa::new("authrelay UI test CA");
+    let client = ca.client("ui-client.example");
+    let expiring = ca.client_until("ui-expiring.example", time::OffsetDateTime::now_utc() + time::Duration::days(5));
+    let stranger = ca.client("ui-stranger.example");
+    let (ec, rsa) = (TestKey::ec(), TestKey::rsa());
+    json!({
+        "ca_certificate": ca.certificate,
+        "client": {"certificate": client.certificate, "private_key": client.private_key},
+        "expiring": {"certificate": expiring.certificate, "private_key": expiring.private_key},
+        "stranger_key": stranger.private_key,
+        "ec_key": ec.private_pem,
+        "rsa_key": rsa.private_pem,
+    })
 }
 
 /// A workspace whose profiles real jobs made `ok` (and one in use by an
