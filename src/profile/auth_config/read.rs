@@ -195,7 +195,7 @@ fn validate_pairs(method: ApiKeyMethod, pairs: &[ApiKeyPair], prefix: &str, erro
             if reqwest::header::HeaderValue::from_str(pair.value.expose_secret()).is_err() {
                 errors.add(
                     format!("{prefix}.pairs[{i}].value"),
-                    "must be a valid header value (visible ASCII, no line breaks)",
+                    "must be a valid header value (no control characters or line breaks)",
                 );
             }
         }

@@ -316,7 +316,7 @@ fn param(r: &mut Reader<'_>, at: &str, item: &Value, kept: &[TokenParam], target
         }
     };
     if matches!(target, Target::Header) && reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
-        r.err(&value_at, "must be a valid header value (visible ASCII, no line breaks)");
+        r.err(&value_at, "must be a valid header value (no control characters or line breaks)");
         return None;
     }
     Some(TokenParam { key, value })
@@ -414,7 +414,7 @@ fn send_as(r: &mut Reader<'_>, kept: Option<&SendAs>) -> Option<SendAs> {
         }
     };
     if reqwest::header::HeaderValue::from_str(&prefix).is_err() {
-        r.err("send_as.prefix", "must be visible ASCII (it precedes the token in a header)");
+        r.err("send_as.prefix", "must be a valid header value (it precedes the token in a header)");
         return None;
     }
     Some(SendAs { header, prefix })

@@ -305,7 +305,7 @@ fn read_custom(r: &mut Reader<'_>, kept: Option<&CustomSignature>) -> Option<Cus
     );
     let prefix = r.optional_text("prefix", kept.and_then(|k| k.prefix.as_deref()));
     if let Some(p) = &prefix
-        && (p.len() > MAX_PREFIX_LEN || reqwest::header::HeaderValue::from_str(p).is_err())
+        && (p.len() > MAX_PREFIX_LEN || !is_visible_ascii(p))
     {
         r.err("prefix", format!("must be at most {MAX_PREFIX_LEN} visible ASCII characters"));
     }
@@ -401,9 +401,9 @@ pub(super) fn read_sigv4(r: &mut Reader<'_>, kept: Option<&SigV4Config>) -> Opti
     let region = aws_name(r, "region", kept.map(|k| k.region.as_str()), "eu-west-1");
     let service = aws_name(r, "service", kept.map(|k| k.service.as_str()), "execute-api or lambda");
     if let Some(token) = &session_token
-        && reqwest::header::HeaderValue::from_str(token.expose_secret()).is_err()
+        && !is_visible_ascii(token.expose_secret())
     {
-        r.err("session_token", "must be a valid header value (visible ASCII)");
+        r.err("session_token", "must be visible ASCII (it travels in the X-Amz-Security-Token header)");
     }
     Some(SigV4Config {
         access_key_id: access_key_id?,
@@ -412,6 +412,11 @@ pub(super) fn read_sigv4(r: &mut Reader<'_>, kept: Option<&SigV4Config>) -> Opti
         region: region?,
         service: service?,
     })
+}
+
+/// Printable ASCII and spaces only: what a signing header carries verbatim.
+fn is_visible_ascii(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 /// A region or service name: it goes into the credential scope as is.
