@@ -20,6 +20,7 @@
 //! | [`profile`] | Auth Profiles: types, validation, masking, the decrypted cache, credential health and its rules, the audit trail, and their store |
 //! | [`job`] | wire types of jobs and results, and job validation |
 //! | [`metrics`] | Prometheus metrics with bounded, typed labels |
+//! | [`traffic`] | protecting targets and callers: per-profile limits for the fleet, circuit breakers per origin, live calls first |
 //! | [`credentials`] | applying credentials to requests; the redactor; OAuth 2.0 tokens and their cache; probes |
 //! | [`executor`] | one job to a result: deadline budget, attempts, retry classification, the credentials' verdict |
 //! | [`queue`] | RabbitMQ as transport: connect, topology, publisher, settle, headers, replay, publish and await (RPC) |
@@ -50,4 +51,5 @@ pub mod queue;
 pub mod readiness;
 pub mod reconnect;
 pub mod telemetry;
+pub mod traffic;
 pub mod worker;

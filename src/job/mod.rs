@@ -67,10 +67,14 @@ pub enum ErrorKind {
     ResponseTooLarge,
     /// A bug caught while processing (a panic): the job is parked for a look.
     Internal,
+    /// The profile's rate or concurrency limit left no turn before the deadline.
+    RateLimited,
+    /// The destination's circuit is open: it failed too often in a row.
+    CircuitOpen,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::InvalidJob,
         ErrorKind::ProfileNotFound,
         ErrorKind::ProfileUnusable,
@@ -82,6 +86,8 @@ impl ErrorKind {
         ErrorKind::DeadlineExceeded,
         ErrorKind::ResponseTooLarge,
         ErrorKind::Internal,
+        ErrorKind::RateLimited,
+        ErrorKind::CircuitOpen,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +103,8 @@ impl ErrorKind {
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::ResponseTooLarge => "response_too_large",
             ErrorKind::Internal => "internal",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::CircuitOpen => "circuit_open",
         }
     }
 

@@ -148,6 +148,8 @@ fn failure(kind: ErrorKind, status: Option<u16>, host: Option<&str>, verdict: Ve
             "the stored profile cannot be used (it cannot be decrypted or is incomplete)".to_owned()
         }
         (ErrorKind::Internal, _, _) => "an internal error (see the worker's log)".to_owned(),
+        (ErrorKind::RateLimited, _, _) => "the profile's limits left no turn before the deadline".to_owned(),
+        (ErrorKind::CircuitOpen, _, _) => format!("{host} failed repeatedly; its circuit is open"),
         (other, _, _) => other.as_str().replace('_', " "),
     };
     Failure { kind: kind.as_str(), status, message }

@@ -21,6 +21,7 @@ const LAYERS: &[&str] = &[
     "profile",
     "job",
     "metrics",
+    "traffic",
     "credentials",
     "executor",
     "queue",

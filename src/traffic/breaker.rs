@@ -1,0 +1,1 @@
+//! Circuit breakers per destination origin (contract §9).

@@ -1,0 +1,1 @@
+//! Per-profile limits held for the whole fleet (contract §9).

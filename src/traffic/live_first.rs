@@ -1,0 +1,1 @@
+//! Live calls first: background lanes yield to during-call work (issue 15 §3).
