@@ -22,6 +22,7 @@ use crate::outbox::{Relay, RelaySettings};
 use crate::profile::ProfileStore;
 use crate::queue::{Names, connect};
 use crate::readiness::Readiness;
+use crate::traffic::fleet::Fleet;
 use crate::worker::WorkerContext;
 use crate::worker::health::HealthTask;
 use crate::worker::supervisor::{self, WIND_DOWN};
@@ -149,6 +150,21 @@ impl App {
             interval: self.config.worker.health_flush_interval,
         };
         let health = tokio::spawn(health.run(health_stop.clone()));
+        // Workers share profile limits with the rest of the fleet: known before the first job.
+        let fleet_stop = CancellationToken::new();
+        let fleet = match &self.worker {
+            Some((ctx, _)) => {
+                let fleet = Fleet {
+                    id: uuid::Uuid::new_v4(),
+                    pool: self.pool.clone(),
+                    gates: ctx.executor.gates().clone(),
+                    metrics: self.metrics.clone(),
+                };
+                fleet.join().await;
+                Some(tokio::spawn(fleet.run(fleet_stop.clone())))
+            }
+            None => None,
+        };
         let workers = self.worker.map(|(ctx, connection)| {
             let names = Names::new(&self.config.amqp_prefix);
             tokio::spawn(supervisor::supervise(
@@ -185,6 +201,10 @@ impl App {
         if let Some(workers) = workers {
             // The lanes finish in-flight jobs within the grace period, then close.
             let _ = workers.await;
+        }
+        fleet_stop.cancel();
+        if let Some(fleet) = fleet {
+            let _ = fleet.await;
         }
         health_stop.cancel();
         let _ = health.await;

@@ -347,7 +347,7 @@ impl Env {
             .create(
                 &Actor("bench".into()),
                 "bench",
-                NewProfile { name: name.into(), auth_type: auth_type.into(), config },
+                NewProfile { name: name.into(), auth_type: auth_type.into(), config, limits: serde_json::Value::Null },
             )
             .await?;
         Ok(p.id.to_string())

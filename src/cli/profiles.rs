@@ -1,7 +1,7 @@
 //! `authrelay profiles …`: the same rules as the HTTP API, JSON on stdout.
 
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::secrets::{ConfigInput, prompt_missing_secrets, prompt_replacement, read_config};
@@ -46,11 +46,14 @@ pub enum ProfilesCommand {
         ws: Workspace,
         #[arg(long)]
         name: String,
-        /// bearer | api_key | basic | oauth2_client_credentials
+        /// bearer | api_key | basic | oauth2_client_credentials | oauth2_jwt_bearer | hmac | aws_sigv4 | mtls
         #[arg(long = "type")]
         auth_type: String,
         #[command(flatten)]
         input: ConfigInput,
+        /// Traffic limits for the whole fleet, as JSON: '{"rate_per_s": 10, "burst": 5, "max_concurrency": 4}'.
+        #[arg(long, value_name = "JSON")]
+        limits: Option<String>,
     },
     /// Change a profile's name, type or config; omitted secrets keep their stored value.
     Update {
@@ -67,6 +70,9 @@ pub enum ProfilesCommand {
         /// or an API key pair's key). Repeatable.
         #[arg(long = "replace-secret", value_name = "FIELD")]
         replace: Vec<String>,
+        /// New traffic limits as JSON (they replace the old ones); `null` removes them.
+        #[arg(long, value_name = "JSON")]
+        limits: Option<String>,
     },
     /// Delete a profile; refused while actions or flow nodes use it.
     Delete {
@@ -95,14 +101,17 @@ pub async fn run(cmd: ProfilesCommand, store: &ProfileStore) -> anyhow::Result<i
             page.map(|p| serde_json::to_value(p).expect("page serializes"))
         }
         ProfilesCommand::Show { ws, id } => store.get_view(&ws.workspace, id).await.map(|p| json!(p)),
-        ProfilesCommand::Create { ws, name, auth_type, input } => {
+        ProfilesCommand::Create { ws, name, auth_type, input, limits } => {
+            let limits = read_limits(limits.as_deref())?.unwrap_or(Value::Null);
             let mut config = read_config(&input)?.unwrap_or_else(|| json!({}));
             if let Some(t) = AuthType::parse(&auth_type) {
                 prompt_missing_secrets(t, &mut config)?;
             }
-            store.create(&actor, &ws.workspace, NewProfile { name, auth_type, config }).await.map(|p| json!(p.view()))
+            let new = NewProfile { name, auth_type, config, limits };
+            store.create(&actor, &ws.workspace, new).await.map(|p| json!(p.view()))
         }
-        ProfilesCommand::Update { ws, id, name, auth_type, input, replace } => {
+        ProfilesCommand::Update { ws, id, name, auth_type, input, replace, limits } => {
+            let limits = read_limits(limits.as_deref())?;
             let mut config = read_config(&input)?;
             if !replace.is_empty() {
                 let current = store.get(&ws.workspace, id).await?;
@@ -112,7 +121,7 @@ pub async fn run(cmd: ProfilesCommand, store: &ProfileStore) -> anyhow::Result<i
                     prompt_replacement(target, &current.config, config, field)?;
                 }
             }
-            match store.update(&actor, &ws.workspace, id, ProfilePatch { name, auth_type, config }).await {
+            match store.update(&actor, &ws.workspace, id, ProfilePatch { name, auth_type, config, limits }).await {
                 Ok(profile) => store.view_of(&profile).await.map(|v| json!(v)),
                 Err(e) => Err(e),
             }
@@ -134,4 +143,13 @@ pub async fn run(cmd: ProfilesCommand, store: &ProfileStore) -> anyhow::Result<i
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `--limits`: JSON text (an object, or `null` to remove them); the store checks the members.
+fn read_limits(raw: Option<&str>) -> anyhow::Result<Option<Value>> {
+    raw.map(|text| {
+        serde_json::from_str(text)
+            .map_err(|e| anyhow::anyhow!("--limits is not JSON ({e}); e.g. '{{\"rate_per_s\": 10, \"burst\": 5}}'"))
+    })
+    .transpose()
 }

@@ -8,11 +8,13 @@
 //!
 //! - this file: the [`Executor`] and one job's run ([`JobRun`]): attempts,
 //!   the 401 refetch, and what follows a failure;
+//! - [`admission`]: the turn the profile's limits give each attempt;
 //! - [`attempt`]: one HTTP attempt and how it ended;
 //! - [`retry`]: which statuses are retried and the delays between attempts;
 //! - [`response`]: reading a bounded body into the result's `response`;
 //! - [`verdict`]: what the job tells about the credentials themselves.
 
+mod admission;
 mod attempt;
 pub mod response;
 pub mod retry;
@@ -33,8 +35,9 @@ use crate::credentials::redact::Redactor;
 use crate::credentials::token_cache::{Lookup, TokenCache, TokenSource};
 use crate::egress::EgressPolicy;
 use crate::job::{ErrorKind, Job, JobError, JobResult, Outcome, ResponseSummary};
-use crate::metrics::{Metrics, RetryReason, TokenLookup};
-use crate::profile::AuthConfig;
+use crate::metrics::{DeferReason, Metrics, RetryReason, TokenLookup};
+use crate::profile::{AuthConfig, ProfileLimits};
+use crate::traffic::limits::ProfileGates;
 use attempt::{Attempt, AttemptEnd};
 use verdict::Presented;
 pub use verdict::{Refusal, Verdict};
@@ -49,6 +52,8 @@ pub struct ResolvedAuth {
     pub profile: Option<(Uuid, i64)>,
     /// Where OAuth 2.0 tokens for these credentials come from (OAuth types only).
     pub tokens: Option<TokenSource>,
+    /// The stored profile's traffic limits.
+    pub limits: Option<ProfileLimits>,
 }
 
 impl ResolvedAuth {
@@ -56,7 +61,7 @@ impl ResolvedAuth {
     pub fn inline(config: AuthConfig, workspace_id: &str) -> Self {
         let config = Arc::new(config);
         let tokens = TokenSource::new(config.clone(), None, workspace_id, None);
-        Self { config, profile: None, tokens }
+        Self { config, profile: None, tokens, limits: None }
     }
 
     /// A stored profile's credentials; `token_digest` is the config's token
@@ -69,7 +74,13 @@ impl ResolvedAuth {
         token_digest: Option<[u8; 32]>,
     ) -> Self {
         let tokens = TokenSource::new(config.clone(), Some((id, version)), workspace_id, token_digest);
-        Self { config, profile: Some((id, version)), tokens }
+        Self { config, profile: Some((id, version)), tokens, limits: None }
+    }
+
+    /// With the profile's traffic limits.
+    pub fn with_limits(mut self, limits: Option<ProfileLimits>) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -82,7 +93,11 @@ pub enum Execution {
     RetryLater {
         delay: Duration,
         attempts: u32,
+        /// Why it is not finished yet (for the log).
         error: JobError,
+        reason: DeferReason,
+        /// A rate-limit turn reserved for when it comes back.
+        turn: Option<DateTime<Utc>>,
     },
 }
 
@@ -94,11 +109,14 @@ pub struct Run<'a> {
     /// Attempts made by earlier deliveries of this job (delayed retries).
     pub attempts_before: u32,
     pub started_at: DateTime<Utc>,
+    /// The rate-limit turn an earlier delivery reserved for this one.
+    pub turn: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone)]
 pub struct Executor {
     clients: HttpClients,
+    gates: Arc<ProfileGates>,
     egress: EgressPolicy,
     tokens: Arc<TokenCache>,
     settings: Arc<WorkerConfig>,
@@ -117,10 +135,16 @@ impl Executor {
         clients: HttpClients,
         egress: EgressPolicy,
         tokens: Arc<TokenCache>,
+        gates: Arc<ProfileGates>,
         settings: Arc<WorkerConfig>,
         metrics: Metrics,
     ) -> Self {
-        Self { clients, egress, tokens, settings, metrics }
+        Self { clients, gates, egress, tokens, settings, metrics }
+    }
+
+    /// Every profile's limits and pauses in this process.
+    pub fn gates(&self) -> &Arc<ProfileGates> {
+        &self.gates
     }
 
     pub fn tokens(&self) -> &Arc<TokenCache> {
@@ -259,6 +283,12 @@ impl JobRun<'_> {
 
         loop {
             let Some(budget) = executor.time_left(self.run.deadline) else { return self.out_of_time() };
+            // The profile's limits: held through the attempt (it is one of the requests in flight).
+            let _permit = match self.admit(budget).await {
+                Ok(permit) => permit,
+                Err(done) => return done,
+            };
+            let Some(budget) = executor.time_left(self.run.deadline) else { return self.out_of_time() };
 
             // OAuth 2.0: a token for this attempt (cached, fetched once for all waiters).
             let (token, lookup) = match executor.access_token(auth, budget).await {
@@ -333,6 +363,7 @@ impl JobRun<'_> {
                     return self.finish(Outcome::Rejected, response, Some(error));
                 }
                 AttemptEnd::Failed { error, response, retry_after } => {
+                    self.pause_on_429(response.as_ref(), retry_after);
                     if let ControlFlow::Break(done) = self.after_failure(error, response, retry_after).await {
                         return done;
                     }
@@ -359,15 +390,30 @@ impl JobRun<'_> {
                 self.last = Some((error, response));
                 ControlFlow::Continue(())
             }
-            NextStep::Defer(delay) => {
-                ControlFlow::Break(Execution::RetryLater { delay, attempts: self.attempts, error })
-            }
+            NextStep::Defer(delay) => ControlFlow::Break(Execution::RetryLater {
+                delay,
+                attempts: self.attempts,
+                error,
+                reason: DeferReason::Retry,
+                turn: None,
+            }),
             NextStep::GiveUp => {
                 let mut error = error;
                 error.message =
                     format!("{}; no time left before the deadline for attempt {}", error.message, self.attempts + 1);
                 ControlFlow::Break(self.finish(Outcome::Failed, response, Some(error)))
             }
+        }
+    }
+
+    /// A `429` with `Retry-After` pauses every job of the profile until then, not only this one.
+    fn pause_on_429(&self, response: Option<&ResponseSummary>, retry_after: Option<Duration>) {
+        let profile = self.run.auth.and_then(|a| a.profile).map(|(id, _)| id);
+        if let (Some(profile), Some(429), Some(after)) = (profile, response.map(|r| r.status), retry_after)
+            && !after.is_zero()
+        {
+            tracing::debug!(%profile, pause_ms = after.as_millis() as u64, "429 with Retry-After: the profile's jobs pause");
+            self.executor.gates.pause(profile, after);
         }
     }
 

@@ -30,10 +30,11 @@ pub fn delay_before_next(delays: &RetryDelays, attempts: u32, jitter: f64) -> Du
             list.get(index).copied().unwrap_or(Duration::from_secs(1))
         }
     };
-    apply_jitter(base, jitter)
+    with_jitter(base, jitter)
 }
 
-fn apply_jitter(delay: Duration, jitter: f64) -> Duration {
+/// `delay` ± `jitter` (a fraction of it), at random.
+pub fn with_jitter(delay: Duration, jitter: f64) -> Duration {
     if jitter <= 0.0 {
         return delay;
     }

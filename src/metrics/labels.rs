@@ -72,6 +72,8 @@ label_set! {
         Retry => "retry",
         /// The database could not be reached to load the profile.
         DatabaseUnavailable => "database_unavailable",
+        /// The profile's limits (or a 429's pause) give the job no turn soon.
+        RateLimited => "rate_limited",
     }
 }
 

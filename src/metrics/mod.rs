@@ -37,6 +37,7 @@ pub struct Metrics {
     consumer_stalls: IntCounterVec,
     events: IntCounterVec,
     replayed: IntCounterVec,
+    throttled: IntCounterVec,
     /// The per-job series of each lane, resolved once (a label lookup per job
     /// would hash and lock on the hot path).
     lanes: Arc<[LaneMetrics; 3]>,
@@ -60,6 +61,8 @@ pub struct Metrics {
     pub certificates_expiring: IntGauge,
     /// Health facts a worker could not keep while its flushes failed (memory bound reached).
     pub health_facts_dropped: IntCounter,
+    /// Worker processes sharing profile limits, as this process last saw them.
+    pub fleet_workers: IntGauge,
 }
 
 /// One lane's per-job series.
@@ -182,6 +185,11 @@ impl Metrics {
             ),
             events: b.counters("authrelay_profile_events_total", "Profile events consumed", &["result"]),
             replayed: b.counters("authrelay_jobs_replayed_total", "Parked jobs moved back to their queue", &["phase"]),
+            throttled: b.counters(
+                "authrelay_jobs_throttled_total",
+                "Times a job waited for its profile's limits or pause (or was delayed, or ran out of time, for them)",
+                &["phase"],
+            ),
             lanes,
             destinations_blocked: b
                 .counter("authrelay_destinations_blocked_total", "Requests refused by the egress guard"),
@@ -224,6 +232,10 @@ impl Metrics {
                 "authrelay_health_facts_dropped_total",
                 "Job outcomes left out of profile health because unwritten ones filled the memory bound",
             ),
+            fleet_workers: b.register(
+                IntGauge::new("authrelay_fleet_workers", "Worker processes that share profile limits, as last seen")
+                    .expect("valid metric"),
+            ),
             registry: b.registry,
         };
         metrics.start_at_zero();
@@ -248,6 +260,7 @@ impl Metrics {
                 self.parked.with_label_values(&[p, kind.as_str()]);
             }
             self.replayed.with_label_values(&[p]);
+            self.throttled(phase);
             self.consumer_stalls(phase);
             self.consumer_starts(Consumer::Lane(phase));
         }
@@ -292,6 +305,11 @@ impl Metrics {
 
     pub fn parked(&self, phase: Phase, kind: ErrorKind) {
         self.parked.with_label_values(&[phase.as_str(), kind.as_str()]).inc();
+    }
+
+    /// `authrelay_jobs_throttled_total{phase}`: returns the series, so that creating it at zero is one call.
+    pub fn throttled(&self, phase: Phase) -> IntCounter {
+        self.throttled.with_label_values(&[phase.as_str()])
     }
 
     pub fn replayed(&self, phase: Phase, jobs: u64) {

@@ -25,6 +25,8 @@ pub struct CachedProfile {
     pub workspace_id: String,
     pub version: i64,
     pub config: Arc<AuthConfig>,
+    /// The profile's traffic limits, if any.
+    pub limits: Option<super::ProfileLimits>,
     /// [`AuthConfig::token_request_digest`] of an OAuth config, worked out once.
     pub token_digest: Option<[u8; 32]>,
 }
@@ -36,6 +38,7 @@ impl CachedProfile {
             version: profile.version,
             token_digest: profile.config.token_grant().map(|_| profile.config.token_request_digest()),
             config: Arc::new(profile.config.clone()),
+            limits: profile.limits,
         }
     }
 }
@@ -150,6 +153,7 @@ mod tests {
             workspace_id: ws.into(),
             name: "p".into(),
             config: crate::profile::auth_config::Credential::Bearer { token: SecretString::from("t") }.into(),
+            limits: None,
             version,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth_config;
 pub mod cache;
 pub mod health;
+pub mod limits;
 pub mod store;
 pub mod validation;
 
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 pub use auth_config::{AuthConfig, AuthType};
 pub use health::{Health, HealthState};
+pub use limits::ProfileLimits;
 pub use store::{ProfileStore, StoreError};
 pub use validation::{FieldError, FieldErrors, has_control_chars};
 
@@ -30,6 +32,8 @@ pub struct AuthProfile {
     pub workspace_id: String,
     pub name: String,
     pub config: AuthConfig,
+    /// Traffic limits for the whole fleet (contract §9), if any.
+    pub limits: Option<ProfileLimits>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -44,6 +48,8 @@ pub struct ProfileView {
     #[serde(rename = "type")]
     pub auth_type: AuthType,
     pub config: Value,
+    /// `null` when the profile has no limits.
+    pub limits: Option<ProfileLimits>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -63,6 +69,7 @@ impl AuthProfile {
             name: self.name.clone(),
             auth_type: self.config.auth_type(),
             config: self.config.masked(),
+            limits: self.limits,
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -80,6 +87,9 @@ pub struct NewProfile {
     pub auth_type: String,
     #[serde(default)]
     pub config: Value,
+    /// Traffic limits (contract §9); absent or `null` for none.
+    #[serde(default)]
+    pub limits: Value,
 }
 
 /// Input of a partial update; omitted parts are kept.
@@ -90,6 +100,14 @@ pub struct ProfilePatch {
     #[serde(rename = "type")]
     pub auth_type: Option<String>,
     pub config: Option<Value>,
+    /// Absent: kept; `null`: removed; an object: replaces the limits.
+    #[serde(default, deserialize_with = "present")]
+    pub limits: Option<Value>,
+}
+
+/// A member that is present, `null` included (which plain `Option` would read as absent).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// Who made a change, for the audit log: the admin token's label, or "cli".
@@ -117,8 +135,7 @@ pub fn validate_name(name: &str) -> Result<String, FieldErrors> {
 }
 
 pub fn parse_auth_type(raw: &str) -> Result<AuthType, FieldErrors> {
-    AuthType::parse(raw)
-        .ok_or_else(|| FieldErrors::single("type", "must be one of bearer, api_key, basic, oauth2_client_credentials"))
+    AuthType::parse(raw).ok_or_else(|| FieldErrors::single("type", format!("must be one of {}", AuthType::list())))
 }
 
 /// Workspace ids come from the platform; we only refuse what cannot be one.

@@ -3,8 +3,8 @@
 //!
 //! On job messages authrelay republishes (delayed retries, replays):
 //! [`ATTEMPTS`] (attempts made so far), [`DEADLINE`] (the effective deadline,
-//! fixed at first receipt), [`DEADLINE_OVERRIDE`] and [`REPLAYED_AT`] (set by a
-//! replay). On parked copies, the contract's [`ERROR_KIND`], [`ERROR`],
+//! fixed at first receipt), [`TURN`] (a rate-limit turn it reserved),
+//! [`DEADLINE_OVERRIDE`] and [`REPLAYED_AT`] (set by a replay). On parked copies, the contract's [`ERROR_KIND`], [`ERROR`],
 //! [`ATTEMPTS`], [`FAILED_AT`] and [`PHASE`].
 
 use chrono::{DateTime, Utc};
@@ -20,11 +20,14 @@ pub const PHASE: &str = "x-authrelay-phase";
 /// though its own `deadline` has passed.
 pub const DEADLINE_OVERRIDE: &str = "x-authrelay-deadline-override";
 pub const REPLAYED_AT: &str = "x-authrelay-replayed-at";
+/// On a job delayed by its profile's rate limit: the send time it reserved
+/// (RFC 3339). Coming back, it uses that turn instead of taking another.
+pub const TURN: &str = "x-authrelay-turn";
 
 /// The headers a replay removes, so the job starts afresh: attempts, the fixed
 /// deadline and everything parking added. (RabbitMQ's own `x-death` too.)
 pub const CLEARED_BY_REPLAY: &[&str] =
-    &[ATTEMPTS, DEADLINE, ERROR, ERROR_KIND, FAILED_AT, PHASE, DEADLINE_OVERRIDE, "x-death"];
+    &[ATTEMPTS, DEADLINE, ERROR, ERROR_KIND, FAILED_AT, PHASE, DEADLINE_OVERRIDE, TURN, "x-death"];
 
 /// Reads an integer header however the publisher typed it.
 pub fn read_u32(headers: Option<&FieldTable>, name: &str) -> Option<u32> {

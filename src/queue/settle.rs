@@ -34,7 +34,15 @@ pub enum Disposition {
     /// A message nobody can be answered for: park it, then ack.
     ParkOnly(ParkReason),
     /// Republish to a delay queue (attempts and deadline in headers), then ack.
-    Delay { phase: Phase, delay: Duration, attempts: u32, deadline: DateTime<Utc>, reason: DeferReason },
+    Delay {
+        phase: Phase,
+        delay: Duration,
+        attempts: u32,
+        deadline: DateTime<Utc>,
+        reason: DeferReason,
+        /// A rate-limit turn the job reserved for when it comes back.
+        turn: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,12 +123,21 @@ pub async fn settle(
             parked?;
         }
         Disposition::ParkOnly(reason) => park_copy(publisher, metrics, delivery, reason).await?,
-        Disposition::Delay { phase, delay, attempts, deadline, reason } => {
+        Disposition::Delay { phase, delay, attempts, deadline, reason, turn } => {
             let phase = *phase;
             let queue = publisher.delay_queue(phase, *delay).await.map_err(PublishError::from)?;
-            let mut table = delivery.properties.headers().clone().unwrap_or_default();
+            // A turn is only good for the delay it was reserved for.
+            let mut table = FieldTable::default();
+            for (name, value) in delivery.properties.headers().iter().flat_map(|t| t.inner()) {
+                if name.as_str() != headers::TURN {
+                    table.insert(name.clone(), value.clone());
+                }
+            }
             set_header(&mut table, headers::ATTEMPTS, AMQPValue::LongLongInt(i64::from(*attempts)));
             set_header(&mut table, headers::DEADLINE, text(deadline.to_rfc3339()));
+            if let Some(turn) = turn {
+                set_header(&mut table, headers::TURN, text(turn.to_rfc3339()));
+            }
             let properties = delivery
                 .properties
                 .clone()

@@ -7,5 +7,6 @@
 //! - [`live_first`]: background lanes yield the CPU to live (during-call) work.
 
 pub mod breaker;
+pub mod fleet;
 pub mod limits;
 pub mod live_first;

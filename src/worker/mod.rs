@@ -33,6 +33,7 @@ use crate::job::JobLimits;
 use crate::metrics::Metrics;
 use crate::profile::ProfileStore;
 use crate::profile::cache::ProfileCache;
+use crate::traffic::limits::{FleetShare, ProfileGates};
 
 /// Everything a worker needs, shared by all lanes.
 pub struct WorkerContext {
@@ -72,7 +73,8 @@ impl WorkerContext {
             TokenCacheSettings { failure_ttl: settings.token_failure_ttl, ..Default::default() },
             shared,
         ));
-        let executor = Executor::new(clients, egress, tokens, settings.clone(), metrics.clone());
+        let gates = Arc::new(ProfileGates::new(Arc::new(FleetShare::default())));
+        let executor = Executor::new(clients, egress, tokens, gates, settings.clone(), metrics.clone());
         let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
         let health = Arc::new(health::HealthRecorder::new(&metrics));
         let profiles = ProfileCache::new(settings.profile_cache_ttl);

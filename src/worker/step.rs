@@ -99,12 +99,14 @@ impl WorkerContext {
                     attempts: attempts_before,
                     deadline,
                     reason: DeferReason::DatabaseUnavailable,
+                    turn: None,
                 }
                 .into();
             }
         };
 
-        let run = Run { job: &job, auth: auth.as_ref(), deadline, attempts_before, started_at: received_at };
+        let turn = headers::read_time(amqp_headers, headers::TURN);
+        let run = Run { job: &job, auth: auth.as_ref(), deadline, attempts_before, started_at: received_at, turn };
         match self.executor.run(run).await {
             Execution::Finished(result, verdict) => {
                 let park = result.outcome.is_parked().then(|| ParkReason {
@@ -116,9 +118,9 @@ impl WorkerContext {
                 let used = health::job_use(&job, &result, verdict);
                 Processed { disposition: Disposition::Done { result, park }, used }
             }
-            Execution::RetryLater { delay, attempts, error } => {
-                tracing::info!(attempts, delay_ms = delay.as_millis() as u64, error = %error.message, "retry deferred to a delay queue");
-                Disposition::Delay { phase: job.phase, delay, attempts, deadline, reason: DeferReason::Retry }.into()
+            Execution::RetryLater { delay, attempts, error, reason, turn } => {
+                tracing::info!(attempts, delay_ms = delay.as_millis() as u64, error = %error.message, reason = reason.as_str(), "job delayed through a delay queue");
+                Disposition::Delay { phase: job.phase, delay, attempts, deadline, reason, turn }.into()
             }
         }
     }
@@ -129,6 +131,7 @@ impl WorkerContext {
         };
         let resolved = |cached: &CachedProfile| {
             ResolvedAuth::profile(cached.config.clone(), id, cached.version, &job.workspace_id, cached.token_digest)
+                .with_limits(cached.limits)
         };
         if let Some(cached) = self.profiles.get(&job.workspace_id, id) {
             self.metrics.profile_lookup(ProfileLookup::Hit);

@@ -19,8 +19,8 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::{
-    Actor, AuthConfig, AuthProfile, FieldErrors, Health, ListQuery, NewProfile, Page, ProfilePatch, ProfileView, Usage,
-    parse_auth_type, validate_name, validate_workspace_id,
+    Actor, AuthConfig, AuthProfile, FieldErrors, Health, ListQuery, NewProfile, Page, ProfileLimits, ProfilePatch,
+    ProfileView, Usage, parse_auth_type, validate_name, validate_workspace_id,
 };
 use crate::crypto::KeyRing;
 use crate::db::DbError;
@@ -78,7 +78,7 @@ pub struct ProfileStore {
     keys: Arc<KeyRing>,
 }
 
-const PROFILE_COLUMNS: &str = "id, workspace_id, name, auth_type, config, version, created_at, updated_at";
+const PROFILE_COLUMNS: &str = "id, workspace_id, name, auth_type, config, limits, version, created_at, updated_at";
 
 impl ProfileStore {
     pub fn new(pool: Pool, keys: Arc<KeyRing>) -> Self {
@@ -101,7 +101,8 @@ impl ProfileStore {
         let auth_type = parse_auth_type(&input.auth_type).map_err(|e| errors.0.extend(e.0)).ok();
         let config = auth_type
             .and_then(|t| AuthConfig::parse(t, &input.config, None, "config").map_err(|e| errors.0.extend(e.0)).ok());
-        let (Some(name), Some(config)) = (name, config) else {
+        let limits = ProfileLimits::parse(&input.limits, "limits").map_err(|e| errors.0.extend(e.0)).ok();
+        let (Some(name), Some(config), Some(limits)) = (name, config, limits) else {
             return Err(StoreError::Invalid(errors));
         };
 
@@ -111,8 +112,8 @@ impl ProfileStore {
         let row = tx
             .query_one(
                 &format!(
-                    "INSERT INTO auth_profiles (id, workspace_id, name, auth_type, config, certificate_not_after)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PROFILE_COLUMNS}"
+                    "INSERT INTO auth_profiles (id, workspace_id, name, auth_type, config, certificate_not_after, limits)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PROFILE_COLUMNS}"
                 ),
                 &[
                     &id,
@@ -121,6 +122,7 @@ impl ProfileStore {
                     &config.auth_type().as_str(),
                     &config.public(),
                     &certificate_not_after(&config),
+                    &limits.map(ProfileLimits::to_json),
                 ],
             )
             .await
@@ -129,6 +131,9 @@ impl ProfileStore {
         let profile = profile_from_row(&row, config)?;
         let mut fields = vec!["name".to_owned(), "type".to_owned()];
         fields.extend(set_fields(&profile.config));
+        if profile.limits.is_some() {
+            fields.push("limits".to_owned());
+        }
         record_change(
             &tx,
             actor,
@@ -235,7 +240,11 @@ impl ProfileStore {
             }
             AuthConfig::parse(t, &input, Some(&current.config), "config").map_err(|e| errors.0.extend(e.0)).ok()
         });
-        let (Some(name), Some(config)) = (name, config) else {
+        let limits = match &patch.limits {
+            Some(value) => ProfileLimits::parse(value, "limits").map_err(|e| errors.0.extend(e.0)).ok(),
+            None => Some(current.limits),
+        };
+        let (Some(name), Some(config), Some(limits)) = (name, config, limits) else {
             return Err(StoreError::Invalid(errors));
         };
 
@@ -246,11 +255,14 @@ impl ProfileStore {
         if name != current.name {
             changed.insert(0, "name".into());
         }
+        if limits != current.limits {
+            changed.push("limits".into());
+        }
         let row = tx
             .query_one(
                 &format!(
                     "UPDATE auth_profiles SET name = $3, auth_type = $4, config = $5, certificate_not_after = $6,
-                            version = version + 1, updated_at = now()
+                            limits = $7, version = version + 1, updated_at = now()
                      WHERE workspace_id = $1 AND id = $2 RETURNING {PROFILE_COLUMNS}"
                 ),
                 &[
@@ -260,6 +272,7 @@ impl ProfileStore {
                     &config.auth_type().as_str(),
                     &config.public(),
                     &certificate_not_after(&config),
+                    &limits.map(ProfileLimits::to_json),
                 ],
             )
             .await
@@ -339,6 +352,7 @@ fn profile_from_row(row: &Row, config: AuthConfig) -> Result<AuthProfile, StoreE
         workspace_id: row.get("workspace_id"),
         name: row.get("name"),
         config,
+        limits: ProfileLimits::from_stored(row.get("limits")),
         version: row.get("version"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),

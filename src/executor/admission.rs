@@ -1,0 +1,85 @@
+//! Before each attempt: the turn its profile's limits give it (contract §9).
+//! Waiting uses no attempt. A job whose turn comes after it must have started
+//! fails `rate_limited`; a post-call job whose turn is further away than a
+//! lane slot should be held waits in a delay queue instead, with its turn
+//! reserved when the rate was what held it.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::{Execution, JobRun, MIN_ATTEMPT_BUDGET};
+use crate::job::{ErrorKind, JobError, Outcome, Phase};
+use crate::metrics::DeferReason;
+use crate::traffic::limits::{Patience, Permit, Refusal};
+
+/// A post-call job held back by a concurrency limit or a pause comes back
+/// after at least this long (a concurrency slot has no time to reserve).
+const UNRESERVED_DELAY: Duration = Duration::from_secs(5);
+
+impl JobRun<'_> {
+    /// The permit for the next attempt, or how the job ends (or is delayed) for want of one.
+    pub(super) async fn admit(&mut self, budget: Duration) -> Result<Option<Permit>, Execution> {
+        let Some(auth) = self.run.auth else { return Ok(None) };
+        let Some((profile, _)) = auth.profile else { return Ok(None) };
+        let executor = self.executor;
+        let phase = self.run.job.phase;
+        // A post-call job waits in a delay queue rather than in a lane slot; a live
+        // job waits here, as long as its deadline allows.
+        let background = phase == Phase::PostCall;
+        let patience = Patience {
+            start_by: Instant::now() + budget.saturating_sub(MIN_ATTEMPT_BUDGET),
+            max_wait: if background { executor.settings.max_in_process_delay } else { budget },
+            reserve: background,
+        };
+        // A turn reserved by an earlier delivery is used once, when it has come.
+        let prepaid = match self.run.turn.take() {
+            Some(turn) => {
+                let early = (turn - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                if early > patience.max_wait {
+                    // The delay queue let it out early: back until its turn, keeping the turn.
+                    return Err(self.delay(early, Some(turn)));
+                }
+                tokio::time::sleep(early).await;
+                true
+            }
+            None => false,
+        };
+        match executor.gates.admit(profile, auth.limits.as_ref(), patience, prepaid).await {
+            Ok(permit) => {
+                if !permit.waited.is_zero() {
+                    executor.metrics.throttled(phase).inc();
+                }
+                Ok(Some(permit))
+            }
+            Err(refusal) => {
+                executor.metrics.throttled(phase).inc();
+                Err(match refusal {
+                    Refusal::NoTurn => {
+                        let error = JobError::new(
+                            ErrorKind::RateLimited,
+                            "the profile's limits (or a 429's pause) left no turn before the deadline",
+                            false,
+                        );
+                        let response = self.last.take().and_then(|(_, response)| response);
+                        self.finish(Outcome::Failed, response, Some(error))
+                    }
+                    Refusal::Later { after, reserved: true } => {
+                        let turn = Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
+                        self.delay(after, Some(turn))
+                    }
+                    Refusal::Later { after, reserved: false } => {
+                        self.delay(super::retry::with_jitter(after.max(UNRESERVED_DELAY), 0.5), None)
+                    }
+                })
+            }
+        }
+    }
+
+    /// Back through a delay queue, as many attempts made as before.
+    fn delay(&self, delay: Duration, turn: Option<chrono::DateTime<Utc>>) -> Execution {
+        let error = JobError::new(ErrorKind::RateLimited, "waiting for the profile's turn", false);
+        Execution::RetryLater { delay, attempts: self.attempts, error, reason: DeferReason::RateLimited, turn }
+    }
+}
