@@ -39,7 +39,7 @@ impl JobRun<'_> {
                 let early = (turn - Utc::now()).to_std().unwrap_or(Duration::ZERO);
                 if early > patience.max_wait {
                     // The delay queue let it out early: back until its turn, keeping the turn.
-                    return Err(self.delay(early, Some(turn)));
+                    return Err(self.delay(early - patience.max_wait, Some(turn)));
                 }
                 tokio::time::sleep(early).await;
                 true
@@ -67,7 +67,11 @@ impl JobRun<'_> {
                     }
                     Refusal::Later { after, reserved: true } => {
                         let turn = Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
-                        self.delay(after, Some(turn))
+                        // Back a little early, to wait out the rest here: a delay queue
+                        // expires messages in the order they were queued, so one queued
+                        // a moment out of turn would hold back those behind it and
+                        // they would all go at once, late.
+                        self.delay(after.saturating_sub(patience.max_wait), Some(turn))
                     }
                     Refusal::Later { after, reserved: false } => {
                         self.delay(super::retry::with_jitter(after.max(UNRESERVED_DELAY), 0.5), None)

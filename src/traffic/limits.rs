@@ -134,8 +134,12 @@ struct Gate {
 #[derive(Debug)]
 struct GateState {
     in_flight: u32,
-    /// GCRA: when the next request would be due if requests went exactly at the rate.
+    /// The plan (GCRA): when the next turn falls if every turn handed out,
+    /// reserved ones included, is used exactly on time.
     due: Instant,
+    /// What really went (GCRA over the requests sent): a job back late from a
+    /// delay queue uses its turn late, and must not bunch with the next ones.
+    sent_due: Instant,
     last_used: Instant,
 }
 
@@ -190,23 +194,30 @@ impl ProfileGates {
                     None
                 } else {
                     let wait = match limits.rate_per_s {
-                        Some(rate) if !prepaid => {
+                        Some(rate) => {
                             let interval = self.fleet.interval(rate);
                             let tolerance = self.fleet.tolerance(limits, interval);
-                            let due = state.due.max(now);
-                            let allowed_at = due.checked_sub(tolerance).unwrap_or(now).max(now);
-                            let wait = allowed_at - now;
-                            match refuse(now + wait, patience, wait) {
-                                Err(Refusal::Later { after, .. }) if patience.reserve => {
-                                    state.due = due + interval;
-                                    return Err(Refusal::Later { after, reserved: true });
+                            let turn = if prepaid {
+                                now
+                            } else {
+                                let due = state.due.max(now);
+                                let turn = due.checked_sub(tolerance).unwrap_or(now).max(now);
+                                match refuse(turn, patience, turn - now) {
+                                    Err(Refusal::Later { after, .. }) if patience.reserve => {
+                                        state.due = due + interval;
+                                        return Err(Refusal::Later { after, reserved: true });
+                                    }
+                                    refused => refused?,
                                 }
-                                refused => refused?,
-                            }
-                            state.due = due + interval;
-                            wait
+                                state.due = due + interval;
+                                turn
+                            };
+                            // Never faster than the rate at the target, whatever came back late.
+                            let send_at = turn.max(state.sent_due.checked_sub(tolerance).unwrap_or(turn));
+                            state.sent_due = state.sent_due.max(send_at) + interval;
+                            send_at - now
                         }
-                        _ => Duration::ZERO,
+                        None => Duration::ZERO,
                     };
                     state.in_flight += 1;
                     Some(wait)
@@ -275,7 +286,7 @@ impl ProfileGates {
         }
         lock(&self.gates).retain(|_, gate| {
             let state = lock(&gate.state);
-            state.in_flight > 0 || state.due > now || now.duration_since(state.last_used) < idle_for
+            state.in_flight > 0 || state.due.max(state.sent_due) > now || now.duration_since(state.last_used) < idle_for
         });
     }
 
@@ -297,7 +308,7 @@ impl ProfileGates {
             .or_insert_with(|| {
                 let now = Instant::now();
                 Arc::new(Gate {
-                    state: std::sync::Mutex::new(GateState { in_flight: 0, due: now, last_used: now }),
+                    state: std::sync::Mutex::new(GateState { in_flight: 0, due: now, sent_due: now, last_used: now }),
                     freed: Notify::new(),
                 })
             })
@@ -451,6 +462,15 @@ mod tests {
         let start = Instant::now();
         drop(gates.admit(id, Some(&limits), patient(), true).await.unwrap());
         assert_eq!(Instant::now(), start);
+        // The other two come back late, together: their turns are kept, but spaced at the rate.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..2 {
+            drop(gates.admit(id, Some(&limits), patient(), true).await.unwrap());
+            at.push((Instant::now() - start).as_secs());
+        }
+        assert_eq!(at, [0, 2]);
     }
 
     #[tokio::test(start_paused = true)]

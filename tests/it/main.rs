@@ -14,6 +14,7 @@ use authrelay_testkit::{Binary, TestEnv};
 mod admin_page;
 mod api_connections;
 mod hostile_api_requests;
+mod profile_limits;
 mod profiles_api;
 
 // The worker: jobs in, requests out, results back
@@ -26,6 +27,7 @@ mod nested_amqp_headers;
 mod no_secret_in_results;
 mod oauth_flows;
 mod oauth_tokens;
+mod rate_limits;
 mod result_routing;
 mod signed_requests;
 mod worker;
