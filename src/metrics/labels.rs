@@ -72,6 +72,20 @@ label_set! {
         Retry => "retry",
         /// The database could not be reached to load the profile.
         DatabaseUnavailable => "database_unavailable",
+        /// The destination's circuit is open: the job waits for it instead of failing.
+        CircuitOpen => "circuit_open",
+    }
+}
+
+label_set! {
+    /// `authrelay_circuit_transitions_total{to}`: the state a destination's circuit moved to.
+    CircuitState {
+        /// Failing attempts in a row reached the threshold, or the probe failed.
+        Open => "open",
+        /// The open period ended: one probe may go.
+        HalfOpen => "half_open",
+        /// The probe got an answer.
+        Closed => "closed",
     }
 }
 

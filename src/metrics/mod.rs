@@ -17,7 +17,8 @@ use prometheus::{
 
 use crate::job::{ErrorKind, Outcome, Phase};
 pub use labels::{
-    Consumer, DeferReason, EventOutcome, HttpMethod, ProfileChange, ProfileLookup, RetryReason, TokenLookup,
+    CircuitState, Consumer, DeferReason, EventOutcome, HttpMethod, ProfileChange, ProfileLookup, RetryReason,
+    TokenLookup,
 };
 
 const JOB_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -37,6 +38,7 @@ pub struct Metrics {
     consumer_stalls: IntCounterVec,
     events: IntCounterVec,
     replayed: IntCounterVec,
+    circuit_transitions: IntCounterVec,
     /// The per-job series of each lane, resolved once (a label lookup per job
     /// would hash and lock on the hot path).
     lanes: Arc<[LaneMetrics; 3]>,
@@ -60,6 +62,8 @@ pub struct Metrics {
     pub certificates_expiring: IntGauge,
     /// Health facts a worker could not keep while its flushes failed (memory bound reached).
     pub health_facts_dropped: IntCounter,
+    /// Destinations whose circuit is open or half-open in this process.
+    pub circuits_open: IntGauge,
 }
 
 /// One lane's per-job series.
@@ -182,6 +186,18 @@ impl Metrics {
             ),
             events: b.counters("authrelay_profile_events_total", "Profile events consumed", &["result"]),
             replayed: b.counters("authrelay_jobs_replayed_total", "Parked jobs moved back to their queue", &["phase"]),
+            circuit_transitions: b.counters(
+                "authrelay_circuit_transitions_total",
+                "Changes of a destination's circuit, by the state it moved to",
+                &["to"],
+            ),
+            circuits_open: b.register(
+                IntGauge::new(
+                    "authrelay_circuits_open",
+                    "Destinations whose circuit is open or half-open (this process)",
+                )
+                .expect("valid metric"),
+            ),
             lanes,
             destinations_blocked: b
                 .counter("authrelay_destinations_blocked_total", "Requests refused by the egress guard"),
@@ -264,6 +280,9 @@ impl Metrics {
         for change in ProfileChange::ALL {
             self.profile_changes.with_label_values(&[change.as_str()]);
         }
+        for to in CircuitState::ALL {
+            self.circuit_transitions.with_label_values(&[to.as_str()]);
+        }
     }
 
     /// The per-job series of `phase`'s lane.
@@ -292,6 +311,11 @@ impl Metrics {
 
     pub fn parked(&self, phase: Phase, kind: ErrorKind) {
         self.parked.with_label_values(&[phase.as_str(), kind.as_str()]).inc();
+    }
+
+    /// A destination's circuit moved to `to`.
+    pub fn circuit_transition(&self, to: CircuitState) {
+        self.circuit_transitions.with_label_values(&[to.as_str()]).inc();
     }
 
     pub fn replayed(&self, phase: Phase, jobs: u64) {
@@ -380,6 +404,9 @@ mod tests {
             r#"authrelay_consumer_starts_total{lane="profile_events"}"#,
             r#"authrelay_jobs_replayed_total{phase="post_call"}"#,
             r#"authrelay_profile_changes_total{change="deleted"}"#,
+            r#"authrelay_circuit_transitions_total{to="half_open"}"#,
+            r#"authrelay_jobs_deferred_total{phase="post_call",reason="circuit_open"}"#,
+            "authrelay_circuits_open",
         ] {
             assert_eq!(value(&m, series), 0.0, "{series}");
         }
