@@ -11,9 +11,11 @@
 //! - [`attempt`]: one HTTP attempt and how it ended;
 //! - [`retry`]: which statuses are retried and the delays between attempts;
 //! - [`response`]: reading a bounded body into the result's `response`;
-//! - [`verdict`]: what the job tells about the credentials themselves.
+//! - [`verdict`]: what the job tells about the credentials themselves;
+//! - [`circuit`]: the destination's circuit breaker, asked before each attempt.
 
 mod attempt;
+mod circuit;
 pub mod response;
 pub mod retry;
 mod verdict;
@@ -33,8 +35,9 @@ use crate::credentials::redact::Redactor;
 use crate::credentials::token_cache::{Lookup, TokenCache, TokenSource};
 use crate::egress::EgressPolicy;
 use crate::job::{ErrorKind, Job, JobError, JobResult, Outcome, ResponseSummary};
-use crate::metrics::{Metrics, RetryReason, TokenLookup};
+use crate::metrics::{DeferReason, Metrics, RetryReason, TokenLookup};
 use crate::profile::AuthConfig;
+use crate::traffic::breaker::{Breakers, Origin};
 use attempt::{Attempt, AttemptEnd};
 use verdict::Presented;
 pub use verdict::{Refusal, Verdict};
@@ -83,6 +86,8 @@ pub enum Execution {
         delay: Duration,
         attempts: u32,
         error: JobError,
+        /// A retry, or a wait for the destination's circuit (no attempt made).
+        reason: DeferReason,
     },
 }
 
@@ -103,6 +108,8 @@ pub struct Executor {
     tokens: Arc<TokenCache>,
     settings: Arc<WorkerConfig>,
     metrics: Metrics,
+    /// This process's circuit breakers, one per failing destination origin.
+    breakers: Breakers,
 }
 
 enum NextStep {
@@ -120,7 +127,8 @@ impl Executor {
         settings: Arc<WorkerConfig>,
         metrics: Metrics,
     ) -> Self {
-        Self { clients, egress, tokens, settings, metrics }
+        let breakers = Breakers::new(settings.circuit.clone(), metrics.clone());
+        Self { clients, egress, tokens, settings, metrics, breakers }
     }
 
     pub fn tokens(&self) -> &Arc<TokenCache> {
@@ -256,9 +264,14 @@ impl JobRun<'_> {
         }
         let mut redactor = auth.map(|a| Redactor::for_config(&a.config, None)).unwrap_or_default();
         let mut refetched_after_401 = false;
+        let origin = Origin::of(&request.url);
 
         loop {
             let Some(budget) = executor.time_left(self.run.deadline) else { return self.out_of_time() };
+            let permit = match self.admit(&origin) {
+                Ok(permit) => permit,
+                Err(done) => return done,
+            };
 
             // OAuth 2.0: a token for this attempt (cached, fetched once for all waiters).
             let (token, lookup) = match executor.access_token(auth, budget).await {
@@ -305,6 +318,7 @@ impl JobRun<'_> {
             let started = tokio::time::Instant::now();
             let end = executor.attempt(attempt).await;
             executor.metrics.lane(job.phase).attempt_duration.observe(started.elapsed().as_secs_f64());
+            permit.record(circuit::report(&end));
             let presented = match (lookup, static_auth) {
                 (Some(lookup), _) => Presented::token(lookup, refetched_after_401),
                 (None, Some(_)) => Presented::Static,
@@ -333,6 +347,7 @@ impl JobRun<'_> {
                     return self.finish(Outcome::Rejected, response, Some(error));
                 }
                 AttemptEnd::Failed { error, response, retry_after } => {
+                    let error = retry::under_idempotency(error, job.request.idempotent);
                     if let ControlFlow::Break(done) = self.after_failure(error, response, retry_after).await {
                         return done;
                     }
@@ -359,9 +374,12 @@ impl JobRun<'_> {
                 self.last = Some((error, response));
                 ControlFlow::Continue(())
             }
-            NextStep::Defer(delay) => {
-                ControlFlow::Break(Execution::RetryLater { delay, attempts: self.attempts, error })
-            }
+            NextStep::Defer(delay) => ControlFlow::Break(Execution::RetryLater {
+                delay,
+                attempts: self.attempts,
+                error,
+                reason: DeferReason::Retry,
+            }),
             NextStep::GiveUp => {
                 let mut error = error;
                 error.message =

@@ -116,9 +116,9 @@ impl WorkerContext {
                 let used = health::job_use(&job, &result, verdict);
                 Processed { disposition: Disposition::Done { result, park }, used }
             }
-            Execution::RetryLater { delay, attempts, error } => {
-                tracing::info!(attempts, delay_ms = delay.as_millis() as u64, error = %error.message, "retry deferred to a delay queue");
-                Disposition::Delay { phase: job.phase, delay, attempts, deadline, reason: DeferReason::Retry }.into()
+            Execution::RetryLater { delay, attempts, error, reason } => {
+                tracing::info!(attempts, delay_ms = delay.as_millis() as u64, reason = reason.as_str(), error = %error.message, "job deferred to a delay queue");
+                Disposition::Delay { phase: job.phase, delay, attempts, deadline, reason }.into()
             }
         }
     }
