@@ -18,6 +18,7 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -147,6 +148,9 @@ pub struct Breakers {
 struct Shared {
     settings: CircuitConfig,
     circuits: Mutex<LruCache<Origin, Circuit>>,
+    /// How many circuits are kept, readable without the lock: while no origin
+    /// fails (the usual case) an attempt pays one atomic load, not a lock.
+    kept: AtomicUsize,
     metrics: Metrics,
 }
 
@@ -164,12 +168,15 @@ impl Breakers {
     fn with_capacity(settings: CircuitConfig, metrics: Metrics, capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         let circuits = Mutex::new(LruCache::new(capacity));
-        Self { shared: Arc::new(Shared { settings, circuits, metrics }) }
+        Self { shared: Arc::new(Shared { settings, circuits, kept: AtomicUsize::new(0), metrics }) }
     }
 
     /// Whether an attempt may go to `origin` now. A healthy origin costs one
     /// lookup; the first caller after an open period ends gets the probe.
     pub fn admit(&self, origin: &Origin) -> Admission {
+        if self.shared.kept.load(Ordering::Relaxed) == 0 {
+            return self.go(origin, false);
+        }
         let now = Instant::now();
         let mut circuits = lock(&self.shared.circuits);
         let Some(circuit) = circuits.peek_mut(origin) else { return self.go(origin, false) };
@@ -204,6 +211,9 @@ impl Breakers {
     }
 
     fn record(&self, origin: &Origin, probe: bool, report: Report) {
+        if report != Report::Failed && !probe && self.shared.kept.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let settings = &self.shared.settings;
         let mut circuits = lock(&self.shared.circuits);
         let change = match (circuits.get_mut(origin), report) {
@@ -241,6 +251,7 @@ impl Breakers {
                 _ => None,
             },
         };
+        self.shared.kept.store(circuits.len(), Ordering::Relaxed);
         drop(circuits);
         if let Some(change) = change {
             self.transition(origin, change);
