@@ -67,3 +67,34 @@ pub(super) fn report(end: &AttemptEnd) -> Report {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::job::ResponseSummary;
+
+    fn failed(kind: ErrorKind, status: Option<u16>) -> AttemptEnd {
+        let response = status.map(|status| ResponseSummary {
+            status,
+            headers: BTreeMap::new(),
+            body: serde_json::Value::Null,
+            body_truncated: false,
+        });
+        AttemptEnd::Failed { error: JobError::new(kind, "m", true), response, retry_after: None }
+    }
+
+    #[test]
+    fn connect_errors_timeouts_and_5xx_count_and_4xx_or_nothing_sent_do_not() {
+        for kind in [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::DeadlineExceeded] {
+            assert_eq!(report(&failed(kind, None)), Report::Failed, "{kind:?}");
+        }
+        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(503))), Report::Failed);
+        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(500))), Report::Failed);
+        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(429))), Report::Neutral);
+        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(404))), Report::Neutral);
+        assert_eq!(report(&failed(ErrorKind::DestinationBlocked, None)), Report::Neutral);
+        assert_eq!(report(&failed(ErrorKind::InvalidJob, None)), Report::Neutral);
+    }
+}

@@ -101,6 +101,19 @@ async fn after_repeated_503s_during_call_jobs_fail_circuit_open_at_once_and_noth
         slowest = slowest.max(after);
     }
 
+    // A post-call job waits for the circuit, unless its deadline comes before the probe may go.
+    let published = Instant::now();
+    let hurried = job("post-call-hurried", Phase::PostCall).to(&url).deadline_in(Duration::from_secs(3));
+    h.broker.publish_job(&hurried).await;
+    h.broker.publish_job(&job("post-call-patient", Phase::PostCall).to(&url)).await;
+    let (hurried, _) = h.results.of("post-call-hurried", published, WAIT).await;
+    assert_circuit_open(&hurried, &origin);
+    let deferred = r#"authrelay_jobs_deferred_total{phase="post_call",reason="circuit_open"}"#;
+    h.metric_reaches(deferred, 1.0, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let patient = h.results.results().into_iter().find(|r| r["job_id"] == "post-call-patient");
+    assert!(patient.is_none(), "a post-call job with time to wait is not failed: {patient:?}");
+
     println!("circuit open: live jobs answered within {slowest:?}; the target got {} requests", target.requests());
     assert_eq!(target.requests(), 3, "no request reaches an open circuit's origin");
     assert!(slowest < Duration::from_secs(1), "failing at once took {slowest:?}");
