@@ -52,6 +52,9 @@ pub const VARIABLES: &[&str] = &[
     "AUTHRELAY_PROFILE_CACHE_TTL",
     "AUTHRELAY_DATABASE_RETRY_DELAY",
     "AUTHRELAY_HEALTH_FLUSH_INTERVAL",
+    "AUTHRELAY_CIRCUIT_FAILURES",
+    "AUTHRELAY_CIRCUIT_OPEN_FOR",
+    "AUTHRELAY_CIRCUIT_MAX_OPEN",
 ];
 
 /// Variables read that are not authrelay's own: `RUST_LOG` stands in for

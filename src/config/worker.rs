@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, EnvSource, non_empty, parse_var};
+use super::{CircuitConfig, ConfigError, EnvSource, non_empty, parse_var};
 
 /// How retries of one phase are spaced.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +81,8 @@ pub struct WorkerConfig {
     pub database_retry_delay: Duration,
     /// How often what jobs said about their profiles' health is written.
     pub health_flush_interval: Duration,
+    /// When a destination's circuit opens, and for how long.
+    pub circuit: CircuitConfig,
 }
 
 impl WorkerConfig {
@@ -176,6 +178,7 @@ impl WorkerConfig {
                 }
                 interval => interval,
             },
+            circuit: CircuitConfig::from_env(env)?,
         })
     }
 }
@@ -197,7 +200,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{raw}` is out of range"))
 }
 
-fn duration_var(env: &dyn EnvSource, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+pub(super) fn duration_var(env: &dyn EnvSource, var: &str, default: Duration) -> Result<Duration, ConfigError> {
     match non_empty(env, var) {
         None => Ok(default),
         Some(raw) => parse_duration(&raw).map_err(|reason| ConfigError::Invalid { var: var.to_owned(), reason }),

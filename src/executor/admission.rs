@@ -20,7 +20,7 @@ const UNRESERVED_DELAY: Duration = Duration::from_secs(5);
 
 impl JobRun<'_> {
     /// The permit for the next attempt, or how the job ends (or is delayed) for want of one.
-    pub(super) async fn admit(&mut self, budget: Duration) -> Result<Option<Permit>, Execution> {
+    pub(super) async fn take_turn(&mut self, budget: Duration) -> Result<Option<Permit>, Execution> {
         let Some(auth) = self.run.auth else { return Ok(None) };
         let Some((profile, _)) = auth.profile else { return Ok(None) };
         let executor = self.executor;

@@ -76,11 +76,11 @@ impl Executor {
                 } else {
                     (ErrorKind::Timeout, format!("no response within {} ms", timeout.as_millis()))
                 };
-                AttemptEnd::Failed {
-                    error: JobError::new(kind, message, !cut_by_deadline),
-                    response: None,
-                    retry_after: None,
-                }
+                // The connection may have been made and the request written: without a
+                // signal of how far the exchange got, a timeout counts as maybe sent.
+                let mut error = JobError::new(kind, message, !cut_by_deadline);
+                error.maybe_sent = true;
+                AttemptEnd::Failed { error, response: None, retry_after: None }
             }
             Ok(Err(AttemptError::Signing(e))) => AttemptEnd::Failed {
                 error: JobError::new(ErrorKind::InvalidJob, e.to_string(), false),
@@ -126,16 +126,28 @@ enum AttemptError {
 
 /// Connect errors never reached the server, so they are always safe to retry;
 /// other transport errors are retried as the contract says (with the job id as
-/// the idempotency key). Messages are redacted: reqwest errors include the URL,
-/// which may carry an API key in its query.
+/// the idempotency key), and are marked `maybe_sent` for jobs that forbid that.
+/// Messages are redacted: reqwest errors include the URL, which may carry an
+/// API key in its query.
 fn classify_transport_error(e: &reqwest::Error, redactor: &Redactor) -> JobError {
     if let Some(blocked) = find_egress_error(e) {
         return JobError::new(ErrorKind::DestinationBlocked, blocked.to_string(), false);
     }
     let message = redactor.redact(&crate::error_text::chain(e)).into_owned();
-    if e.is_timeout() {
+    let mut error = if e.is_timeout() {
         JobError::new(ErrorKind::Timeout, message, true)
     } else {
         JobError::new(ErrorKind::Connect, message, true)
-    }
+    };
+    error.maybe_sent = maybe_sent(e);
+    error
+}
+
+/// Whether the request may have reached the target. Errors of the connector
+/// (DNS, refused, the TLS handshake, the connect timeout) and of building the
+/// request prove it did not; anything later (a reset or a connection closed
+/// after the request was written, a body cut short) may have come after the
+/// target read it.
+fn maybe_sent(e: &reqwest::Error) -> bool {
+    !(e.is_connect() || e.is_builder())
 }

@@ -12,10 +12,12 @@
 //! - [`attempt`]: one HTTP attempt and how it ended;
 //! - [`retry`]: which statuses are retried and the delays between attempts;
 //! - [`response`]: reading a bounded body into the result's `response`;
-//! - [`verdict`]: what the job tells about the credentials themselves.
+//! - [`verdict`]: what the job tells about the credentials themselves;
+//! - [`circuit`]: the destination's circuit breaker, asked before each attempt.
 
 mod admission;
 mod attempt;
+mod circuit;
 pub mod response;
 pub mod retry;
 mod verdict;
@@ -37,6 +39,7 @@ use crate::egress::EgressPolicy;
 use crate::job::{ErrorKind, Job, JobError, JobResult, Outcome, ResponseSummary};
 use crate::metrics::{DeferReason, Metrics, RetryReason, TokenLookup};
 use crate::profile::{AuthConfig, ProfileLimits};
+use crate::traffic::breaker::{Breakers, Origin};
 use crate::traffic::limits::ProfileGates;
 use attempt::{Attempt, AttemptEnd};
 use verdict::Presented;
@@ -95,6 +98,7 @@ pub enum Execution {
         attempts: u32,
         /// Why it is not finished yet (for the log).
         error: JobError,
+        /// A retry, a wait for the destination's circuit or for the profile's turn (no attempt made).
         reason: DeferReason,
         /// A rate-limit turn reserved for when it comes back.
         turn: Option<DateTime<Utc>>,
@@ -121,6 +125,8 @@ pub struct Executor {
     tokens: Arc<TokenCache>,
     settings: Arc<WorkerConfig>,
     metrics: Metrics,
+    /// This process's circuit breakers, one per failing destination origin.
+    breakers: Breakers,
 }
 
 enum NextStep {
@@ -139,7 +145,8 @@ impl Executor {
         settings: Arc<WorkerConfig>,
         metrics: Metrics,
     ) -> Self {
-        Self { clients, gates, egress, tokens, settings, metrics }
+        let breakers = Breakers::new(settings.circuit.clone(), metrics.clone());
+        Self { clients, gates, egress, tokens, settings, metrics, breakers }
     }
 
     /// Every profile's limits and pauses in this process.
@@ -280,15 +287,20 @@ impl JobRun<'_> {
         }
         let mut redactor = auth.map(|a| Redactor::for_config(&a.config, None)).unwrap_or_default();
         let mut refetched_after_401 = false;
+        let origin = Origin::of(&request.url);
 
         loop {
             let Some(budget) = executor.time_left(self.run.deadline) else { return self.out_of_time() };
             // The profile's limits: held through the attempt (it is one of the requests in flight).
-            let _permit = match self.admit(budget).await {
+            let _turn = match self.take_turn(budget).await {
                 Ok(permit) => permit,
                 Err(done) => return done,
             };
             let Some(budget) = executor.time_left(self.run.deadline) else { return self.out_of_time() };
+            let permit = match self.admit_to(&origin) {
+                Ok(permit) => permit,
+                Err(done) => return done,
+            };
 
             // OAuth 2.0: a token for this attempt (cached, fetched once for all waiters).
             let (token, lookup) = match executor.access_token(auth, budget).await {
@@ -335,6 +347,7 @@ impl JobRun<'_> {
             let started = tokio::time::Instant::now();
             let end = executor.attempt(attempt).await;
             executor.metrics.lane(job.phase).attempt_duration.observe(started.elapsed().as_secs_f64());
+            permit.record(circuit::report(&end));
             let presented = match (lookup, static_auth) {
                 (Some(lookup), _) => Presented::token(lookup, refetched_after_401),
                 (None, Some(_)) => Presented::Static,
@@ -364,6 +377,7 @@ impl JobRun<'_> {
                 }
                 AttemptEnd::Failed { error, response, retry_after } => {
                     self.pause_on_429(response.as_ref(), retry_after);
+                    let error = retry::under_idempotency(error, job.request.idempotent);
                     if let ControlFlow::Break(done) = self.after_failure(error, response, retry_after).await {
                         return done;
                     }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 
 use crate::config::RetryDelays;
+use crate::job::JobError;
 
 /// Statuses the contract retries: 408, 425, 429, 500, 502, 503, 504.
 pub fn is_retryable_status(status: StatusCode) -> bool {
@@ -40,6 +41,23 @@ pub fn with_jitter(delay: Duration, jitter: f64) -> Duration {
     }
     let factor = 1.0 + jitter * (2.0 * fastrand::f64() - 1.0);
     delay.mul_f64(factor.max(0.0))
+}
+
+/// A failed attempt's error as the job's rules make it (contract §9): for a
+/// job with `request.idempotent: false`, a failure that may have reached the
+/// target is final (`retryable: false`, `maybe_sent: true`); otherwise
+/// `maybe_sent` is left out and retries are as before. HTTP statuses never
+/// carry `maybe_sent`: the target answered, and its answer says what it did.
+pub fn under_idempotency(mut error: JobError, idempotent: bool) -> JobError {
+    if !error.maybe_sent || idempotent {
+        error.maybe_sent = false;
+        return error;
+    }
+    if error.retryable {
+        error.retryable = false;
+        error.message.push_str("; not retried: the request may have reached the target and the job is not idempotent");
+    }
+    error
 }
 
 /// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -87,6 +105,20 @@ mod tests {
         assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("Sun, 29 Nov 2026 10:00:07 GMT", now), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn maybe_sent_failures_are_final_only_for_jobs_that_are_not_idempotent() {
+        use crate::job::ErrorKind;
+        let mut timeout = JobError::new(ErrorKind::Timeout, "no response within 300 ms", true);
+        timeout.maybe_sent = true;
+        let booking = under_idempotency(timeout.clone(), false);
+        assert!(booking.maybe_sent && !booking.retryable, "{booking:?}");
+        let lookup = under_idempotency(timeout, true);
+        assert!(!lookup.maybe_sent && lookup.retryable, "{lookup:?}");
+        let refused = JobError::new(ErrorKind::Connect, "connection refused", true);
+        let refused = under_idempotency(refused, false);
+        assert!(!refused.maybe_sent && refused.retryable, "never sent: retried as before");
     }
 
     #[test]

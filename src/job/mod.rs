@@ -130,11 +130,15 @@ pub struct JobError {
     pub kind: ErrorKind,
     pub message: String,
     pub retryable: bool,
+    /// The request may have reached the target (contract §9): set on the final
+    /// failure of a job with `request.idempotent: false`, absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maybe_sent: bool,
 }
 
 impl JobError {
     pub fn new(kind: ErrorKind, message: impl Into<String>, retryable: bool) -> Self {
-        Self { kind, message: message.into(), retryable }
+        Self { kind, message: message.into(), retryable, maybe_sent: false }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -152,6 +156,9 @@ pub struct JobRequest {
     pub body: Option<Value>,
     pub form: Option<Vec<(String, String)>>,
     pub timeout: Option<Duration>,
+    /// `false`: a failure after the request may have reached the target is
+    /// final, not retried (contract §9). Default `true`.
+    pub idempotent: bool,
 }
 
 /// A validated job.
@@ -232,5 +239,16 @@ mod tests {
             assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }
+    }
+
+    #[test]
+    fn maybe_sent_is_written_only_when_true() {
+        let mut error = JobError::new(ErrorKind::Timeout, "no response within 300 ms", true);
+        assert_eq!(serde_json::to_value(&error).unwrap().get("maybe_sent"), None);
+        error.maybe_sent = true;
+        assert_eq!(serde_json::to_value(&error).unwrap()["maybe_sent"], json!(true));
+        let read: JobError =
+            serde_json::from_value(json!({"kind": "timeout", "message": "m", "retryable": false})).unwrap();
+        assert!(!read.maybe_sent);
     }
 }

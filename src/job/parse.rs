@@ -225,7 +225,12 @@ fn parse_request(value: &Value, limits: &JobLimits) -> Result<JobRequest, String
             }
         },
     };
-    Ok(JobRequest { method, url, headers, query, body, form, timeout })
+    let idempotent = match obj.get("idempotent") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("`request.idempotent` must be a boolean".into()),
+    };
+    Ok(JobRequest { method, url, headers, query, body, form, timeout, idempotent })
 }
 
 /// An object of scalar values, as ordered string pairs (numbers and booleans
@@ -285,6 +290,10 @@ mod tests {
     fn a_minimal_job_defaults_to_get() {
         let job = parse(&job(json!({}))).unwrap();
         assert_eq!(job.request.method, Method::GET);
+        assert!(job.request.idempotent, "requests are idempotent unless the job says otherwise");
+        let booking =
+            parse(&self::job(json!({"request": {"url": "https://x/", "method": "POST", "idempotent": false}})));
+        assert!(!booking.unwrap().request.idempotent);
         assert_eq!(job.phase, Phase::DuringCall);
         assert!(job.deadline.is_none() && job.auth_profile_id.is_none());
     }
@@ -336,6 +345,8 @@ mod tests {
             (json!({"request": {"url": "https://x/", "headers": {"Host": "evil"}}}), "host"),
             (json!({"request": {"url": "https://x/", "body": {}, "form": {}}}), "exclusive"),
             (json!({"request": {"url": "https://x/", "timeout_ms": 0}}), "timeout_ms"),
+            (json!({"request": {"url": "https://x/", "idempotent": "no"}}), "request.idempotent"),
+            (json!({"request": {"url": "https://x/", "idempotent": 0}}), "request.idempotent"),
             (json!({"request": {"url": "https://x/", "query": {"a": {"nested": 1}}}}), "request.query"),
             (json!({"auth_profile_id": "nope"}), "auth_profile_id"),
             (json!({"inline_auth": {"type": "bearer"}}), "inline_auth.token"),

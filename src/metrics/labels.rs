@@ -74,6 +74,20 @@ label_set! {
         DatabaseUnavailable => "database_unavailable",
         /// The profile's limits (or a 429's pause) give the job no turn soon.
         RateLimited => "rate_limited",
+        /// The destination's circuit is open: the job waits for it instead of failing.
+        CircuitOpen => "circuit_open",
+    }
+}
+
+label_set! {
+    /// `authrelay_circuit_transitions_total{to}`: the state a destination's circuit moved to.
+    CircuitState {
+        /// Failing attempts in a row reached the threshold, or the probe failed.
+        Open => "open",
+        /// The open period ended: one probe may go.
+        HalfOpen => "half_open",
+        /// The probe got an answer.
+        Closed => "closed",
     }
 }
 

@@ -17,7 +17,8 @@ use prometheus::{
 
 use crate::job::{ErrorKind, Outcome, Phase};
 pub use labels::{
-    Consumer, DeferReason, EventOutcome, HttpMethod, ProfileChange, ProfileLookup, RetryReason, TokenLookup,
+    CircuitState, Consumer, DeferReason, EventOutcome, HttpMethod, ProfileChange, ProfileLookup, RetryReason,
+    TokenLookup,
 };
 
 const JOB_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -38,6 +39,7 @@ pub struct Metrics {
     events: IntCounterVec,
     replayed: IntCounterVec,
     throttled: IntCounterVec,
+    circuit_transitions: IntCounterVec,
     /// The per-job series of each lane, resolved once (a label lookup per job
     /// would hash and lock on the hot path).
     lanes: Arc<[LaneMetrics; 3]>,
@@ -63,6 +65,8 @@ pub struct Metrics {
     pub health_facts_dropped: IntCounter,
     /// Worker processes sharing profile limits, as this process last saw them.
     pub fleet_workers: IntGauge,
+    /// Destinations whose circuit is open or half-open in this process.
+    pub circuits_open: IntGauge,
 }
 
 /// One lane's per-job series.
@@ -190,6 +194,18 @@ impl Metrics {
                 "Times a job waited for its profile's limits or pause (or was delayed, or ran out of time, for them)",
                 &["phase"],
             ),
+            circuit_transitions: b.counters(
+                "authrelay_circuit_transitions_total",
+                "Changes of a destination's circuit, by the state it moved to",
+                &["to"],
+            ),
+            circuits_open: b.register(
+                IntGauge::new(
+                    "authrelay_circuits_open",
+                    "Destinations whose circuit is open or half-open (this process)",
+                )
+                .expect("valid metric"),
+            ),
             lanes,
             destinations_blocked: b
                 .counter("authrelay_destinations_blocked_total", "Requests refused by the egress guard"),
@@ -277,6 +293,9 @@ impl Metrics {
         for change in ProfileChange::ALL {
             self.profile_changes.with_label_values(&[change.as_str()]);
         }
+        for to in CircuitState::ALL {
+            self.circuit_transitions.with_label_values(&[to.as_str()]);
+        }
     }
 
     /// The per-job series of `phase`'s lane.
@@ -310,6 +329,11 @@ impl Metrics {
     /// `authrelay_jobs_throttled_total{phase}`: returns the series, so that creating it at zero is one call.
     pub fn throttled(&self, phase: Phase) -> IntCounter {
         self.throttled.with_label_values(&[phase.as_str()])
+    }
+
+    /// A destination's circuit moved to `to`.
+    pub fn circuit_transition(&self, to: CircuitState) {
+        self.circuit_transitions.with_label_values(&[to.as_str()]).inc();
     }
 
     pub fn replayed(&self, phase: Phase, jobs: u64) {
@@ -398,6 +422,9 @@ mod tests {
             r#"authrelay_consumer_starts_total{lane="profile_events"}"#,
             r#"authrelay_jobs_replayed_total{phase="post_call"}"#,
             r#"authrelay_profile_changes_total{change="deleted"}"#,
+            r#"authrelay_circuit_transitions_total{to="half_open"}"#,
+            r#"authrelay_jobs_deferred_total{phase="post_call",reason="circuit_open"}"#,
+            "authrelay_circuits_open",
         ] {
             assert_eq!(value(&m, series), 0.0, "{series}");
         }

@@ -29,11 +29,13 @@ mod oauth_flows;
 mod oauth_tokens;
 mod rate_limits;
 mod result_routing;
+mod retry_safety;
 mod signed_requests;
 mod worker;
 
 // Faults: the process, the servers it depends on, the targets it calls
 mod broker_and_database_outages;
+mod circuit_breaking;
 mod misbehaving_targets;
 mod process_faults;
 mod token_endpoint_trouble;
