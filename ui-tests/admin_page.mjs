@@ -3,8 +3,8 @@
 //
 //   AUTHRELAY_UI_URL=http://127.0.0.1:8080/ui/ AUTHRELAY_UI_TOKEN=… node ui-tests/admin_page.mjs
 //
-// Optional: AUTHRELAY_UI_SCREENSHOTS=<dir> saves PNGs of the list, the form and
-// the usage dialog; CHROMIUM=<path> (default /usr/bin/chromium);
+// Optional: AUTHRELAY_UI_SCREENSHOTS=<dir> saves PNGs of the list, the form (its
+// traffic limits too) and the usage dialog; CHROMIUM=<path> (default /usr/bin/chromium);
 // AUTHRELAY_UI_HEALTH_WS=<workspace> names a workspace whose profiles jobs made
 // healthy ("Healthy CRM", referenced by "Book a slot"), deauthorized ("Refused
 // key"), failing ("Flaky webhook") and unused ("Idle"), to test the health
@@ -574,6 +574,7 @@ try {
       await page.fill('#f-limit-burst', '5');
       await page.fill('#f-limit-concurrency', '4');
       assert.equal(await page.textContent('#limits-state'), '10/s, burst 5, at most 4 at once');
+      await page.locator('#limits-clear').scrollIntoViewIfNeeded();
       await screenshot(page, 'form-limits');
     });
     const post = v1Requests.findLast((r) => r.method === 'POST' && r.url.endsWith(profilesPath()));
@@ -606,14 +607,25 @@ try {
     assert.ok(after.version > changed, 'a new version');
     assert.deepEqual(after.limits, { rate_per_s: 0.5, max_concurrency: 4 });
     await eventually(async () => (await limitsLine().textContent()) === 'Limits: 0.5/s, at most 4 at once', 'the list');
+    await screenshot(page, 'list-limits');
     await row(page, name).locator('[data-action="details"]').click();
     await page.locator('#details-dialog').waitFor();
     assert.equal(await page.textContent('#details-limits'), '0.5/s, at most 4 at once');
+    await screenshot(page, 'details-limits');
     await page.keyboard.press('Escape');
     await page.locator('#details-dialog').waitFor({ state: 'hidden' });
 
-    // The API's 422 for a burst of 0 is shown at the burst input; nothing is stored.
+    // What is not a number is refused in the page, at its field, and nothing is sent.
     await openEditOf(page, name);
+    const sent = v1Requests.length;
+    await page.fill('#f-limit-concurrency', '');
+    await page.locator('#f-limit-concurrency').pressSequentially('4e');
+    await page.click('#save-profile');
+    assert.match((await fieldError(page, '#f-limit-concurrency')).text, /^Concurrent requests must be a number/);
+    assert.equal(v1Requests.length, sent, 'nothing was sent');
+    await page.fill('#f-limit-concurrency', '4');
+
+    // The API's 422 for a burst of 0 is shown at the burst input; nothing is stored.
     await page.fill('#f-limit-burst', '0');
     await page.click('#save-profile');
     await eventually(async () => (await fieldError(page, '#f-limit-burst')).text, 'the server error at limits.burst');
@@ -621,8 +633,10 @@ try {
     assert.equal(error.invalid, 'true');
     assert.match(error.text, /^Burst must be a whole number from 1 to 100000/);
     assert.equal((await fieldError(page, '#f-limit-rate')).text, null);
+    assert.equal((await fieldError(page, '#f-limit-concurrency')).text, null, 'the earlier error is cleared');
     assert.equal(await page.evaluate(() => document.activeElement.id), 'f-limit-burst', 'focus on the field');
     assert.match(await page.textContent('#form-error'), /Please correct this field/);
+    await page.locator('#limits-clear').scrollIntoViewIfNeeded();
     await screenshot(page, 'form-limits-error');
     assert.equal((await stored()).version, after.version, 'nothing was stored');
 

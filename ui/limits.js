@@ -25,12 +25,11 @@ const number = (n) => n.toLocaleString('en', { maximumFractionDigits: 6 });
 
 /** "10/s, burst 5, at most 4 at once"; "no limits" for null (or an empty object). */
 export function limitsText(limits) {
+  const set = (key) => limits?.[key] !== undefined && limits?.[key] !== null;
   const parts = [];
-  if (limits?.rate_per_s !== undefined && limits?.rate_per_s !== null) {
-    parts.push(`${number(limits.rate_per_s)}/s`);
-    if (limits.burst) parts.push(`burst ${number(limits.burst)}`);
-  }
-  if (limits?.max_concurrency) parts.push(`at most ${number(limits.max_concurrency)} at once`);
+  if (set('rate_per_s')) parts.push(`${number(limits.rate_per_s)}/s`);
+  if (set('burst')) parts.push(`burst ${number(limits.burst)}`);
+  if (set('max_concurrency')) parts.push(`at most ${number(limits.max_concurrency)} at once`);
   return parts.length ? parts.join(', ') : 'no limits';
 }
 
