@@ -3,8 +3,8 @@
 //
 //   AUTHRELAY_UI_URL=http://127.0.0.1:8080/ui/ AUTHRELAY_UI_TOKEN=… node ui-tests/admin_page.mjs
 //
-// Optional: AUTHRELAY_UI_SCREENSHOTS=<dir> saves PNGs of the list, the form and
-// the usage dialog; CHROMIUM=<path> (default /usr/bin/chromium);
+// Optional: AUTHRELAY_UI_SCREENSHOTS=<dir> saves PNGs of the list, the form (its
+// traffic limits too) and the usage dialog; CHROMIUM=<path> (default /usr/bin/chromium);
 // AUTHRELAY_UI_HEALTH_WS=<workspace> names a workspace whose profiles jobs made
 // healthy ("Healthy CRM", referenced by "Book a slot"), deauthorized ("Refused
 // key"), failing ("Flaky webhook") and unused ("Idle"), to test the health
@@ -51,13 +51,14 @@ const PARAM_SECRET = `account-${RUN}-HHHH-8d7c`;
 const CERT_BEARER_SECRET = `cert-bearer-${RUN}-IIII`;
 const GOOGLE_ACCESS_TOKEN = `ya29.${RUN}-never-shown-1111`;
 const PARTNER_ACCESS_TOKEN = `partner-at-${RUN}-never-shown-2222`;
+const LIMITED_SECRET = `limited-${RUN}-KKKK-4b3a`;
 // PEMs are never shown back: a line from the middle of each stands for it.
 const PEMS = KEYS ? [KEYS.ca_certificate, KEYS.client.certificate, KEYS.client.private_key,
   KEYS.expiring.certificate, KEYS.expiring.private_key, KEYS.stranger_key, KEYS.ec_key, KEYS.rsa_key] : [];
 const PEM_LINES = PEMS.map((pem) => pem.trim().split('\n')[1]);
 const ALL_SECRETS = [BEARER_SECRET, NEW_BEARER_SECRET, ...PAIR_SECRETS, BASIC_SECRET, CLIENT_SECRET, ACCESS_TOKEN,
   HMAC_SECRET, WEBHOOK_SECRET, AWS_SECRET, AWS_SESSION, PARAM_SECRET, CERT_BEARER_SECRET, GOOGLE_ACCESS_TOKEN,
-  PARTNER_ACCESS_TOKEN,
+  PARTNER_ACCESS_TOKEN, LIMITED_SECRET,
   ...PEM_LINES];
 
 function required(name) {
@@ -556,6 +557,111 @@ try {
     assert.equal(after.version, 2);
     assert.equal(after.config.pairs[0].value, '••••BBB1', 'the untouched value is kept');
     assert.equal(after.config.pairs[1].value, '••••-new');
+  });
+
+  await test('traffic limits are set, shown, kept, changed, refused at their field and removed', async () => {
+    const name = 'Rate-limited CRM';
+    const limitInputs = ['#f-limit-rate', '#f-limit-burst', '#f-limit-concurrency'];
+    const values = () => Promise.all(limitInputs.map((s) => page.inputValue(s)));
+    const stored = async () => (await api('GET', `${profilesPath()}/${ids[name]}`)).body;
+    const limitsLine = () => row(page, name).locator('.profile-limits');
+    await createThroughForm(page, name, 'bearer', async () => {
+      await page.fill('#f-bearer-token', LIMITED_SECRET);
+      assert.equal(await page.getAttribute('#limits-details', 'open'), null, 'collapsed while no limits are set');
+      assert.equal(await page.textContent('#limits-state'), 'none');
+      await page.click('#limits-details > summary');
+      await page.fill('#f-limit-rate', '10');
+      await page.fill('#f-limit-burst', '5');
+      await page.fill('#f-limit-concurrency', '4');
+      assert.equal(await page.textContent('#limits-state'), '10/s, burst 5, at most 4 at once');
+      await page.locator('#limits-clear').scrollIntoViewIfNeeded();
+      await screenshot(page, 'form-limits');
+    });
+    const post = v1Requests.findLast((r) => r.method === 'POST' && r.url.endsWith(profilesPath()));
+    assert.deepEqual(JSON.parse(post.body).limits, { rate_per_s: 10, burst: 5, max_concurrency: 4 });
+    ids[name] = (await profileNamed(name)).id;
+    assert.deepEqual((await stored()).limits, { rate_per_s: 10, burst: 5, max_concurrency: 4 });
+    assert.equal(await limitsLine().textContent(), 'Limits: 10/s, burst 5, at most 4 at once');
+    assert.equal(await row(page, 'Shop keys').locator('.profile-limits').count(), 0, 'no line without limits');
+    // A profile without limits sends none when edited.
+    assert.ok(!('limits' in lastPatchBody()), 'the Shop keys edit sent no limits');
+
+    // An edit that leaves them alone keeps them (and does not send them).
+    await openEditOf(page, name);
+    assert.equal(await page.getAttribute('#limits-details', 'open'), '', 'opened when limits are set');
+    assert.deepEqual(await values(), ['10', '5', '4']);
+    await saveAndClose(page);
+    assert.ok(!('limits' in lastPatchBody()), 'unchanged limits are left out of the PATCH');
+    let after = await stored();
+    assert.deepEqual(after.limits, { rate_per_s: 10, burst: 5, max_concurrency: 4 });
+
+    // A change replaces them whole: an emptied field is no longer set.
+    await openEditOf(page, name);
+    await page.fill('#f-limit-rate', '0.5');
+    await page.fill('#f-limit-burst', '');
+    assert.equal(await page.textContent('#limits-state'), '0.5/s, at most 4 at once');
+    await saveAndClose(page);
+    assert.deepEqual(lastPatchBody().limits, { rate_per_s: 0.5, max_concurrency: 4 });
+    const changed = after.version;
+    after = await stored();
+    assert.ok(after.version > changed, 'a new version');
+    assert.deepEqual(after.limits, { rate_per_s: 0.5, max_concurrency: 4 });
+    await eventually(async () => (await limitsLine().textContent()) === 'Limits: 0.5/s, at most 4 at once', 'the list');
+    await screenshot(page, 'list-limits');
+    await row(page, name).locator('[data-action="details"]').click();
+    await page.locator('#details-dialog').waitFor();
+    assert.equal(await page.textContent('#details-limits'), '0.5/s, at most 4 at once');
+    await screenshot(page, 'details-limits');
+    await page.keyboard.press('Escape');
+    await page.locator('#details-dialog').waitFor({ state: 'hidden' });
+
+    // What is not a number is refused in the page, at its field, and nothing is sent.
+    await openEditOf(page, name);
+    const sent = v1Requests.length;
+    await page.fill('#f-limit-concurrency', '');
+    await page.locator('#f-limit-concurrency').pressSequentially('4e');
+    await page.click('#save-profile');
+    assert.match((await fieldError(page, '#f-limit-concurrency')).text, /^Concurrent requests must be a number/);
+    assert.equal(v1Requests.length, sent, 'nothing was sent');
+    await page.fill('#f-limit-concurrency', '4');
+
+    // The API's 422 for a burst of 0 is shown at the burst input; nothing is stored.
+    await page.fill('#f-limit-burst', '0');
+    await page.click('#save-profile');
+    await eventually(async () => (await fieldError(page, '#f-limit-burst')).text, 'the server error at limits.burst');
+    const error = await fieldError(page, '#f-limit-burst');
+    assert.equal(error.invalid, 'true');
+    assert.match(error.text, /^Burst must be a whole number from 1 to 100000/);
+    assert.equal((await fieldError(page, '#f-limit-rate')).text, null);
+    assert.equal((await fieldError(page, '#f-limit-concurrency')).text, null, 'the earlier error is cleared');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'f-limit-burst', 'focus on the field');
+    assert.match(await page.textContent('#form-error'), /Please correct this field/);
+    await page.locator('#limits-clear').scrollIntoViewIfNeeded();
+    await screenshot(page, 'form-limits-error');
+    assert.equal((await stored()).version, after.version, 'nothing was stored');
+
+    // Removing them (in the same dialog, after the error) sends null.
+    await page.click('#limits-clear');
+    assert.deepEqual(await values(), ['', '', '']);
+    assert.equal(await page.textContent('#limits-state'), 'removed when you save');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'f-limit-rate');
+    await saveAndClose(page);
+    assert.equal(lastPatchBody().limits, null);
+    const refused = after.version;
+    after = await stored();
+    assert.ok(after.version > refused, 'a new version');
+    assert.equal(after.limits, null);
+    await eventually(async () => (await limitsLine().count()) === 0, 'the limits line to go');
+    await row(page, name).locator('[data-action="details"]').click();
+    await page.locator('#details-dialog').waitFor();
+    assert.equal(await page.textContent('#details-limits'), 'No limits');
+    await page.keyboard.press('Escape');
+    await page.locator('#details-dialog').waitFor({ state: 'hidden' });
+    await openEditOf(page, name);
+    assert.equal(await page.getAttribute('#limits-details', 'open'), null);
+    assert.deepEqual(await values(), ['', '', '']);
+    await closeProfileDialog(page);
+    await assertNoSecretInPage(page);
   });
 
   // ------------------------------------------------------------ the signing and certificate types

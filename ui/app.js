@@ -8,6 +8,7 @@ import { ApiError, call, paths, session, whenUnauthorized } from './api.js';
 import { OAUTH_TYPES, TYPE_LABELS, openEdit, openNew, setUpProfileForm } from './profile-form.js';
 import { deleteWarning, healthCell, openDetails, setUpDetails } from './health.js';
 import { expiryWarning } from './stored-fields.js';
+import { limitsText } from './limits.js';
 
 const PAGE_SIZE = 20;
 const SEARCH_DELAY_MS = 300;
@@ -240,6 +241,7 @@ function renderRow(profile) {
     el('td', {},
       el('div', { class: 'profile-name' }, profile.name),
       el('div', { class: 'profile-detail' }, describe(profile)),
+      profile.limits ? el('div', { class: 'profile-limits' }, `Limits: ${limitsText(profile.limits)}`) : null,
       warning ? el('div', { class: 'profile-warning' }, `⚠ ${warning}`) : null),
     el('td', {}, el('span', { class: `badge ${profile.type}` }, TYPE_LABELS[profile.type] ?? profile.type)),
     healthCell(profile),

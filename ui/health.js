@@ -1,10 +1,11 @@
 // Credential health on the page: the dot and line of each profile in the
-// list, the Details dialog (health and the profile's history from the audit
-// trail), and the warnings shown before a profile that is in use is edited or
+// list, the Details dialog (health, traffic limits and the profile's history
+// from the audit trail), and the warnings shown before a profile that is in use is edited or
 // deleted.
 
 import { $, el, fullDate, openDialog, shortTime, timeAgo } from './dom.js';
 import { ApiError, call, paths, session } from './api.js';
+import { limitsText } from './limits.js';
 
 const STATE_LABELS = {
   unused: 'Not used yet',
@@ -109,6 +110,8 @@ export async function openDetails(profile, opener) {
   $('#details-title').textContent = `“${fresh.name}”`;
   $('#details-subtitle').textContent = `Version ${fresh.version} · updated ${timeAgo(fresh.updated_at)}`;
   renderHealth(fresh.health);
+  const limits = limitsText(fresh.limits);
+  $('#details-limits').textContent = `${limits.charAt(0).toUpperCase()}${limits.slice(1)}`;
   $('#history-list').replaceChildren();
   $('#history-error').hidden = true;
   await loadHistory();

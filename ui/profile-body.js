@@ -1,5 +1,5 @@
 // What the New / Edit dialog sends: the form read into an API body
-// (`{name, type, config}`), with the fields that are missing. Only what the
+// (`{name, type, config, limits?}`), with the fields that are missing. Only what the
 // chosen type uses is read. A stored secret, key or certificate that was not
 // replaced is left out, so the server keeps it; one that was removed is sent
 // as null; optional text left empty is left out of a new profile and sent as
@@ -9,6 +9,7 @@ import { $ } from './dom.js';
 import { storedValue } from './stored-fields.js';
 import { collectTokenOptions } from './token-options.js';
 import { collectClientCertificate } from './client-certificate.js';
+import { collectLimits } from './limits.js';
 
 const form = $('#profile-form');
 const pairsList = $('#pairs-list');
@@ -132,7 +133,10 @@ export function readProfileForm(editing) {
   }
   if (type && type !== 'mtls') config.client_certificate = collectClientCertificate(r);
   for (const key of Object.keys(config)) if (config[key] === undefined) delete config[key];
-  return { body: { name, type, config }, missing: r.missing };
+  const body = { name, type, config };
+  const limits = collectLimits(r);
+  if (limits !== undefined) body.limits = limits;
+  return { body, missing: r.missing };
 }
 
 function collectSigningKey(r, config) {

@@ -19,6 +19,7 @@ import {
 } from './client-certificate.js';
 import { resetServiceAccountImport, setUpServiceAccountImport } from './service-account.js';
 import { readProfileForm } from './profile-body.js';
+import { fillLimits, resetLimits, setUpLimits } from './limits.js';
 
 export const TYPE_LABELS = {
   bearer: 'Bearer token',
@@ -68,6 +69,7 @@ export function setUpProfileForm(saved) {
   setUpTokenOptions();
   setUpClientCertificate();
   setUpServiceAccountImport(importServiceAccount);
+  setUpLimits();
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     save();
@@ -101,6 +103,7 @@ export async function openEdit(id, opener) {
   $('#f-name').value = profile.name;
   checkRadio('type', profile.type);
   fillStored(profile.type, profile.config ?? {});
+  fillLimits(profile.limits);
   showTypeFields();
   openDialog(dialog, { focus: $('#f-name'), opener });
 }
@@ -372,6 +375,7 @@ function reset() {
   resetTokenOptions();
   resetClientCertificate();
   resetServiceAccountImport();
+  resetLimits();
   for (const widget of $$('[data-secret]', form)) clearStored(widget);
   $('#profile-dialog-meta').hidden = true;
   $('#edit-warning').hidden = true;

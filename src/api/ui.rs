@@ -65,6 +65,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../ui/client-certificate.js"),
     },
     Asset {
+        name: "limits.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../ui/limits.js"),
+    },
+    Asset {
         name: "service-account.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../ui/service-account.js"),

@@ -32,6 +32,7 @@ async fn the_page_loads_without_a_token_under_a_strict_policy() {
         ("/ui/", "text/html; charset=utf-8", "no-store"),
         ("/ui/index.html", "text/html; charset=utf-8", "no-store"),
         ("/ui/app.js", "text/javascript; charset=utf-8", "no-cache"),
+        ("/ui/limits.js", "text/javascript; charset=utf-8", "no-cache"),
         ("/ui/app.css", "text/css; charset=utf-8", "no-cache"),
         ("/ui/favicon.svg", "image/svg+xml", "no-cache"),
     ] {
