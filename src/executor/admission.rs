@@ -29,7 +29,8 @@ impl JobRun<'_> {
         // job waits here, as long as its deadline allows.
         let background = phase == Phase::PostCall;
         let patience = Patience {
-            start_by: Instant::now() + budget.saturating_sub(MIN_ATTEMPT_BUDGET),
+            // A margin for a late wake-up: a turn at the very end would leave no time to send.
+            start_by: Instant::now() + budget.saturating_sub(2 * MIN_ATTEMPT_BUDGET),
             max_wait: if background { executor.settings.max_in_process_delay } else { budget },
             reserve: background,
         };
@@ -48,23 +49,15 @@ impl JobRun<'_> {
         };
         match executor.gates.admit(profile, auth.limits.as_ref(), patience, prepaid).await {
             Ok(permit) => {
-                if !permit.waited.is_zero() {
-                    executor.metrics.throttled(phase).inc();
+                if permit.waited {
+                    self.count_throttled();
                 }
                 Ok(Some(permit))
             }
             Err(refusal) => {
-                executor.metrics.throttled(phase).inc();
+                self.count_throttled();
                 Err(match refusal {
-                    Refusal::NoTurn => {
-                        let error = JobError::new(
-                            ErrorKind::RateLimited,
-                            "the profile's limits (or a 429's pause) left no turn before the deadline",
-                            false,
-                        );
-                        let response = self.last.take().and_then(|(_, response)| response);
-                        self.finish(Outcome::Failed, response, Some(error))
-                    }
+                    Refusal::NoTurn => self.no_turn(),
                     Refusal::Later { after, reserved: true } => {
                         let turn = Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero());
                         // Back a little early, to wait out the rest here: a delay queue
@@ -73,11 +66,30 @@ impl JobRun<'_> {
                         // they would all go at once, late.
                         self.delay(after.saturating_sub(patience.max_wait), Some(turn))
                     }
+                    // After the pause or a while for a slot, spread over half as long again.
                     Refusal::Later { after, reserved: false } => {
-                        self.delay(super::retry::with_jitter(after.max(UNRESERVED_DELAY), 0.5), None)
+                        self.delay(after.max(UNRESERVED_DELAY).mul_f64(1.0 + 0.5 * fastrand::f64()), None)
                     }
                 })
             }
+        }
+    }
+
+    /// The job's turn would come after it must have started (or its wait ran past it).
+    pub(super) fn no_turn(&mut self) -> Execution {
+        let error = JobError::new(
+            ErrorKind::RateLimited,
+            "the profile's limits (or a 429's pause) left no turn before the deadline",
+            false,
+        );
+        let response = self.last.take().and_then(|(_, response)| response);
+        self.finish(Outcome::Failed, response, Some(error))
+    }
+
+    /// `authrelay_jobs_throttled_total`: once per delivery, however often it waits.
+    fn count_throttled(&mut self) {
+        if !std::mem::replace(&mut self.throttled, true) {
+            self.executor.metrics.throttled(self.run.job.phase).inc();
         }
     }
 

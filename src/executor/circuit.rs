@@ -25,6 +25,15 @@ impl JobRun<'_> {
         }
     }
 
+    /// Fails or delays the job now when `origin`'s circuit is open, without
+    /// taking its probe (the job may yet wait for its profile's turn).
+    pub(super) fn circuit_closed(&mut self, origin: &Origin) -> Result<(), Execution> {
+        match self.executor.breakers.open_for(origin) {
+            Some(retry_in) => Err(self.circuit_open(origin, retry_in)),
+            None => Ok(()),
+        }
+    }
+
     fn circuit_open(&mut self, origin: &Origin, retry_in: Duration) -> Execution {
         let mut error = JobError::new(
             ErrorKind::CircuitOpen,
@@ -54,16 +63,25 @@ impl JobRun<'_> {
     }
 }
 
-/// What an attempt's end tells about its origin: connect errors, timeouts and
-/// 5xx count toward opening; a 4xx (401 included) and anything that sent
-/// nothing (the egress guard, a request that could not be signed) tell nothing.
-pub(super) fn report(end: &AttemptEnd) -> Report {
+/// An attempt the job's deadline cut shorter than this tells nothing about
+/// its origin: jobs that start at the end of their time (after waiting for a
+/// rate limit's turn, say) must not open a healthy origin's circuit.
+const TELLING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What an attempt's end (given `timeout`) tells about its origin: connect
+/// errors, timeouts and 5xx count toward opening; a 4xx (401 included) tells
+/// nothing; an attempt that sent nothing (the egress guard, a request that
+/// could not be signed) is not an attempt at the origin at all.
+pub(super) fn report(end: &AttemptEnd, timeout: Duration) -> Report {
     match end {
         AttemptEnd::Response(_) => Report::Answered,
         AttemptEnd::Unauthorized { .. } => Report::Neutral,
         AttemptEnd::Failed { error, response, .. } => match error.kind {
-            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::DeadlineExceeded => Report::Failed,
+            ErrorKind::Connect | ErrorKind::Timeout => Report::Failed,
+            ErrorKind::DeadlineExceeded if timeout >= TELLING_TIMEOUT => Report::Failed,
+            ErrorKind::DeadlineExceeded => Report::Neutral,
             ErrorKind::HttpStatus if response.as_ref().is_some_and(|r| r.status >= 500) => Report::Failed,
+            ErrorKind::DestinationBlocked | ErrorKind::InvalidJob => Report::NotSent,
             _ => Report::Neutral,
         },
     }
@@ -75,6 +93,8 @@ mod tests {
 
     use super::*;
     use crate::job::ResponseSummary;
+
+    const SECOND: Duration = Duration::from_secs(1);
 
     fn failed(kind: ErrorKind, status: Option<u16>) -> AttemptEnd {
         let response = status.map(|status| ResponseSummary {
@@ -89,13 +109,15 @@ mod tests {
     #[test]
     fn connect_errors_timeouts_and_5xx_count_and_4xx_or_nothing_sent_do_not() {
         for kind in [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::DeadlineExceeded] {
-            assert_eq!(report(&failed(kind, None)), Report::Failed, "{kind:?}");
+            assert_eq!(report(&failed(kind, None), SECOND), Report::Failed, "{kind:?}");
         }
-        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(503))), Report::Failed);
-        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(500))), Report::Failed);
-        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(429))), Report::Neutral);
-        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(404))), Report::Neutral);
-        assert_eq!(report(&failed(ErrorKind::DestinationBlocked, None)), Report::Neutral);
-        assert_eq!(report(&failed(ErrorKind::InvalidJob, None)), Report::Neutral);
+        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(503)), SECOND), Report::Failed);
+        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(500)), SECOND), Report::Failed);
+        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(429)), SECOND), Report::Neutral);
+        assert_eq!(report(&failed(ErrorKind::HttpStatus, Some(404)), SECOND), Report::Neutral);
+        assert_eq!(report(&failed(ErrorKind::DestinationBlocked, None), SECOND), Report::NotSent);
+        assert_eq!(report(&failed(ErrorKind::InvalidJob, None), SECOND), Report::NotSent);
+        let short = Duration::from_millis(30);
+        assert_eq!(report(&failed(ErrorKind::DeadlineExceeded, None), short), Report::Neutral, "cut short by the job");
     }
 }

@@ -170,6 +170,7 @@ impl Executor {
             attempts: run.attempts_before,
             last: None,
             verdict: Verdict::Unknown,
+            throttled: false,
             run,
         }
         .execute()
@@ -254,6 +255,8 @@ struct JobRun<'a> {
     attempts: u32,
     last: Option<(JobError, Option<ResponseSummary>)>,
     verdict: Verdict,
+    /// Counted in `authrelay_jobs_throttled_total` already.
+    throttled: bool,
 }
 
 impl JobRun<'_> {
@@ -291,12 +294,20 @@ impl JobRun<'_> {
 
         loop {
             let Some(budget) = executor.time_left(self.run.deadline) else { return self.out_of_time() };
+            // An open circuit fails a live job at once, before it waits for a turn.
+            if let Err(done) = self.circuit_closed(&origin) {
+                return done;
+            }
             // The profile's limits: held through the attempt (it is one of the requests in flight).
-            let _turn = match self.take_turn(budget).await {
-                Ok(permit) => permit,
+            let turn = match self.take_turn(budget).await {
+                Ok(turn) => turn,
                 Err(done) => return done,
             };
-            let Some(budget) = executor.time_left(self.run.deadline) else { return self.out_of_time() };
+            let Some(budget) = executor.time_left(self.run.deadline) else {
+                // The wait for the turn ran into the deadline.
+                return if turn.is_some_and(|t| t.waited) { self.no_turn() } else { self.out_of_time() };
+            };
+            // Taken after the turn, so that a probe is not held while waiting for one.
             let permit = match self.admit_to(&origin) {
                 Ok(permit) => permit,
                 Err(done) => return done,
@@ -312,6 +323,9 @@ impl JobRun<'_> {
                 Err((error, verdict)) => {
                     self.verdict = verdict.unwrap_or(self.verdict);
                     self.attempts = self.attempts.saturating_add(1);
+                    // Nothing reached the origin: a probe goes to the next job, the slot is free
+                    // while this one waits to retry.
+                    drop((turn, permit));
                     match self.after_failure(error, None, None).await {
                         ControlFlow::Continue(()) => continue,
                         ControlFlow::Break(done) => return done,
@@ -346,8 +360,10 @@ impl JobRun<'_> {
             };
             let started = tokio::time::Instant::now();
             let end = executor.attempt(attempt).await;
+            // The request is over: its concurrency slot is free while the job decides or waits to retry.
+            drop(turn);
             executor.metrics.lane(job.phase).attempt_duration.observe(started.elapsed().as_secs_f64());
-            permit.record(circuit::report(&end));
+            permit.record(circuit::report(&end, budget.min(by_request)));
             let presented = match (lookup, static_auth) {
                 (Some(lookup), _) => Presented::token(lookup, refetched_after_401),
                 (None, Some(_)) => Presented::Static,

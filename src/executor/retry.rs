@@ -60,14 +60,21 @@ pub fn under_idempotency(mut error: JobError, idempotent: bool) -> JobError {
     error
 }
 
-/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
+/// The longest `Retry-After` taken from a target (the longest delay queue): the
+/// value is the target's to choose, and a century would pause a profile for good.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3), at most [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
-    Some((when - now).to_std().unwrap_or(Duration::ZERO))
+    let after = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let when = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+            (when - now).to_std().unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(after.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -105,6 +112,11 @@ mod tests {
         assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("Sun, 29 Nov 2026 10:00:07 GMT", now), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(MAX_RETRY_AFTER),
+            "a target cannot pause forever"
+        );
     }
 
     #[test]

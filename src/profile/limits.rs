@@ -7,6 +7,8 @@ use serde_json::Value;
 
 use super::FieldErrors;
 
+/// The lowest rate a profile may declare: one request in about 17 minutes.
+pub const MIN_RATE_PER_S: f64 = 0.001;
 /// The highest rate a profile may declare: far above what one customer API
 /// allows, low enough that the spacing between requests stays above a microsecond.
 pub const MAX_RATE_PER_S: f64 = 100_000.0;
@@ -59,11 +61,11 @@ impl ProfileLimits {
         let rate_per_s = match object.get("rate_per_s") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_f64() {
-                Some(rate) if rate > 0.0 && rate <= MAX_RATE_PER_S => Some(rate),
+                Some(rate) if (MIN_RATE_PER_S..=MAX_RATE_PER_S).contains(&rate) => Some(rate),
                 _ => {
                     errors.add(
                         format!("{field}.rate_per_s"),
-                        format!("must be a number above 0 and at most {MAX_RATE_PER_S} (requests per second)"),
+                        format!("must be a number from {MIN_RATE_PER_S} to {MAX_RATE_PER_S} (requests per second)"),
                     );
                     None
                 }
@@ -136,6 +138,7 @@ mod tests {
     fn refuses_what_is_not_a_limit_naming_the_field() {
         assert_eq!(fields(json!({"rate_per_s": 0})), ["limits.rate_per_s"]);
         assert_eq!(fields(json!({"rate_per_s": -1})), ["limits.rate_per_s"]);
+        assert_eq!(fields(json!({"rate_per_s": 1e-300})), ["limits.rate_per_s"]);
         assert_eq!(fields(json!({"rate_per_s": "10"})), ["limits.rate_per_s"]);
         assert_eq!(fields(json!({"rate_per_s": 1, "burst": 0})), ["limits.burst"]);
         assert_eq!(fields(json!({"rate_per_s": 1, "burst": 1.5})), ["limits.burst"]);

@@ -67,8 +67,11 @@ pub enum Report {
     Answered,
     /// A connect error, a timeout or a 5xx: counts toward opening.
     Failed,
-    /// Tells nothing about the origin's health (a 4xx, or nothing was sent).
+    /// Tells nothing about the origin's health (a 4xx).
     Neutral,
+    /// Nothing reached the origin (the egress guard, a request that could not
+    /// be signed): a probe goes to the next job instead of closing the circuit.
+    NotSent,
 }
 
 /// Whether an attempt may go to an origin.
@@ -92,6 +95,10 @@ pub struct Permit {
 impl Permit {
     /// Reports how the attempt ended.
     pub fn record(mut self, report: Report) {
+        if report == Report::NotSent {
+            // Dropped unreported: a probe is handed on.
+            return;
+        }
         if let Some(breakers) = self.breakers.take() {
             breakers.record(&self.origin, self.probe, report);
         }
@@ -194,6 +201,20 @@ impl Breakers {
             }
             // The probe is out: its answer comes within an attempt's time.
             Circuit::HalfOpen { probe_out: true, .. } => Admission::Open { retry_in: self.shared.settings.open_for },
+        }
+    }
+
+    /// How long until `origin` may take an attempt, when its circuit is open
+    /// (or half-open with its probe out); takes nothing.
+    pub fn open_for(&self, origin: &Origin) -> Option<Duration> {
+        if self.shared.kept.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        match lock(&self.shared.circuits).peek(origin)? {
+            Circuit::Open { until, .. } if now < *until => Some(*until - now),
+            Circuit::HalfOpen { probe_out: true, .. } => Some(self.shared.settings.open_for),
+            _ => None,
         }
     }
 

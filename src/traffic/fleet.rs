@@ -12,7 +12,7 @@ use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::limits::ProfileGates;
+use super::limits::{MAX_PAUSE, ProfileGates};
 use crate::db::DbError;
 use crate::error_text::Chain;
 use crate::metrics::Metrics;
@@ -51,6 +51,12 @@ impl Fleet {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
+                // A 429's pause is written at once (the others read it at their next beat).
+                _ = self.gates.pause_heard() => {
+                    if let Err(e) = self.share_pauses().await {
+                        tracing::debug!(error = %Chain(&e), "cannot share a pause yet; kept for the next beat");
+                    }
+                }
                 _ = ticks.tick() => {
                     match self.beat().await {
                         Ok(()) if std::mem::take(&mut failing) => tracing::info!("fleet membership written again"),
@@ -73,27 +79,8 @@ impl Fleet {
     /// Says this process is alive; passes on the pauses heard here; reads who
     /// else is alive, and the fleet's pauses.
     async fn beat(&self) -> Result<(), DbError> {
+        let shared = self.share_pauses().await;
         let client = self.pool.get().await?;
-        let news = self.gates.take_pause_news();
-        for (profile, until) in &news {
-            // The profile may be gone meanwhile: then there is nothing to pause.
-            let shared = client
-                .execute(
-                    "INSERT INTO profile_pauses (profile_id, paused_until)
-                     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM auth_profiles WHERE id = $1)
-                     ON CONFLICT (profile_id) DO UPDATE
-                     SET paused_until = greatest(profile_pauses.paused_until, excluded.paused_until)",
-                    &[profile, until],
-                )
-                .await;
-            if let Err(e) = shared {
-                // Kept for the next beat.
-                for (profile, until) in news {
-                    self.gates.pause_news(profile, until);
-                }
-                return Err(e.into());
-            }
-        }
         client
             .execute(
                 "INSERT INTO fleet_members (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET seen_at = now()",
@@ -117,12 +104,49 @@ impl Fleet {
             .await?;
         let now = tokio::time::Instant::now();
         for row in pauses {
-            let left = Duration::from_millis(row.get::<_, i64>(1).max(0) as u64);
-            self.gates.pause_locally(row.get(0), now + left);
+            let left = Duration::from_millis(row.get::<_, i64>(1).max(0) as u64).min(MAX_PAUSE);
+            self.gates.pause_locally(row.get(0), now.checked_add(left).unwrap_or(now));
         }
         // Leftovers of processes that died without leaving, and of pauses long over.
         client.execute("DELETE FROM fleet_members WHERE seen_at < now() - interval '1 hour'", &[]).await?;
         client.execute("DELETE FROM profile_pauses WHERE paused_until < now() - interval '1 minute'", &[]).await?;
+        shared
+    }
+
+    /// Writes the pauses heard here since the last time; kept for the next try when that fails.
+    async fn share_pauses(&self) -> Result<(), DbError> {
+        let news = self.gates.take_pause_news();
+        if news.is_empty() {
+            return Ok(());
+        }
+        let client = match self.pool.get().await {
+            Ok(client) => client,
+            Err(e) => {
+                for (profile, until) in news {
+                    self.gates.pause_news(profile, until);
+                }
+                return Err(e.into());
+            }
+        };
+        for (profile, until) in &news {
+            // The profile may be gone meanwhile: then there is nothing to pause.
+            let shared = client
+                .execute(
+                    "INSERT INTO profile_pauses (profile_id, paused_until)
+                     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM auth_profiles WHERE id = $1)
+                     ON CONFLICT (profile_id) DO UPDATE
+                     SET paused_until = greatest(profile_pauses.paused_until, excluded.paused_until)",
+                    &[profile, until],
+                )
+                .await;
+            if let Err(e) = shared {
+                // Kept for the next beat.
+                for (profile, until) in news {
+                    self.gates.pause_news(profile, until);
+                }
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 

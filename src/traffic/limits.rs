@@ -66,7 +66,8 @@ impl FleetShare {
 
     /// The time between two requests of this process at a fleet-wide `rate_per_s`.
     pub fn interval(&self, rate_per_s: f64) -> Duration {
-        Duration::from_secs_f64(f64::from(self.size()) / rate_per_s)
+        // Profiles keep rates of at least MIN_RATE_PER_S; the fallback only guards arithmetic.
+        Duration::try_from_secs_f64(f64::from(self.size()) / rate_per_s).unwrap_or(Duration::from_secs(86_400))
     }
 
     /// How far ahead of its spacing a request may go: this process's share of
@@ -105,14 +106,8 @@ pub struct Patience {
 #[derive(Debug)]
 pub struct Permit {
     gate: Option<Arc<Gate>>,
-    /// How long the job waited for it.
-    pub waited: Duration,
-}
-
-impl Permit {
-    fn free() -> Self {
-        Self { gate: None, waited: Duration::ZERO }
-    }
+    /// Whether the job had to wait for it (a pause, a turn, a free slot).
+    pub waited: bool,
 }
 
 impl Drop for Permit {
@@ -152,7 +147,11 @@ pub struct ProfileGates {
     fleet: Arc<FleetShare>,
     /// Pauses heard here, for [`super::fleet`] to pass on to the rest of the fleet.
     pause_news: std::sync::Mutex<HashMap<Uuid, DateTime<Utc>>>,
+    news: Notify,
 }
+
+/// The longest pause a `Retry-After` can impose (the value comes from the target).
+pub const MAX_PAUSE: Duration = Duration::from_secs(24 * 3600);
 
 impl ProfileGates {
     pub fn new(fleet: Arc<FleetShare>) -> Self {
@@ -162,6 +161,7 @@ impl ProfileGates {
             paused_profiles: AtomicUsize::new(0),
             fleet,
             pause_news: Default::default(),
+            news: Notify::new(),
         }
     }
 
@@ -171,7 +171,7 @@ impl ProfileGates {
 
     /// Waits for the turn of one request of `profile` under `limits`, within
     /// `patience`. A `prepaid` job holds a rate turn reserved earlier (it was
-    /// refused `Later` with `reserved`), so only the pause and the concurrency apply.
+    /// refused `Later` with `reserved`), so it takes no turn in the plan.
     pub async fn admit(
         &self,
         profile: Uuid,
@@ -180,11 +180,14 @@ impl ProfileGates {
         prepaid: bool,
     ) -> Result<Permit, Refusal> {
         let started = Instant::now();
-        self.wait_out_pause(profile, patience).await?;
-        let Some(limits) = limits else { return Ok(Permit::free()) };
+        let mut waited = self.wait_out_pause(profile, patience).await?;
+        let Some(limits) = limits else { return Ok(Permit { gate: None, waited }) };
         let gate = self.gate(profile);
         loop {
+            // Registered before the check, so a release between the check and the wait is not missed.
             let freed = gate.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             let wait = {
                 let now = Instant::now();
                 let mut state = lock(&gate.state);
@@ -194,29 +197,7 @@ impl ProfileGates {
                     None
                 } else {
                     let wait = match limits.rate_per_s {
-                        Some(rate) => {
-                            let interval = self.fleet.interval(rate);
-                            let tolerance = self.fleet.tolerance(limits, interval);
-                            let turn = if prepaid {
-                                now
-                            } else {
-                                let due = state.due.max(now);
-                                let turn = due.checked_sub(tolerance).unwrap_or(now).max(now);
-                                match refuse(turn, patience, turn - now) {
-                                    Err(Refusal::Later { after, .. }) if patience.reserve => {
-                                        state.due = due + interval;
-                                        return Err(Refusal::Later { after, reserved: true });
-                                    }
-                                    refused => refused?,
-                                }
-                                state.due = due + interval;
-                                turn
-                            };
-                            // Never faster than the rate at the target, whatever came back late.
-                            let send_at = turn.max(state.sent_due.checked_sub(tolerance).unwrap_or(turn));
-                            state.sent_due = state.sent_due.max(send_at) + interval;
-                            send_at - now
-                        }
+                        Some(rate) => self.schedule(&mut state, limits, rate, now, patience, prepaid)?,
                         None => Duration::ZERO,
                     };
                     state.in_flight += 1;
@@ -225,14 +206,17 @@ impl ProfileGates {
             };
             match wait {
                 Some(wait) => {
-                    let permit = Permit { gate: Some(gate.clone()), waited: started.elapsed() + wait };
+                    let mut permit = Permit { gate: Some(gate.clone()), waited: waited || !wait.is_zero() };
                     // The slot is held while waiting for the rate's turn (a request sent
                     // later than its turn could otherwise bunch with the next ones).
                     tokio::time::sleep(wait).await;
+                    // A 429 heard meanwhile pauses this request too (the permit frees its slot if refused).
+                    permit.waited |= self.wait_out_pause(profile, patience).await?;
                     return Ok(permit);
                 }
                 None => {
                     // Every concurrency slot is taken: wait for a release, as long as patience lasts.
+                    waited = true;
                     let give_up = patience.start_by.min(started + patience.max_wait);
                     tokio::select! {
                         _ = freed => {}
@@ -249,11 +233,73 @@ impl ProfileGates {
         }
     }
 
+    /// When the next request of a rate-limited profile may go, or why it may
+    /// not; state changes only for a request that goes or a turn reserved.
+    ///
+    /// Two buckets: the *plan* (`due`) hands out turns, reserved ones
+    /// included, to background jobs; *what was sent* (`sent_due`) keeps every
+    /// request, live or background, on time or late, at the rate. A live job
+    /// goes by what was sent only, so a backlog's reserved turns never keep a
+    /// caller waiting; it still takes its place in the plan.
+    fn schedule(
+        &self,
+        state: &mut GateState,
+        limits: &ProfileLimits,
+        rate: f64,
+        now: Instant,
+        patience: Patience,
+        prepaid: bool,
+    ) -> Result<Duration, Refusal> {
+        let interval = self.fleet.interval(rate);
+        let tolerance = self.fleet.tolerance(limits, interval);
+        let by_sends = |from: Instant| from.max(state.sent_due.checked_sub(tolerance).unwrap_or(from));
+        let send_at = if prepaid {
+            let send_at = by_sends(now);
+            refuse(send_at, patience, send_at - now).map_err(|refusal| match refusal {
+                // Its turn is still its own: back later with it.
+                Refusal::Later { after, .. } => Refusal::Later { after, reserved: true },
+                other => other,
+            })?;
+            send_at
+        } else if !patience.reserve {
+            let send_at = by_sends(now);
+            refuse(send_at, patience, send_at - now)?;
+            state.due = state.due.max(now) + interval;
+            send_at
+        } else {
+            let due = state.due.max(now);
+            let send_at = by_sends(due.checked_sub(tolerance).unwrap_or(now).max(now));
+            if let Err(refusal) = refuse(send_at, patience, send_at - now) {
+                if let Refusal::Later { after, .. } = refusal {
+                    state.due = due + interval;
+                    return Err(Refusal::Later { after, reserved: true });
+                }
+                return Err(refusal);
+            }
+            state.due = due + interval;
+            send_at
+        };
+        state.sent_due = state.sent_due.max(send_at) + interval;
+        Ok(send_at - now)
+    }
+
     /// A `429` with `Retry-After`: every job of `profile` waits until `until`,
     /// here at once and in the rest of the fleet at its next beat.
     pub fn pause(&self, profile: Uuid, after: Duration) {
-        self.pause_locally(profile, Instant::now() + after);
-        self.pause_news(profile, Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::zero()));
+        let after = after.min(MAX_PAUSE);
+        let now = Instant::now();
+        self.pause_locally(profile, now.checked_add(after).unwrap_or(now));
+        let until = chrono::Duration::from_std(after).ok().and_then(|d| Utc::now().checked_add_signed(d));
+        if let Some(until) = until {
+            self.pause_news(profile, until);
+            // Shared now, not at the next beat: the rest of the fleet then hears it within one beat.
+            self.news.notify_one();
+        }
+    }
+
+    /// Resolves when a pause heard here waits to be shared with the fleet.
+    pub async fn pause_heard(&self) {
+        self.news.notified().await;
     }
 
     /// Keeps a pause for the rest of the fleet to hear at the next beat.
@@ -290,16 +336,17 @@ impl ProfileGates {
         });
     }
 
-    async fn wait_out_pause(&self, profile: Uuid, patience: Patience) -> Result<(), Refusal> {
+    /// Waits out a pause of `profile`, if any; whether it waited.
+    async fn wait_out_pause(&self, profile: Uuid, patience: Patience) -> Result<bool, Refusal> {
         if self.paused_profiles.load(Ordering::Relaxed) == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let until = lock(&self.pauses).get(&profile).copied();
         let now = Instant::now();
-        let Some(until) = until.filter(|u| *u > now) else { return Ok(()) };
+        let Some(until) = until.filter(|u| *u > now) else { return Ok(false) };
         refuse(until, patience, until - now)?;
         tokio::time::sleep_until(until).await;
-        Ok(())
+        Ok(true)
     }
 
     fn gate(&self, profile: Uuid) -> Arc<Gate> {
@@ -474,6 +521,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_live_job_is_not_kept_waiting_by_a_backlogs_reserved_turns() {
+        let gates = gates(1, 0);
+        let id = Uuid::new_v4();
+        let limits = rate(1.0, None);
+        let background = Patience { reserve: true, ..within(Duration::from_secs(86_400), Duration::from_millis(500)) };
+        drop(gates.admit(id, Some(&limits), background, false).await.unwrap());
+        for n in 2..=100u64 {
+            let refusal = gates.admit(id, Some(&limits), background, false).await.unwrap_err();
+            assert!(matches!(refusal, Refusal::Later { reserved: true, .. }), "{n}: {refusal:?}");
+        }
+        // 99 turns reserved over the next 99 s; a caller waits one interval, not 99 s.
+        let start = Instant::now();
+        let live = within(Duration::from_secs(5), Duration::from_secs(5));
+        drop(gates.admit(id, Some(&limits), live, false).await.unwrap());
+        assert_eq!((Instant::now() - start).as_millis(), 1000);
+        // ... and the next background job's turn moved back by the one the caller took.
+        let next = gates.admit(id, Some(&limits), background, false).await.unwrap_err();
+        assert_eq!(next, Refusal::Later { after: Duration::from_secs(100), reserved: true });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_from_the_target_cannot_overflow_or_pause_forever() {
+        let gates = gates(1, 0);
+        let id = Uuid::new_v4();
+        gates.pause(id, Duration::MAX);
+        let until = *gates.take_pause_news().get(&id).unwrap();
+        assert!(until <= Utc::now() + chrono::Duration::hours(24) + chrono::Duration::seconds(1));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn concurrency_holds_and_a_release_lets_the_next_one_in() {
         let gates = Arc::new(gates(1, 0));
         let id = Uuid::new_v4();
@@ -488,7 +565,7 @@ mod tests {
         assert!(!third.is_finished(), "a third request waits while two are in flight");
         drop(a);
         let third = third.await.unwrap();
-        assert_eq!(third.waited, Duration::from_millis(300));
+        assert!(third.waited);
         let soon = within(Duration::from_millis(50), Duration::from_secs(1));
         assert_eq!(gates.admit(id, Some(&limits), soon, false).await.unwrap_err(), Refusal::NoTurn);
     }

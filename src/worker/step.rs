@@ -105,7 +105,7 @@ impl WorkerContext {
             }
         };
 
-        let turn = headers::read_time(amqp_headers, headers::TURN);
+        let turn = reserved_turn(amqp_headers);
         let run = Run { job: &job, auth: auth.as_ref(), deadline, attempts_before, started_at: received_at, turn };
         match self.executor.run(run).await {
             Execution::Finished(result, verdict) => {
@@ -181,4 +181,13 @@ fn rejected(identity: &JobIdentity, error: JobError, attempts: u32, received_at:
     let mut result = JobResult::unattempted(identity, Outcome::Rejected, Some(error), received_at);
     result.attempts = attempts;
     Disposition::Done { result: Box::new(result), park: Some(park) }
+}
+
+/// The rate-limit turn a delayed job reserved, when it comes back through a
+/// delay queue (RabbitMQ adds `x-death` on the way) and is no further off than
+/// the longest delay: a turn on a message a producer published itself is ignored.
+fn reserved_turn(amqp_headers: Option<&FieldTable>) -> Option<DateTime<Utc>> {
+    let dead_lettered = amqp_headers.is_some_and(|h| h.inner().contains_key("x-death"));
+    let turn = headers::read_time(amqp_headers, headers::TURN).filter(|_| dead_lettered)?;
+    (turn < Utc::now() + chrono::Duration::hours(25)).then_some(turn)
 }

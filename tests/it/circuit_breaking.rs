@@ -180,7 +180,7 @@ async fn post_call_jobs_wait_for_an_open_circuit_without_spending_attempts_and_s
         assert_eq!(result["attempts"], 1, "waiting spent no attempt (max_attempts is 1): {result}");
     }
     assert_eq!(target.requests(), 2 + 5, "one request per job, none lost to the open circuit");
-    assert!(probe - opened_at >= Duration::from_millis(800), "the probe went {:?} after opening", probe - opened_at);
+    assert!(probe - opened_at >= Duration::from_millis(700), "the probe went {:?} after opening", probe - opened_at);
     assert!(next - probe >= Duration::from_millis(300), "a second request went while the probe was out");
     assert_eq!(h.metric(r#"authrelay_circuit_transitions_total{to="half_open"}"#).await, 1.0);
     assert_eq!(h.metric(r#"authrelay_circuit_transitions_total{to="closed"}"#).await, 1.0);
