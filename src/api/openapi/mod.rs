@@ -80,9 +80,8 @@ impl Modify for AdminToken {
             if !path.starts_with("/v1/") || path == OPENAPI_PATH {
                 continue;
             }
-            for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
-                .into_iter()
-                .flatten()
+            for operation in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
             {
                 operation.security = Some(vec![SecurityRequirement::new(ADMIN_TOKEN, Vec::<String>::new())]);
                 operation.responses.responses.insert("401".into(), unauthorized.clone().into());
