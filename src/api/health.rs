@@ -8,13 +8,13 @@ use serde_json::json;
 
 use super::ApiState;
 
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", summary = "Liveness", tag = "operations",
     responses((status = 200, description = "the process answers", body = super::openapi::types::Liveness)))]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", summary = "Readiness", tag = "operations",
     responses(
         (status = 200, description = "ready: the database and broker are reachable", body = super::openapi::types::Readiness),
         (status = 503, description = "not ready; `checks` says which part", body = super::openapi::types::Readiness),
@@ -25,7 +25,7 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     (status, Json(json!({"status": if ready { "ready" } else { "not_ready" }, "checks": checks})))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())

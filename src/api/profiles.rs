@@ -22,7 +22,7 @@ fn profile_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::not_found("profile"))
 }
 
-#[utoipa::path(post, path = "/v1/workspaces/{ws}/auth-profiles", tag = "profiles",
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/auth-profiles", summary = "Create a profile", tag = "profiles",
     params(("ws" = String, Path, description = "the workspace (tenant) id")),
     request_body = super::openapi::types::NewProfile,
     responses(
@@ -43,7 +43,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(profile.view())).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/auth-profiles", tag = "profiles",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/auth-profiles", summary = "List and search profiles", tag = "profiles",
     params(("ws" = String, Path, description = "the workspace (tenant) id"),
         ("q" = Option<String>, Query, description = "case-insensitive substring of the name"),
         ("type" = Option<super::openapi::types::AuthType>, Query, description = "only profiles of this type"),
@@ -84,7 +84,7 @@ pub async fn list(
     Ok(Json(page).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/auth-profiles/{id}", tag = "profiles",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/auth-profiles/{id}", summary = "Read one profile (masked)", tag = "profiles",
     params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
     responses(
         (status = 200, description = "the profile, secrets masked", body = super::openapi::types::Profile),
@@ -95,7 +95,7 @@ pub async fn show(State(state): State<ApiState>, Path((ws, id)): Path<(String, S
     Ok(Json(view).into_response())
 }
 
-#[utoipa::path(patch, path = "/v1/workspaces/{ws}/auth-profiles/{id}", tag = "profiles",
+#[utoipa::path(patch, path = "/v1/workspaces/{ws}/auth-profiles/{id}", summary = "Change a profile", tag = "profiles",
     params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
     request_body = super::openapi::types::ProfilePatch,
     responses(
@@ -117,7 +117,7 @@ pub async fn update(
     Ok(Json(state.store.view_of(&profile).await?).into_response())
 }
 
-#[utoipa::path(delete, path = "/v1/workspaces/{ws}/auth-profiles/{id}", tag = "profiles",
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/auth-profiles/{id}", summary = "Delete an unused profile", tag = "profiles",
     params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
     responses(
         (status = 204, description = "deleted; emits `profile.deleted`"),
@@ -136,7 +136,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/auth-profiles/{id}/usage", tag = "profiles",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/auth-profiles/{id}/usage", summary = "Which actions and flow nodes use a profile", tag = "profiles",
     params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
     responses(
         (status = 200, description = "the actions and flow nodes that use the profile", body = super::openapi::types::Usage),
@@ -166,7 +166,7 @@ fn reference_kind(raw: &str) -> Result<ReferenceKind, ApiError> {
     })
 }
 
-#[utoipa::path(put, path = "/v1/workspaces/{ws}/references/{kind}/{ref_id}", tag = "references",
+#[utoipa::path(put, path = "/v1/workspaces/{ws}/references/{kind}/{ref_id}", summary = "Record that an action or flow node uses a profile", tag = "references",
     params(("ws" = String, Path, description = "the workspace (tenant) id"),
         ("kind" = super::openapi::types::ReferenceKind, Path, description = "what references the profile"),
         ("ref_id" = String, Path, description = "the action's or flow node's id"),
@@ -192,7 +192,7 @@ pub async fn put_reference(
     Ok((status, Json(reference)).into_response())
 }
 
-#[utoipa::path(delete, path = "/v1/workspaces/{ws}/references/{kind}/{ref_id}", tag = "references",
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/references/{kind}/{ref_id}", summary = "Record that it no longer does", tag = "references",
     params(("ws" = String, Path, description = "the workspace (tenant) id"),
         ("kind" = super::openapi::types::ReferenceKind, Path, description = "what references the profile"),
         ("ref_id" = String, Path, description = "the action's or flow node's id"),
@@ -223,7 +223,7 @@ pub struct TestBody {
 
 /// Tries the credentials now: OAuth 2.0 fetches a fresh token; any type may
 /// call a URL with them. The report never holds a secret.
-#[utoipa::path(post, path = "/v1/workspaces/{ws}/auth-profiles/{id}/test", tag = "profiles",
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/auth-profiles/{id}/test", summary = "Try a profile's credentials now", tag = "profiles",
     params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
     request_body(content = Option<super::openapi::types::TestBody>, description = "optional: a URL to call with the credentials"),
     responses(
@@ -266,7 +266,7 @@ pub async fn test(
 /// `GET /v1/workspaces/{ws}/audit?profile_id=&limit=&cursor=`: newest first,
 /// field names only, never a value. Another workspace's trail is never shown:
 /// a profile id of another workspace finds nothing.
-#[utoipa::path(get, path = "/v1/workspaces/{ws}/audit", tag = "audit",
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/audit", summary = "The audit trail of a workspace's profiles", tag = "audit",
     params(("ws" = String, Path, description = "the workspace (tenant) id"),
         ("profile_id" = Option<Uuid>, Query, description = "only this profile's entries"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size (default 50)"),

@@ -20,7 +20,7 @@ pub struct ReplayTarget {
 }
 
 /// `POST /v1/replay`: the same operation and filters as `authrelay replay`.
-#[utoipa::path(post, path = "/v1/replay", tag = "replay",
+#[utoipa::path(post, path = "/v1/replay", summary = "Move parked jobs back to their queues", tag = "replay",
     request_body = super::openapi::types::ReplayRequest,
     responses(
         (status = 200, description = "how many parked jobs moved (or would move)", body = super::openapi::types::ReplayReport),

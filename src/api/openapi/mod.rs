@@ -49,7 +49,6 @@ const ADMIN_TOKEN: &str = "admin_token";
         super::health::readyz,
         super::health::metrics,
     ),
-    components(schemas(auth::InlineAuth)),
     modifiers(&AdminToken),
     tags(
         (name = "profiles", description = "Auth Profiles: create, list and search, read (masked), update, delete, usage, test"),
@@ -62,7 +61,7 @@ const ADMIN_TOKEN: &str = "admin_token";
 struct ApiDoc;
 
 /// Puts the admin token on every `/v1` operation but this document, with the
-/// 401 it answers without one.
+/// 401 it answers without one; the others say they need no credentials.
 struct AdminToken;
 
 impl Modify for AdminToken {
@@ -77,14 +76,17 @@ impl Modify for AdminToken {
             .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build())
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/v1/") || path == OPENAPI_PATH {
-                continue;
-            }
+            let open = !path.starts_with("/v1/") || path == OPENAPI_PATH;
             for operation in
                 [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
             {
-                operation.security = Some(vec![SecurityRequirement::new(ADMIN_TOKEN, Vec::<String>::new())]);
-                operation.responses.responses.insert("401".into(), unauthorized.clone().into());
+                if open {
+                    // `[{}]`: said outright that no credentials are needed.
+                    operation.security = Some(vec![SecurityRequirement::default()]);
+                } else {
+                    operation.security = Some(vec![SecurityRequirement::new(ADMIN_TOKEN, Vec::<String>::new())]);
+                    operation.responses.responses.insert("401".into(), unauthorized.clone().into());
+                }
             }
         }
     }
@@ -105,7 +107,7 @@ pub fn document_json() -> &'static str {
 }
 
 /// `GET /v1/openapi.json`: this document (no token needed).
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/v1/openapi.json", summary = "This OpenAPI 3.1 document", tag = "operations",
     responses((status = 200, description = "this OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
 pub async fn serve() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], document_json())
