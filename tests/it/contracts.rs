@@ -225,7 +225,7 @@ async fn real_answers_of_the_api_validate_against_the_document() {
     );
     assert_eq!(invalid["details"][0]["field"], "config.token");
 
-    let (status, audit) = app.get(&format!("/v1/workspaces/acme/audit?limit=50")).await;
+    let (status, audit) = app.get("/v1/workspaces/acme/audit?limit=50").await;
     assert_eq!(status, 200);
     assert!(audit["items"].as_array().unwrap().len() > ids.len(), "{audit}");
     assert_eq!(contracts::errors(&contracts::component("AuditPage"), &audit), Vec::<String>::new(), "{audit}");

@@ -1,10 +1,11 @@
 //! The OpenAPI 3.1 document of the admin API (contract §11), generated from
 //! the handlers' `#[utoipa::path]` attributes and the body types in
-//! [`types`] and [`auth`]. Served at `GET /v1/openapi.json` without a token,
+//! [`types`], [`auth`] (configs as written) and [`masked`] (as read). Served at `GET /v1/openapi.json` without a token,
 //! and committed as `docs/openapi.json`: `tests/it/contracts.rs` fails when
 //! the two differ (`UPDATE_CONTRACTS=1` rewrites the file).
 
 pub mod auth;
+pub mod masked;
 pub mod types;
 
 use std::sync::OnceLock;

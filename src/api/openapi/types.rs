@@ -17,9 +17,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::{
-    ApiKeyInput, AwsSigv4Input, BasicInput, BearerInput, ClientCertificateInput, ConfigRead, HmacInput,
+    ApiKeyInput, AwsSigv4Input, BasicInput, BearerInput, ClientCertificateInput, HmacInput,
     OAuth2ClientCredentialsInput, OAuth2JwtBearerInput,
 };
+use super::masked::ConfigRead;
 
 /// The credential types (contract §5 and §8).
 #[derive(ToSchema)]
