@@ -47,8 +47,7 @@ pub struct Job {
     /// After this the result is useless (default per phase: during_call 5 s,
     /// pre_call 10 s, post_call 24 h from receipt).
     pub deadline: Option<DateTime<Utc>>,
-    /// Overrides the phase default (during_call 2, pre_call 3, post_call 8);
-    /// at most `AUTHRELAY_MAX_ATTEMPTS_LIMIT`-style limits of the worker (default 20).
+    /// Overrides the phase default (during_call 2, pre_call 3, post_call 8); at most 20.
     #[schemars(range(min = 1, max = 20))]
     pub max_attempts: Option<u32>,
 }
@@ -77,7 +76,7 @@ pub struct JobRequest {
     pub body: Option<Value>,
     /// Sent as `application/x-www-form-urlencoded`.
     pub form: Option<BTreeMap<String, Scalar>>,
-    /// Per attempt, at most 300 000 (the worker's default limit).
+    /// Per attempt, in milliseconds: at most 300 000 (5 min).
     #[schemars(range(min = 1, max = 300_000))]
     pub timeout_ms: Option<u64>,
     /// `false`: a failure after the request may have reached the target is
