@@ -29,7 +29,7 @@ fn profile_id(raw: &str) -> Result<Uuid, ApiError> {
         (status = 201, description = "created; secrets masked", body = super::openapi::types::Profile),
         (status = 400, description = "not JSON", body = super::openapi::types::Error),
         (status = 409, description = "`name_taken`: the name is used in this workspace", body = super::openapi::types::Error),
-        (status = 422, description = "invalid input; nothing stored", body = super::openapi::types::ValidationError),
+        (status = 422, description = "invalid input; nothing stored", body = super::openapi::types::Unprocessable),
     ))]
 pub async fn create(
     State(state): State<ApiState>,
@@ -103,7 +103,7 @@ pub async fn show(State(state): State<ApiState>, Path((ws, id)): Path<(String, S
         (status = 400, description = "not JSON", body = super::openapi::types::Error),
         (status = 404, description = "no such profile in this workspace", body = super::openapi::types::Error),
         (status = 409, description = "`name_taken`", body = super::openapi::types::Error),
-        (status = 422, description = "invalid input; nothing stored", body = super::openapi::types::ValidationError),
+        (status = 422, description = "invalid input; nothing stored", body = super::openapi::types::Unprocessable),
     ))]
 pub async fn update(
     State(state): State<ApiState>,
@@ -176,7 +176,7 @@ fn reference_kind(raw: &str) -> Result<ReferenceKind, ApiError> {
         (status = 201, description = "the reference was created", body = super::openapi::types::Reference),
         (status = 200, description = "the reference was replaced", body = super::openapi::types::Reference),
         (status = 404, description = "no such profile in this workspace", body = super::openapi::types::Error),
-        (status = 422, description = "invalid kind or profile id", body = super::openapi::types::ValidationError),
+        (status = 422, description = "invalid kind or profile id", body = super::openapi::types::Unprocessable),
     ))]
 pub async fn put_reference(
     State(state): State<ApiState>,

@@ -24,7 +24,7 @@ pub struct ReplayTarget {
     request_body = super::openapi::types::ReplayRequest,
     responses(
         (status = 200, description = "how many parked jobs moved (or would move)", body = super::openapi::types::ReplayReport),
-        (status = 422, description = "invalid filter", body = super::openapi::types::ValidationError),
+        (status = 422, description = "invalid filter", body = super::openapi::types::Unprocessable),
         (status = 503, description = "`broker_unavailable`", body = super::openapi::types::Error),
     ))]
 pub async fn replay(

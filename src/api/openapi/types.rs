@@ -368,6 +368,25 @@ pub struct ValidationError {
     pub details: Vec<FieldError>,
 }
 
+/// 422 before validation: the body is JSON but not of the expected shape
+/// (an unknown field, a wrong JSON type); the message names the field.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidBody {
+    #[schema(pattern = "^invalid_body$")]
+    pub error: String,
+    pub message: String,
+}
+
+/// 422 of a JSON body: `validation_failed` with `details`, or `invalid_body`
+/// when the body is not of the expected shape at all.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum Unprocessable {
+    Invalid(ValidationError),
+    Shape(InvalidBody),
+}
+
 /// 409 on delete: the profile is still referenced.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
