@@ -20,7 +20,7 @@ use authrelay_testkit::app::{spawn_api, spawn_worker};
 use authrelay_testkit::contracts::{self, Message};
 use authrelay_testkit::targets::{Target, closed_addr};
 use authrelay_testkit::tls::TestCa;
-use authrelay_testkit::{JobExt as _, deadline_in, job};
+use authrelay_testkit::{JobExt as _, deadline_in, job, json_props};
 use serde_json::{Value, json};
 
 use crate::WAIT;
@@ -439,5 +439,41 @@ async fn results_of_each_outcome_and_the_events_of_a_profile_validate() {
     })
     .await;
     assert!(seen.len() >= 4, "{seen:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_harness_catches_a_result_an_event_or_an_answer_that_breaks_the_contracts() {
+    let app = spawn_api().await;
+    let broker = &app.broker;
+    // A result and an event of the wrong shape, published where authrelay publishes its own.
+    let bogus_result = json!({"job_id": "bogus", "outcome": "maybe"});
+    let results_exchange = broker.names.results_exchange();
+    broker.publish(&results_exchange, "during_call.maybe", bogus_result.to_string().as_bytes(), json_props()).await;
+    let bogus_event = json!({"type": "profile.renamed", "workspace_id": "acme"});
+    broker.publish(&broker.names.events_exchange(), "", bogus_event.to_string().as_bytes(), json_props()).await;
+    app.results.count_reaches(1, WAIT).await;
+    let breaches = app.results.take_contract_breaches();
+    assert!(breaches.len() == 1 && breaches[0].contains("bogus"), "{breaches:?}");
+    let invalid = authrelay_testkit::eventually(WAIT, "the bogus event is caught", async || {
+        let invalid = app.events.take_invalid();
+        (!invalid.is_empty()).then_some(invalid)
+    })
+    .await;
+    assert!(invalid[0].contains("profile.renamed"), "{invalid:?}");
+
+    // A job the schema refuses, answered as if the worker had taken it.
+    let refused = authrelay_testkit::contracts::RefusedJobs::default();
+    refused.check(&job("odd", Phase::DuringCall).to("ftp://example.com/"));
+    let taken = json!({"job_id": "odd", "outcome": "succeeded", "error": null});
+    assert!(refused.disagreement(&taken).is_some(), "a schema stricter than the worker is caught");
+    let answered = json!({"job_id": "odd", "outcome": "rejected", "error": {"kind": "invalid_job"}});
+    assert!(refused.disagreement(&answered).is_none());
+
+    // An answer of the API that is not what the document says.
+    let (_, page) = app.get("/v1/workspaces/acme/auth-profiles").await;
+    assert!(contracts::response_errors("GET", "/v1/workspaces/acme/auth-profiles", 200, &page).is_empty());
+    let broken = json!({"items": [{"id": "x"}], "next_cursor": null});
+    assert!(!contracts::response_errors("GET", "/v1/workspaces/acme/auth-profiles", 200, &broken).is_empty());
     app.stop().await;
 }

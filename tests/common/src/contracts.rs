@@ -199,6 +199,11 @@ impl EventTap {
         self.seen.lock().unwrap().clone()
     }
 
+    /// Takes the events that did not validate so far (for a test that sends one on purpose).
+    pub fn take_invalid(&self) -> Vec<String> {
+        std::mem::take(&mut *self.invalid.lock().unwrap())
+    }
+
     /// Panics with every event that did not validate.
     pub fn assert_all_valid(&self) {
         let invalid = self.invalid.lock().unwrap();

@@ -92,6 +92,12 @@ impl ResultTap {
         );
     }
 
+    /// Takes the breaches found so far (so a test that provokes one on
+    /// purpose can see it, and the tap does not fail the test for it).
+    pub fn take_contract_breaches(&self) -> Vec<String> {
+        std::mem::take(&mut *self.invalid.lock().unwrap())
+    }
+
     /// Every result so far, in arrival order.
     pub fn results(&self) -> Vec<Value> {
         self.assert_contracts_kept();
