@@ -48,14 +48,14 @@ pub enum AuthType {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Requests per second at most.
-    #[schema(exclusive_minimum = 0.0)]
+    /// Requests per second at most (may be fractional: 0.5 is one every two seconds).
+    #[schema(exclusive_minimum = 0.0, maximum = 100_000.0)]
     pub rate_per_s: Option<f64>,
-    /// Requests that may start at once after a quiet spell.
-    #[schema(minimum = 1)]
+    /// Requests that may go at once after a quiet spell (1, evenly spaced, when not set).
+    #[schema(minimum = 1, maximum = 100_000)]
     pub burst: Option<u32>,
-    /// Requests in flight at most.
-    #[schema(minimum = 1)]
+    /// Requests in flight at once, at most.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub max_concurrency: Option<u32>,
 }
 
@@ -117,7 +117,7 @@ pub struct Profile {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub health: Health,
-    /// Present when the profile has limits.
+    /// The profile's limits; `null` (or absent) when it has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
 }
