@@ -159,8 +159,11 @@ impl RefusedJobs {
     }
 }
 
-/// Every profile event published on the events exchange of `broker`'s prefix,
-/// each validated against `schemas/profile-event.schema.json` as it arrives.
+/// Every profile event published on the events exchange of `broker`'s prefix;
+/// those authrelay published (its outbox's `message_id`, `outbox-<n>`) are
+/// validated against `schemas/profile-event.schema.json` as they arrive.
+/// Others come from another publisher (a test playing the platform, which may
+/// send broken ones on purpose) and are only collected.
 pub struct EventTap {
     seen: Arc<Mutex<Vec<Value>>>,
     /// Events that did not validate (or were not JSON), with why.
@@ -178,7 +181,11 @@ impl EventTap {
         tokio::spawn(async move {
             let _channel = channel; // The consumer lives as long as its channel.
             while let Some(Ok(delivery)) = consumer.next().await {
+                let ours =
+                    delivery.properties.message_id().as_ref().is_some_and(|id| id.as_str().starts_with("outbox-"));
                 match serde_json::from_slice::<Value>(&delivery.data) {
+                    Ok(event) if !ours => sink.lock().unwrap().push(event),
+                    Err(_) if !ours => {}
                     Ok(event) => {
                         let errors = Message::ProfileEvent.errors(&event);
                         if !errors.is_empty() {
