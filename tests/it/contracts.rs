@@ -2,7 +2,10 @@
 //! served without a token and is the committed `docs/openapi.json`; real
 //! answers of the API (a profile of every type, a list, usage, a reference,
 //! a 409, a 404, a 422, an audit page) validate against it; real results of
-//! every outcome and of the error kinds a test can provoke, real profile
+//! every outcome and of the error kinds a test can provoke here (invalid_job,
+//! profile_not_found, destination_blocked, connect, timeout, http_status,
+//! deadline_exceeded, token_request_failed; a JSON and a truncated body),
+//! every kind through `JobResult` itself, real profile
 //! events, and jobs with `inline_auth` of every type validate against
 //! `schemas/`; and the validator is live (it refuses what breaks them).
 //!
@@ -18,7 +21,7 @@ use std::time::Duration;
 use authrelay::job::{ErrorKind, JobError, JobResult, Outcome, Phase};
 use authrelay_testkit::app::{spawn_api, spawn_worker};
 use authrelay_testkit::contracts::{self, Message};
-use authrelay_testkit::targets::{Target, closed_addr};
+use authrelay_testkit::targets::{BadTargets, Target, closed_addr, serve, silent_server};
 use authrelay_testkit::tls::TestCa;
 use authrelay_testkit::{JobExt as _, deadline_in, job, json_props};
 use serde_json::{Value, json};
@@ -372,7 +375,35 @@ async fn results_of_each_outcome_and_the_events_of_a_profile_validate() {
         .create_profile("acme", json!({"name": "p", "type": "bearer", "config": {"token": "tok-1234567890abcd"}}))
         .await;
     let closed = format!("http://{}/", closed_addr());
+    let answers = axum::Router::new()
+        .route("/json", axum::routing::get(|| async { axum::Json(json!({"id": 42, "tags": ["a"]})) }))
+        .route("/missing", axum::routing::get(|| async { (axum::http::StatusCode::NOT_FOUND, "no such thing") }));
+    let answers = format!("http://{}", serve(answers).await);
+    let silent = format!("http://{}/", silent_server().await);
+    let endless = BadTargets::start().await;
     let jobs = [
+        ("json", job("c-json", Phase::PostCall).to(&format!("{answers}/json")), "succeeded", None),
+        ("truncated", job("c-truncated", Phase::DuringCall).to(&endless.url("/endless")), "succeeded", None),
+        (
+            "http_status",
+            job("c-404", Phase::DuringCall).to(&format!("{answers}/missing")),
+            "failed",
+            Some("http_status"),
+        ),
+        (
+            "timeout",
+            job("c-timeout", Phase::DuringCall)
+                .request(json!({"url": silent, "timeout_ms": 200, "idempotent": false}))
+                .max_attempts(1),
+            "failed",
+            Some("timeout"),
+        ),
+        (
+            "deadline",
+            job("c-deadline", Phase::DuringCall).to(&silent).deadline_in(Duration::from_millis(800)),
+            "failed",
+            Some("deadline_exceeded"),
+        ),
         ("ok", job("c-ok", Phase::DuringCall).to(&target.url()).profile(&profile), "succeeded", None),
         ("connect", job("c-connect", Phase::DuringCall).to(&closed).max_attempts(1), "failed", Some("connect")),
         (
