@@ -510,3 +510,26 @@ async fn the_harness_catches_a_result_an_event_or_an_answer_that_breaks_the_cont
     assert!(!contracts::response_errors("GET", "/v1/workspaces/acme/auth-profiles", 200, &broken).is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn refusals_of_a_body_are_the_documented_error_shape() {
+    let app = spawn_api().await;
+    let url = app.profiles_url("acme");
+    let path = "/v1/workspaces/acme/auth-profiles";
+    let send = |body: Vec<u8>, content_type: &'static str| {
+        app.http.post(&url).bearer_auth(&app.token).header("content-type", content_type).body(body).send()
+    };
+    let cases = [
+        (send(b"{not json".to_vec(), "application/json").await.unwrap(), 400),
+        (send(b"{}".to_vec(), "text/plain").await.unwrap(), 415),
+        (send(vec![b' '; 300 * 1024], "application/json").await.unwrap(), 413),
+        (send(br#"{"name": "x", "type": "bearer", "extra": 1}"#.to_vec(), "application/json").await.unwrap(), 422),
+    ];
+    for (response, status) in cases {
+        assert_eq!(response.status().as_u16(), status);
+        let body: Value = response.json().await.unwrap();
+        assert!(contracts::response_schema("POST", path, status).is_some(), "{status} is described");
+        assert_eq!(contracts::response_errors("POST", path, status, &body), Vec::<String>::new(), "{status}: {body}");
+    }
+    app.stop().await;
+}

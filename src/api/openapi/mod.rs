@@ -62,7 +62,9 @@ const ADMIN_TOKEN: &str = "admin_token";
 struct ApiDoc;
 
 /// Puts the admin token on every `/v1` operation but this document, with the
-/// 401 it answers without one; the others say they need no credentials.
+/// 401 it answers without one, the 503 of an unreachable database, and the
+/// refusals of a body the common layers make; the others say they need no
+/// credentials.
 struct AdminToken;
 
 impl Modify for AdminToken {
@@ -72,10 +74,20 @@ impl Modify for AdminToken {
             .description(Some("`AUTHRELAY_ADMIN_TOKEN` (or the token in `.authrelay/admin.token`)"))
             .build();
         openapi.components.get_or_insert_default().add_security_scheme(ADMIN_TOKEN, SecurityScheme::Http(scheme));
-        let unauthorized = ResponseBuilder::new()
-            .description("no or a wrong admin token")
-            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build())
-            .build();
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build())
+                .build()
+        };
+        let unauthorized = error("no or a wrong admin token");
+        // What the common layers answer to any request with a body (see `api::router`).
+        let body_refusals = [
+            ("400", error("`bad_request`: the body is not JSON")),
+            ("413", error("`payload_too_large`: the body is over 256 KiB")),
+            ("415", error("`unsupported_media_type`: the body is not `application/json`")),
+        ];
+        let unavailable = error("`database_unavailable` (or `broker_unavailable` for replay): try again");
         for (path, item) in openapi.paths.paths.iter_mut() {
             let open = !path.starts_with("/v1/") || path == OPENAPI_PATH;
             for operation in
@@ -86,7 +98,14 @@ impl Modify for AdminToken {
                     operation.security = Some(vec![SecurityRequirement::default()]);
                 } else {
                     operation.security = Some(vec![SecurityRequirement::new(ADMIN_TOKEN, Vec::<String>::new())]);
-                    operation.responses.responses.insert("401".into(), unauthorized.clone().into());
+                    let responses = &mut operation.responses.responses;
+                    responses.insert("401".into(), unauthorized.clone().into());
+                    responses.entry("503".into()).or_insert_with(|| unavailable.clone().into());
+                    if operation.request_body.is_some() {
+                        for (status, refusal) in &body_refusals {
+                            responses.entry((*status).into()).or_insert_with(|| refusal.clone().into());
+                        }
+                    }
                 }
             }
         }
