@@ -533,3 +533,25 @@ async fn refusals_of_a_body_are_the_documented_error_shape() {
     }
     app.stop().await;
 }
+
+#[test]
+fn every_schema_is_valid_json_schema_2020_12() {
+    for file in ["schemas/job.schema.json", "schemas/result.schema.json", "schemas/profile-event.schema.json"] {
+        let schema: Value = serde_json::from_str(&repository_file(file)).unwrap();
+        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{file}");
+        if let Err(e) = jsonschema::meta::validate(&schema) {
+            panic!("{file} is not a valid JSON Schema 2020-12: {e}");
+        }
+    }
+    // OpenAPI 3.1 schemas are JSON Schema 2020-12: each component, with the others as `$defs`.
+    let components = contracts::openapi()["components"]["schemas"].as_object().unwrap();
+    for name in components.keys() {
+        let schema = contracts::openapi_schema(&json!({"$ref": format!("#/components/schemas/{name}")}));
+        if let Err(e) = jsonschema::meta::validate(&schema) {
+            panic!("component {name} is not a valid JSON Schema 2020-12: {e}");
+        }
+    }
+    let mut broken: Value = serde_json::from_str(&repository_file("schemas/job.schema.json")).unwrap();
+    broken["properties"]["job_id"]["minLength"] = json!("one");
+    assert!(jsonschema::meta::validate(&broken).is_err(), "the meta-schema check is live");
+}
