@@ -10,18 +10,21 @@
 //! | `PUT·DELETE /v1/workspaces/{ws}/references/{kind}/{ref_id}` | [`profiles::put_reference`], [`profiles::delete_reference`] |
 //! | `GET /v1/workspaces/{ws}/audit` | [`profiles::audit`] (`profile_id`, `limit`, `cursor`) |
 //! | `POST /v1/replay` | [`replay::replay`] (filters as `authrelay replay`) |
+//! | `GET /v1/openapi.json` | [`openapi::serve`]: the OpenAPI 3.1 document of this API (no token) |
 //! | `GET /healthz`, `/readyz`, `/metrics` | [`health`] |
 //! | `GET /ui/…` | [`ui`]: the admin page |
 //!
-//! Every `/v1` route needs `Authorization: Bearer <admin token>`; errors are
+//! Every `/v1` route but the OpenAPI document needs `Authorization: Bearer <admin token>`; errors are
 //! `{"error", "message"}` JSON; another workspace's profile is a 404.
 
 pub mod auth;
 mod early_rejection;
 pub mod error;
 pub mod health;
+pub mod openapi;
 pub mod profiles;
 pub mod replay;
+pub mod schemas;
 pub mod ui;
 
 use std::time::Instant;
@@ -67,7 +70,9 @@ pub fn router(state: ApiState) -> Router {
             put(profiles::put_reference).delete(profiles::delete_reference),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin_token));
-    with_common_layers(Router::new().merge(v1).merge(ui::router()), state)
+    // The document describes the API to anyone who may reach it; it holds no secret.
+    let open = Router::new().route(openapi::OPENAPI_PATH, get(openapi::serve));
+    with_common_layers(Router::new().merge(v1).merge(open).merge(ui::router()), state)
 }
 
 /// Only health, readiness and metrics: what a worker-only process serves.

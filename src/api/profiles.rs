@@ -22,6 +22,15 @@ fn profile_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::not_found("profile"))
 }
 
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/auth-profiles", summary = "Create a profile", tag = "profiles",
+    params(("ws" = String, Path, description = "the workspace (tenant) id")),
+    request_body = super::openapi::types::NewProfile,
+    responses(
+        (status = 201, description = "created; secrets masked", body = super::openapi::types::Profile),
+        (status = 400, description = "not JSON", body = super::openapi::types::Error),
+        (status = 409, description = "`name_taken`: the name is used in this workspace", body = super::openapi::types::Error),
+        (status = 422, description = "invalid input; nothing stored", body = super::openapi::types::Unprocessable),
+    ))]
 pub async fn create(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
@@ -34,6 +43,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(profile.view())).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/auth-profiles", summary = "List and search profiles", tag = "profiles",
+    params(("ws" = String, Path, description = "the workspace (tenant) id"),
+        ("q" = Option<String>, Query, description = "case-insensitive substring of the name"),
+        ("type" = Option<super::openapi::types::AuthType>, Query, description = "only profiles of this type"),
+        ("state" = Option<String>, Query, description = "only profiles in these health states, comma-separated (`failing,deauthorized`)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "a page of profiles", body = super::openapi::types::ProfilePage),
+        (status = 422, description = "an unknown parameter or an invalid value", body = super::openapi::types::ValidationError),
+    ))]
 pub async fn list(
     State(state): State<ApiState>,
     Path(ws): Path<String>,
@@ -63,11 +84,27 @@ pub async fn list(
     Ok(Json(page).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/auth-profiles/{id}", summary = "Read one profile (masked)", tag = "profiles",
+    params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
+    responses(
+        (status = 200, description = "the profile, secrets masked", body = super::openapi::types::Profile),
+        (status = 404, description = "no such profile in this workspace", body = super::openapi::types::Error),
+    ))]
 pub async fn show(State(state): State<ApiState>, Path((ws, id)): Path<(String, String)>) -> Result<Response, ApiError> {
     let view = state.store.get_view(&ws, profile_id(&id)?).await?;
     Ok(Json(view).into_response())
 }
 
+#[utoipa::path(patch, path = "/v1/workspaces/{ws}/auth-profiles/{id}", summary = "Change a profile", tag = "profiles",
+    params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
+    request_body = super::openapi::types::ProfilePatch,
+    responses(
+        (status = 200, description = "updated (`version` + 1); emits `profile.updated`", body = super::openapi::types::Profile),
+        (status = 400, description = "not JSON", body = super::openapi::types::Error),
+        (status = 404, description = "no such profile in this workspace", body = super::openapi::types::Error),
+        (status = 409, description = "`name_taken`", body = super::openapi::types::Error),
+        (status = 422, description = "invalid input; nothing stored", body = super::openapi::types::Unprocessable),
+    ))]
 pub async fn update(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
@@ -80,6 +117,13 @@ pub async fn update(
     Ok(Json(state.store.view_of(&profile).await?).into_response())
 }
 
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/auth-profiles/{id}", summary = "Delete an unused profile", tag = "profiles",
+    params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
+    responses(
+        (status = 204, description = "deleted; emits `profile.deleted`"),
+        (status = 404, description = "no such profile in this workspace", body = super::openapi::types::Error),
+        (status = 409, description = "`profile_in_use`: still referenced", body = super::openapi::types::ProfileInUse),
+    ))]
 pub async fn delete(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
@@ -92,6 +136,12 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/auth-profiles/{id}/usage", summary = "Which actions and flow nodes use a profile", tag = "profiles",
+    params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
+    responses(
+        (status = 200, description = "the actions and flow nodes that use the profile", body = super::openapi::types::Usage),
+        (status = 404, description = "no such profile in this workspace", body = super::openapi::types::Error),
+    ))]
 pub async fn usage(
     State(state): State<ApiState>,
     Path((ws, id)): Path<(String, String)>,
@@ -116,6 +166,18 @@ fn reference_kind(raw: &str) -> Result<ReferenceKind, ApiError> {
     })
 }
 
+#[utoipa::path(put, path = "/v1/workspaces/{ws}/references/{kind}/{ref_id}", summary = "Record that an action or flow node uses a profile", tag = "references",
+    params(("ws" = String, Path, description = "the workspace (tenant) id"),
+        ("kind" = super::openapi::types::ReferenceKind, Path, description = "what references the profile"),
+        ("ref_id" = String, Path, description = "the action's or flow node's id"),
+    ),
+    request_body = super::openapi::types::ReferenceBody,
+    responses(
+        (status = 201, description = "the reference was created", body = super::openapi::types::Reference),
+        (status = 200, description = "the reference was replaced", body = super::openapi::types::Reference),
+        (status = 404, description = "no such profile in this workspace", body = super::openapi::types::Error),
+        (status = 422, description = "invalid kind or profile id", body = super::openapi::types::Unprocessable),
+    ))]
 pub async fn put_reference(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
@@ -130,6 +192,16 @@ pub async fn put_reference(
     Ok((status, Json(reference)).into_response())
 }
 
+#[utoipa::path(delete, path = "/v1/workspaces/{ws}/references/{kind}/{ref_id}", summary = "Record that it no longer does", tag = "references",
+    params(("ws" = String, Path, description = "the workspace (tenant) id"),
+        ("kind" = super::openapi::types::ReferenceKind, Path, description = "what references the profile"),
+        ("ref_id" = String, Path, description = "the action's or flow node's id"),
+    ),
+    responses(
+        (status = 204, description = "the reference is gone"),
+        (status = 404, description = "no such reference", body = super::openapi::types::Error),
+        (status = 422, description = "invalid kind", body = super::openapi::types::ValidationError),
+    ))]
 pub async fn delete_reference(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
@@ -151,6 +223,15 @@ pub struct TestBody {
 
 /// Tries the credentials now: OAuth 2.0 fetches a fresh token; any type may
 /// call a URL with them. The report never holds a secret.
+#[utoipa::path(post, path = "/v1/workspaces/{ws}/auth-profiles/{id}/test", summary = "Try a profile's credentials now", tag = "profiles",
+    params(("ws" = String, Path, description = "the workspace (tenant) id"), ("id" = Uuid, Path, description = "the profile id")),
+    request_body(content = Option<super::openapi::types::TestBody>, description = "optional: a URL to call with the credentials"),
+    responses(
+        (status = 200, description = "what the test found (`ok` false is still a 200)", body = super::openapi::types::TestReport),
+        (status = 400, description = "not JSON", body = super::openapi::types::Error),
+        (status = 404, description = "no such profile in this workspace", body = super::openapi::types::Error),
+        (status = 422, description = "invalid URL", body = super::openapi::types::ValidationError),
+    ))]
 pub async fn test(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
@@ -185,6 +266,16 @@ pub async fn test(
 /// `GET /v1/workspaces/{ws}/audit?profile_id=&limit=&cursor=`: newest first,
 /// field names only, never a value. Another workspace's trail is never shown:
 /// a profile id of another workspace finds nothing.
+#[utoipa::path(get, path = "/v1/workspaces/{ws}/audit", summary = "The audit trail of a workspace's profiles", tag = "audit",
+    params(("ws" = String, Path, description = "the workspace (tenant) id"),
+        ("profile_id" = Option<Uuid>, Query, description = "only this profile's entries"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "page size (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "newest first; field names only, never a value", body = super::openapi::types::AuditPage),
+        (status = 422, description = "an unknown parameter or an invalid value", body = super::openapi::types::ValidationError),
+    ))]
 pub async fn audit(
     State(state): State<ApiState>,
     Path(ws): Path<String>,

@@ -20,6 +20,13 @@ pub struct ReplayTarget {
 }
 
 /// `POST /v1/replay`: the same operation and filters as `authrelay replay`.
+#[utoipa::path(post, path = "/v1/replay", summary = "Move parked jobs back to their queues", tag = "replay",
+    request_body = super::openapi::types::ReplayRequest,
+    responses(
+        (status = 200, description = "how many parked jobs moved (or would move)", body = super::openapi::types::ReplayReport),
+        (status = 422, description = "invalid filter", body = super::openapi::types::Unprocessable),
+        (status = 503, description = "`broker_unavailable`", body = super::openapi::types::Error),
+    ))]
 pub async fn replay(
     State(state): State<ApiState>,
     ApiJson(request): ApiJson<ReplayRequest>,

@@ -21,7 +21,7 @@ pub use result::{JobResult, ResponseSummary};
 
 use crate::profile::AuthConfig;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A 2xx response.
@@ -52,7 +52,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     InvalidJob,
@@ -125,7 +125,8 @@ impl ErrorKind {
 }
 
 /// The `error` object of a result. The message never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = maybe_sent_schema)]
 pub struct JobError {
     pub kind: ErrorKind,
     pub message: String,
@@ -143,6 +144,20 @@ impl JobError {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidJob, message, false)
+    }
+}
+
+/// Describes `maybe_sent` in the result schema (contract §9): `true` when a
+/// failure came after the request may have reached the target, so it was not
+/// retried; absent otherwise.
+fn maybe_sent_schema(schema: &mut schemars::Schema) {
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        properties.entry("maybe_sent").or_insert_with(|| {
+            serde_json::json!({
+                "description": "Present (true) when the request may have reached the target before the failure (a non-idempotent request is then not retried).",
+                "type": "boolean"
+            })
+        });
     }
 }
 

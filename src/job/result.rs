@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{JobError, JobIdentity, Outcome, Phase};
 
 /// The `response` object of a result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResponseSummary {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
@@ -20,7 +20,8 @@ pub struct ResponseSummary {
 }
 
 /// The message published to `authrelay.results` (contract section 4).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Result")]
 pub struct JobResult {
     pub job_id: String,
     pub workspace_id: Option<String>,

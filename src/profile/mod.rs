@@ -239,9 +239,11 @@ pub struct Page {
 }
 
 /// The body of a profile event (contract section 7).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ProfileEvent {
+    /// What happened: a change (§7) or a change of health state to or from `deauthorized` (§10).
     #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["profile.created", "profile.updated", "profile.deleted", "profile.deauthorized", "profile.authorized"]))]
     pub event_type: String,
     pub workspace_id: String,
     pub profile_id: Uuid,

@@ -51,6 +51,7 @@ mod quick_start;
 // Around the worker
 mod audit;
 mod cli;
+mod contracts;
 mod database_tls;
 mod health;
 mod logs;

@@ -13,6 +13,7 @@ use authrelay::worker::WorkerContext;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::contracts::{self, EventTap};
 use crate::{ResultTap, TestBroker, TestEnv, eventually, lazy, metric};
 
 /// The admin API of a running app, as the test's client.
@@ -40,7 +41,7 @@ impl Admin {
     /// A request with the admin token; the status and the body (JSON, or text
     /// as a JSON string, or null when empty).
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
+        let mut req = self.http.request(method.clone(), self.url(path)).bearer_auth(&self.token);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -49,6 +50,13 @@ impl Admin {
         let text = resp.text().await.unwrap();
         let value =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        // Every answer a test reads must be what docs/openapi.json says.
+        let errors = contracts::response_errors(method.as_str(), path, status, &value);
+        assert!(
+            errors.is_empty(),
+            "{method} {path} → {status} {value}\nbreaks docs/openapi.json:\n{}",
+            errors.join("\n")
+        );
         (status, value)
     }
 
@@ -123,6 +131,8 @@ pub struct TestApp {
     pub broker: TestBroker,
     /// Every result the app publishes.
     pub results: ResultTap,
+    /// Every profile event published in the app's prefix, validated as it arrives.
+    pub events: EventTap,
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub env: TestEnv,
@@ -142,6 +152,7 @@ impl TestApp {
     pub async fn start(env: TestEnv, roles: Roles) -> TestApp {
         let broker = TestBroker::new(env.names()).await;
         let results = broker.tap().await;
+        let events = EventTap::open(&broker).await;
         let config = env.config();
         let app = App::build(config, roles).await.expect("app builds");
         let admin = Admin::new(app.http_addr(), env.admin_token(), Duration::from_secs(60));
@@ -149,7 +160,7 @@ impl TestApp {
         let worker = app.worker().cloned();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run(shutdown.clone()));
-        TestApp { admin, store, worker, broker, results, shutdown, handle, env }
+        TestApp { admin, store, worker, broker, results, events, shutdown, handle, env }
     }
 
     /// The worker's shared state; panics when the app runs no worker.
@@ -162,6 +173,7 @@ impl TestApp {
         self.shutdown.cancel();
         let limit = self.env.config().worker.shutdown_grace + Duration::from_secs(30);
         let _ = tokio::time::timeout(limit, self.handle).await.expect("the app stops within its grace period");
+        self.events.assert_all_valid();
     }
 }
 

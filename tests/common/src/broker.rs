@@ -13,6 +13,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::Value;
 
+use crate::contracts::RefusedJobs;
 use crate::tap::ResultTap;
 use crate::{AMQP_URL, eventually, lazy};
 
@@ -22,6 +23,8 @@ pub struct TestBroker {
     pub names: Names,
     pub conn: Connection,
     pub channel: Channel,
+    /// Jobs published here that the job schema refuses (see [`RefusedJobs`]).
+    pub refused_jobs: RefusedJobs,
 }
 
 /// A message taken from a queue.
@@ -63,7 +66,7 @@ impl TestBroker {
         let channel = conn.create_channel().await.unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         topology::declare(&channel, &names).await.unwrap();
-        Self { names, conn, channel }
+        Self { names, conn, channel, refused_jobs: RefusedJobs::default() }
     }
 
     /// A tap on every result published from now on.
@@ -98,7 +101,10 @@ impl TestBroker {
     }
 
     /// Publishes a job to the actions exchange with its phase as routing key.
+    /// A job the job schema refuses must be refused by the worker too: the
+    /// broker's result taps check that (a test may publish invalid jobs on purpose).
     pub async fn publish_job(&self, job: &Value) {
+        self.refused_jobs.check(job);
         let phase = job["phase"].as_str().unwrap_or("post_call").to_owned();
         self.publish(&self.names.actions_exchange(), &phase, &serde_json::to_vec(job).unwrap(), json_props()).await;
     }

@@ -10,6 +10,8 @@
 //!   process with its output captured.
 //! - [`broker`]: [`TestBroker`], publishing jobs and reading queues on the
 //!   shared RabbitMQ; [`tap`]: [`ResultTap`], every result, by job id.
+//! - [`contracts`]: every job, result, profile event and API answer the
+//!   harness sees, validated against `schemas/` and `docs/openapi.json`.
 //! - [`jobs`]: the job builder ([`job`] and [`JobExt`]).
 //! - [`metrics`]: reading one series from `/metrics`.
 //! - [`proxy`]: [`TcpProxy`], to cut or freeze the way to a server.
@@ -22,6 +24,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod contracts;
 pub mod env;
 pub mod idp;
 pub mod jobs;
@@ -36,6 +39,7 @@ pub mod wait;
 
 pub use app::TestApp;
 pub use broker::{Taken, TestBroker, json_props};
+pub use contracts::{EventTap, Message};
 pub use env::{TempDir, TestDb, TestEnv, new_key};
 pub use jobs::{JobExt, deadline_in, ids_of, job, set_path};
 pub use metrics::metric;

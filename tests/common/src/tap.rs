@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::broker::TestBroker;
+use crate::contracts::Message;
 use crate::{eventually, lazy};
 
 /// The body of the marker [`ResultTap::flush`] sends through the tap's queue.
@@ -33,6 +34,9 @@ pub struct ResultTap {
     read: Mutex<usize>,
     channel: Channel,
     queue: String,
+    /// Results that do not validate against the result schema, or answer a
+    /// job the job schema refuses without refusing it; checked by every read.
+    invalid: Arc<Mutex<Vec<String>>>,
 }
 
 impl ResultTap {
@@ -44,6 +48,8 @@ impl ResultTap {
         let (arrived_tx, arrived) = watch::channel(0);
         let (flushed_tx, flushed) = watch::channel(0);
         let sink = seen.clone();
+        let invalid = Arc::new(Mutex::new(Vec::new()));
+        let (bad, refused_jobs) = (invalid.clone(), broker.refused_jobs.clone());
         tokio::spawn(async move {
             while let Some(Ok(delivery)) = consumer.next().await {
                 if delivery.data == FLUSH_MARKER {
@@ -51,6 +57,11 @@ impl ResultTap {
                     continue;
                 }
                 let result: Value = serde_json::from_slice(&delivery.data).expect("a result is JSON");
+                let errors = Message::Result.errors(&result);
+                if !errors.is_empty() {
+                    bad.lock().unwrap().push(format!("{result} does not validate: {}", errors.join("; ")));
+                }
+                bad.lock().unwrap().extend(refused_jobs.disagreement(&result));
                 let count = {
                     let mut seen = sink.lock().unwrap();
                     seen.push((Instant::now(), result));
@@ -59,7 +70,7 @@ impl ResultTap {
                 arrived_tx.send_replace(count);
             }
         });
-        Self { seen, arrived, flushed, read: Mutex::new(0), channel, queue: queue.as_str().to_owned() }
+        Self { seen, arrived, flushed, read: Mutex::new(0), channel, queue: queue.as_str().to_owned(), invalid }
     }
 
     /// How many results have arrived.
@@ -71,8 +82,25 @@ impl ResultTap {
         self.len() == 0
     }
 
+    /// Panics with every result that broke the contracts (see `invalid`).
+    pub fn assert_contracts_kept(&self) {
+        let invalid = self.invalid.lock().unwrap();
+        assert!(
+            invalid.is_empty(),
+            "results break schemas/result.schema.json or the job schema:\n{}",
+            invalid.join("\n")
+        );
+    }
+
+    /// Takes the breaches found so far (so a test that provokes one on
+    /// purpose can see it, and the tap does not fail the test for it).
+    pub fn take_contract_breaches(&self) -> Vec<String> {
+        std::mem::take(&mut *self.invalid.lock().unwrap())
+    }
+
     /// Every result so far, in arrival order.
     pub fn results(&self) -> Vec<Value> {
+        self.assert_contracts_kept();
         self.seen.lock().unwrap().iter().map(|(_, r)| r.clone()).collect()
     }
 
@@ -88,6 +116,7 @@ impl ResultTap {
         let enough = tokio::time::timeout(wait, arrived.wait_for(|count| *count >= from + n)).await;
         assert!(enough.is_ok(), "{} results of {n} expected within {wait:?}", self.len() - from);
         *self.read.lock().unwrap() = from + n;
+        self.assert_contracts_kept();
         self.seen.lock().unwrap()[from..from + n].iter().map(|(_, r)| r.clone()).collect()
     }
 
@@ -114,6 +143,7 @@ impl ResultTap {
             self.seen.lock().unwrap().iter().find(|(_, r)| r["job_id"] == id).cloned()
         })
         .await;
+        self.assert_contracts_kept();
         (found.1, found.0.saturating_duration_since(since))
     }
 
@@ -154,6 +184,16 @@ impl ResultTap {
         let mut flushed = self.flushed.clone();
         let back = tokio::time::timeout(within, flushed.wait_for(|n| *n > before)).await;
         assert!(back.is_ok(), "the tap's flush marker did not come back within {within:?}");
+    }
+}
+
+impl Drop for ResultTap {
+    /// A result that broke the contracts fails the test that saw it, even if
+    /// the test never read it.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_contracts_kept();
+        }
     }
 }
 
