@@ -48,8 +48,8 @@ pub enum AuthType {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Requests per second at most (may be fractional: 0.5 is one every two seconds).
-    #[schema(exclusive_minimum = 0.0, maximum = 100_000.0)]
+    /// Requests per second at most (may be fractional: 0.5 is one every two seconds; at least 0.001).
+    #[schema(minimum = 0.001, maximum = 100_000.0)]
     pub rate_per_s: Option<f64>,
     /// Requests that may go at once after a quiet spell (1, evenly spaced, when not set).
     #[schema(minimum = 1, maximum = 100_000)]
