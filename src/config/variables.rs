@@ -52,6 +52,10 @@ pub const VARIABLES: &[&str] = &[
     "AUTHRELAY_PROFILE_CACHE_TTL",
     "AUTHRELAY_DATABASE_RETRY_DELAY",
     "AUTHRELAY_HEALTH_FLUSH_INTERVAL",
+    "AUTHRELAY_LANES",
+    "AUTHRELAY_LIVE_FIRST",
+    "AUTHRELAY_LIVE_FIRST_FLOOR",
+    "AUTHRELAY_LIVE_FIRST_GROW_EVERY",
 ];
 
 /// Variables read that are not authrelay's own: `RUST_LOG` stands in for

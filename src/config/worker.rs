@@ -81,6 +81,10 @@ pub struct WorkerConfig {
     pub database_retry_delay: Duration,
     /// How often what jobs said about their profiles' health is written.
     pub health_flush_interval: Duration,
+    /// The phases whose queues this process consumes (`AUTHRELAY_LANES`, `--lanes`).
+    pub lanes: super::LaneSelection,
+    /// How the post-call lane yields to live work.
+    pub live_first: super::LiveFirstConfig,
 }
 
 impl WorkerConfig {
@@ -176,6 +180,8 @@ impl WorkerConfig {
                 }
                 interval => interval,
             },
+            lanes: super::lanes::lanes_from_env(env)?,
+            live_first: super::LiveFirstConfig::from_env(env)?,
         })
     }
 }

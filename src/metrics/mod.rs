@@ -37,6 +37,7 @@ pub struct Metrics {
     consumer_stalls: IntCounterVec,
     events: IntCounterVec,
     replayed: IntCounterVec,
+    lane_concurrency: IntGaugeVec,
     /// The per-job series of each lane, resolved once (a label lookup per job
     /// would hash and lock on the hot path).
     lanes: Arc<[LaneMetrics; 3]>,
@@ -182,6 +183,16 @@ impl Metrics {
             ),
             events: b.counters("authrelay_profile_events_total", "Profile events consumed", &["result"]),
             replayed: b.counters("authrelay_jobs_replayed_total", "Parked jobs moved back to their queue", &["phase"]),
+            lane_concurrency: b.register(
+                IntGaugeVec::new(
+                    Opts::new(
+                        "authrelay_lane_concurrency",
+                        "Jobs a lane may run at once now (post_call shrinks while live work runs)",
+                    ),
+                    &["phase"],
+                )
+                .expect("valid metric"),
+            ),
             lanes,
             destinations_blocked: b
                 .counter("authrelay_destinations_blocked_total", "Requests refused by the egress guard"),
@@ -250,6 +261,7 @@ impl Metrics {
             self.replayed.with_label_values(&[p]);
             self.consumer_stalls(phase);
             self.consumer_starts(Consumer::Lane(phase));
+            self.lane_concurrency(phase);
         }
         self.consumer_starts(Consumer::ProfileEvents);
         for result in TokenLookup::ALL {
@@ -316,6 +328,11 @@ impl Metrics {
     /// How often `consumer` was started or restarted.
     pub fn consumer_starts(&self, consumer: Consumer) -> IntCounter {
         self.consumer_starts.with_label_values(&[consumer.as_str()])
+    }
+
+    /// How many jobs `phase`'s lane may run at once now (0: the lane does not run here).
+    pub fn lane_concurrency(&self, phase: Phase) -> IntGauge {
+        self.lane_concurrency.with_label_values(&[phase.as_str()])
     }
 
     /// How often `phase`'s lane was found stalled and resubscribed.

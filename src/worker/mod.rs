@@ -33,6 +33,7 @@ use crate::job::JobLimits;
 use crate::metrics::Metrics;
 use crate::profile::ProfileStore;
 use crate::profile::cache::ProfileCache;
+use crate::traffic::live_first::LiveFirst;
 
 /// Everything a worker needs, shared by all lanes.
 pub struct WorkerContext {
@@ -44,6 +45,8 @@ pub struct WorkerContext {
     pub metrics: Metrics,
     /// What settled jobs said about their profiles' health, until the next flush.
     pub health: Arc<health::HealthRecorder>,
+    /// Shrinks the post-call lane while live jobs run.
+    pub live_first: Arc<LiveFirst>,
 }
 
 /// A client for target APIs or token endpoints could not be built (the TLS
@@ -76,7 +79,12 @@ impl WorkerContext {
         let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
         let health = Arc::new(health::HealthRecorder::new(&metrics));
         let profiles = ProfileCache::new(settings.profile_cache_ttl);
-        Ok(Self { store, profiles, executor, settings, limits, metrics, health })
+        let live_first = Arc::new(LiveFirst::new(
+            &settings.live_first,
+            settings.post_call.concurrency,
+            metrics.lane_concurrency(crate::phase::Phase::PostCall),
+        ));
+        Ok(Self { store, profiles, executor, settings, limits, metrics, health, live_first })
     }
 
     /// Drops every cached profile and token (after a reconnect: events may have been missed).

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{WorkerContext, events, lane};
+use crate::config::LaneSelection;
 use crate::job::Phase;
 use crate::queue::connect::{self, HANDSHAKE_TIMEOUT, connect};
 use crate::queue::publisher::Publisher;
@@ -51,33 +52,36 @@ pub enum SessionError {
 #[derive(Clone)]
 struct Latches {
     broker: Latch,
-    lanes: [Latch; 3],
+    /// Only the lanes this process runs (`--lanes`) count toward readiness.
+    lanes: [Option<Latch>; 3],
     events: Latch,
 }
 
 impl Latches {
-    fn register(readiness: &Readiness) -> Self {
+    fn register(readiness: &Readiness, lanes: LaneSelection) -> Self {
         Self {
             broker: readiness.latch("broker"),
             lanes: Phase::ALL.map(|phase| {
-                readiness.latch(match phase {
-                    Phase::PreCall => "consumer.pre_call",
-                    Phase::DuringCall => "consumer.during_call",
-                    Phase::PostCall => "consumer.post_call",
+                lanes.contains(phase).then(|| {
+                    readiness.latch(match phase {
+                        Phase::PreCall => "consumer.pre_call",
+                        Phase::DuringCall => "consumer.during_call",
+                        Phase::PostCall => "consumer.post_call",
+                    })
                 })
             }),
             events: readiness.latch("consumer.profile_events"),
         }
     }
 
-    fn lane(&self, phase: Phase) -> &Latch {
-        &self.lanes[phase.index()]
+    fn lane(&self, phase: Phase) -> Option<&Latch> {
+        self.lanes[phase.index()].as_ref()
     }
 
     /// Not ready from the moment anything fails, not only once everything stopped.
     fn all_unready(&self) {
         self.broker.set(false);
-        self.lanes.iter().for_each(|latch| latch.set(false));
+        self.lanes.iter().flatten().for_each(|latch| latch.set(false));
         self.events.set(false);
     }
 }
@@ -91,7 +95,7 @@ pub async fn supervise(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) {
-    let latches = Latches::register(&readiness);
+    let latches = Latches::register(&readiness, ctx.settings.lanes);
     let mut connection = Some(Arc::new(first));
     let mut delays = RECONNECT.delays();
     loop {
@@ -153,10 +157,11 @@ async fn session(
     // A connection-level error ends the session at once, before any consumer notices.
     let mut events_listener = conn.events_listener();
     let mut tasks: JoinSet<Result<(), SessionError>> = JoinSet::new();
-    for phase in Phase::ALL {
+    // Only the selected lanes consume; the topology above was declared in full.
+    for phase in ctx.settings.lanes.phases() {
+        let Some(latch) = latches.lane(phase).cloned() else { continue };
         let (ctx, publisher, conn, stop, shutdown) =
             (ctx.clone(), publisher.clone(), conn.clone(), stop.clone(), shutdown.clone());
-        let latch = latches.lane(phase).clone();
         tasks.spawn(async move {
             let result = lane::run(ctx, publisher, &conn, phase, stop, shutdown, || latch.set(true)).await;
             latch.set(false);
