@@ -149,6 +149,11 @@ impl LiveFirst {
         }
     }
 
+    /// Whether the background lane runs below its full concurrency (as last computed).
+    pub fn is_throttled(&self) -> bool {
+        self.limit.load(Ordering::Relaxed) < self.max
+    }
+
     /// Sets the gauge to the current limit (when the background lane starts:
     /// a process that does not run it shows none).
     pub fn show(&self) {

@@ -107,6 +107,11 @@ pub async fn run(
             tokio::select! {
                 _ = stop.cancelled() => break Wake::Stop,
                 next = consumer.next() => break Wake::Delivery(next.map(|d| d.map(Box::new))),
+                // An idle background lane still counts its way back up after live
+                // work, so that its gauge tells the truth (only while it is throttled).
+                _ = tokio::time::sleep(ctx.live_first.grow_every()), if !live && ctx.live_first.is_throttled() => {
+                    ctx.live_first.background_limit();
+                }
                 _ = watchdog.tick() => {
                     // Nothing unacked and nothing arriving: if the queue has ready
                     // messages all the same, the consumer is stuck.

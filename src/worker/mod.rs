@@ -22,7 +22,7 @@ pub mod supervisor;
 
 use std::sync::Arc;
 
-use crate::config::{Config, TokenSharing, WorkerConfig};
+use crate::config::{Config, LiveFirstConfig, TokenSharing, WorkerConfig};
 use crate::credentials::http_clients::HttpClients;
 use crate::credentials::oauth2::{TokenClient, TokenClientSettings};
 use crate::credentials::token_cache::{TokenCache, TokenCacheSettings};
@@ -79,8 +79,12 @@ impl WorkerContext {
         let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
         let health = Arc::new(health::HealthRecorder::new(&metrics));
         let profiles = ProfileCache::new(settings.profile_cache_ttl);
+        // A process without the post-call lane (`--lanes`) has nothing to hold back.
+        let runs_background = settings.lanes.contains(crate::phase::Phase::PostCall);
+        let live_first =
+            LiveFirstConfig { enabled: settings.live_first.enabled && runs_background, ..settings.live_first.clone() };
         let live_first = Arc::new(LiveFirst::new(
-            &settings.live_first,
+            &live_first,
             settings.post_call.concurrency,
             metrics.lane_concurrency(crate::phase::Phase::PostCall),
         ));
