@@ -468,9 +468,14 @@ impl Env {
         Ok(Process::spawn(command, None))
     }
 
-    /// An `authrelay run --roles worker` process on a port of its own.
+    /// An `authrelay run --roles worker` process on a port of its own. The
+    /// bench's own `AUTHRELAY_LIVE_FIRST*` variables are passed on, to compare
+    /// settings (`AUTHRELAY_LIVE_FIRST=off cargo bench --bench pipeline -- backlog`).
     fn worker(&self, extra: &[(&str, String)]) -> Process {
-        self.worker_bin.clone().envs(extra).spawn(&["run", "--roles", "worker"])
+        let passed: Vec<(String, String)> =
+            std::env::vars().filter(|(k, _)| k.starts_with("AUTHRELAY_LIVE_FIRST")).collect();
+        let passed: Vec<(&str, String)> = passed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        self.worker_bin.clone().envs(&passed).envs(extra).spawn(&["run", "--roles", "worker"])
     }
 
     /// Removes the bench's own queues; the test environment removes the rest
