@@ -601,6 +601,10 @@ struct Latency {
     p99_minus_bare_ms: f64,
     /// authrelay's p99 ÷ the bare pipeline's (target at half of peak ≤ 1.1).
     p99_ratio: f64,
+    /// Where the time goes: p50 and p99 (ms) of publish → taken, taken → result
+    /// ready (minus the upstream), result ready → received; medians of rounds.
+    authrelay_segments_ms: Segments,
+    bare_segments_ms: Segments,
 }
 
 /// The median of each of p50, p99 and max on its own, over rounds.
@@ -817,18 +821,23 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
         let count = (rate * sizes.latency_seconds).ceil() as usize;
         // Rounds alternate like the drain's: one run's p99 hangs on a few stalls.
         let (mut ours, mut theirs, mut inside) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut our_parts, mut their_parts) = (Vec::new(), Vec::new());
         for round in 0..sizes.rounds {
             let of = format!("{}/{}", round + 1, sizes.rounds);
             eprintln!("latency round {of}: {count} during-call jobs at {rate:.0}/s through authrelay");
-            let (added, own) =
+            let (added, own, parts) =
                 latency(env, &bearer, count, rate, &format!("l{slot}r{round}-"), "", &during_queue).await?;
             ours.push(added);
             inside.extend(own);
+            our_parts.push(parts);
             eprintln!("latency round {of}: the same through the bare pipeline");
             let bare_jobs = env.bare(128, 64, count)?;
             tokio::time::sleep(Duration::from_millis(300)).await;
             let bare_queue = env.bare_queue();
-            theirs.push(latency(env, &bearer, count, rate, &format!("bl{slot}r{round}-"), "", &bare_queue).await?.0);
+            let (added, _, parts) =
+                latency(env, &bearer, count, rate, &format!("bl{slot}r{round}-"), "", &bare_queue).await?;
+            theirs.push(added);
+            their_parts.push(parts);
             stop(bare_jobs);
         }
         let (authrelay_ms, bare_ms) = (median_each(&ours), median_each(&theirs));
@@ -838,6 +847,8 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
             p99_ratio: authrelay_ms[1] / bare_ms[1].max(1e-9),
             authrelay_ms,
             bare_ms,
+            authrelay_segments_ms: median_segments(&our_parts),
+            bare_segments_ms: median_segments(&their_parts),
             inside_ms: median_each(&inside),
             authrelay_rounds: ours,
             bare_rounds: theirs,
@@ -1138,9 +1149,11 @@ async fn latency(
     tag: &str,
     exchange: &str,
     routing_key: &str,
-) -> anyhow::Result<([f64; 3], Option<[f64; 3]>)> {
+) -> anyhow::Result<([f64; 3], Option<[f64; 3]>, Segments)> {
     let bodies: Vec<Vec<u8>> =
         (0..count).map(|i| env.job(&format!("{tag}{i}"), Phase::DuringCall, profile, "/ok")).collect();
+    // Results carry wall-clock times (the pipelines' own clocks are this machine's): one pair to convert.
+    let clock = (Instant::now(), chrono::Utc::now());
     let mut sender = send_at_rate(env.broker.channel.clone(), bodies, rate, exchange, routing_key);
     let mut sent_at: Option<Vec<Instant>> = None;
     let mut arrivals: Vec<(Instant, Vec<u8>)> = Vec::with_capacity(count);
@@ -1189,7 +1202,51 @@ async fn latency(
     inside.sort_by(f64::total_cmp);
     let inside =
         (!inside.is_empty()).then(|| [percentile(&inside, 50.0), percentile(&inside, 99.0), *inside.last().unwrap()]);
-    Ok((end_to_end, inside))
+    let segments = segments(&received, tag, &sent_at, clock);
+    Ok((end_to_end, inside, segments))
+}
+
+/// p50 and p99 (ms) of three parts of each job's time: publish → taken by the
+/// pipeline (`started_at`; broker and delivery), taken → result ready
+/// (`finished_at`, minus the upstream's own time), result ready → received by
+/// the bench (confirmed publish, routing, delivery). Both pipelines' results
+/// carry those times, so this says in which part authrelay's extra time goes.
+type Segments = [[f64; 2]; 3];
+
+fn segments(
+    received: &[(Instant, Value)],
+    tag: &str,
+    sent_at: &[Instant],
+    clock: (Instant, chrono::DateTime<chrono::Utc>),
+) -> Segments {
+    let wall =
+        |at: Instant| clock.1 + chrono::Duration::from_std(at.saturating_duration_since(clock.0)).unwrap_or_default();
+    let ms = |d: chrono::Duration| d.num_microseconds().unwrap_or(0) as f64 / 1000.0;
+    let mut parts: [Vec<f64>; 3] = Default::default();
+    for (arrived, r) in received {
+        let at =
+            |k: &str| chrono::DateTime::parse_from_rfc3339(r[k].as_str()?).ok().map(|t| t.with_timezone(&chrono::Utc));
+        let (Some(sent), Some(started), Some(finished), Some(upstream_us)) = (
+            sent_index(r, tag).and_then(|i| sent_at.get(i)),
+            at("started_at"),
+            at("finished_at"),
+            handled_us(&r["response"]["body"]),
+        ) else {
+            continue;
+        };
+        parts[0].push(ms(started - wall(*sent)));
+        parts[1].push(ms(finished - started) - upstream_us / 1000.0);
+        parts[2].push(ms(wall(*arrived) - finished));
+    }
+    parts.map(|mut part| {
+        part.sort_by(f64::total_cmp);
+        [percentile(&part, 50.0), percentile(&part, 99.0)]
+    })
+}
+
+/// The median of each figure on its own, over rounds.
+fn median_segments(rounds: &[Segments]) -> Segments {
+    std::array::from_fn(|i| std::array::from_fn(|j| median(rounds.iter().map(|r| r[i][j]).collect())))
 }
 
 fn parse_results(arrivals: Vec<(Instant, Vec<u8>)>) -> anyhow::Result<Vec<(Instant, Value)>> {
@@ -1227,6 +1284,13 @@ fn print_report(r: &Report) {
         println!(
             "| … of which inside authrelay (job taken → result ready), {what} | {:.2} / {:.2} / {:.2} | – | – |",
             i[0], i[1], i[2]
+        );
+        let parts =
+            |s: &Segments| s.iter().map(|[p50, p99]| format!("{p50:.2}/{p99:.2}")).collect::<Vec<_>>().join(" · ");
+        println!(
+            "| … p50/p99 of publish → taken · taken → result ready (minus upstream) · result ready → received, {what} | {} | {} | – |",
+            parts(&l.authrelay_segments_ms),
+            parts(&l.bare_segments_ms)
         );
     }
     if let Some(b) = &r.backlog {
