@@ -21,6 +21,7 @@ use crate::queue::publisher::Publisher;
 use crate::queue::{Names, close_connection};
 use crate::readiness::{Latch, Readiness};
 use crate::reconnect::Backoff;
+use crate::traffic::live_first::is_live;
 
 /// How long lanes and the event consumer may take to stop once told to, beyond
 /// the shutdown grace period: a lane closes its channel within [`crate::queue::CLOSE_WAIT`].
@@ -144,13 +145,19 @@ async fn session(
 ) -> Result<(), SessionError> {
     let setup = async {
         connect::declare_topology(conn, names).await.map_err(SessionError::Topology)?;
-        Publisher::open(conn, names.clone()).await.map_err(SessionError::Publisher)
+        let background = Publisher::open(conn, names.clone()).await.map_err(SessionError::Publisher)?;
+        let live = Publisher::open(conn, names.clone()).await.map_err(SessionError::Publisher)?;
+        Ok((background, live))
     };
     // Bounded: a connection lost mid-declare may leave a call unanswered.
     let Some(opened) = shutdown.run_until_cancelled(tokio::time::timeout(HANDSHAKE_TIMEOUT, setup)).await else {
         return Ok(());
     };
-    let publisher = Arc::new(opened.map_err(|_| SessionError::SetupTimedOut(HANDSHAKE_TIMEOUT))??);
+    let (publisher, live_publisher) = opened.map_err(|_| SessionError::SetupTimedOut(HANDSHAKE_TIMEOUT))??;
+    // Live lanes publish on a channel of their own: the broker runs each channel
+    // as one process, in order, so a live result would otherwise queue behind
+    // the post-call lane's publishes and wait for their confirms.
+    let (publisher, live_publisher) = (Arc::new(publisher), Arc::new(live_publisher));
     latches.broker.set(true);
 
     let stop = shutdown.child_token();
@@ -160,8 +167,8 @@ async fn session(
     // Only the selected lanes consume; the topology above was declared in full.
     for phase in ctx.settings.lanes.phases() {
         let Some(latch) = latches.lane(phase).cloned() else { continue };
-        let (ctx, publisher, conn, stop, shutdown) =
-            (ctx.clone(), publisher.clone(), conn.clone(), stop.clone(), shutdown.clone());
+        let publisher = if is_live(phase) { live_publisher.clone() } else { publisher.clone() };
+        let (ctx, conn, stop, shutdown) = (ctx.clone(), conn.clone(), stop.clone(), shutdown.clone());
         tasks.spawn(async move {
             let result = lane::run(ctx, publisher, &conn, phase, stop, shutdown, || latch.set(true)).await;
             latch.set(false);
@@ -224,5 +231,6 @@ async fn session(
         }
     }
     publisher.close().await;
+    live_publisher.close().await;
     failure.map_or(Ok(()), Err)
 }
