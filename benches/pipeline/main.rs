@@ -699,6 +699,9 @@ struct Backlog {
     with_live_rounds: Vec<f64>,
     /// Live jobs per round sent after the backlog had drained (left out of `with_backlog_ms`).
     live_jobs_after_backlog: Vec<usize>,
+    /// Where the live jobs' time goes (see [`Segments`]), idle and with the backlog; medians of rounds.
+    idle_segments_ms: Segments,
+    with_backlog_segments_ms: Segments,
 }
 
 /// What signing every request costs: a drain with a signing profile, as ratios to bearer's.
@@ -912,6 +915,7 @@ async fn backlog(env: &mut Env, profile: &str, sizes: Sizes) -> anyhow::Result<B
     let count = (LIVE_RATE * seconds).ceil() as usize;
     let during_queue = env.broker.names.phase_queue(Phase::DuringCall);
     let mut b = Backlog { jobs: n, live_rate_per_s: LIVE_RATE, live_seconds: seconds, ..Default::default() };
+    let (mut idle_segments, mut with_segments) = (Vec::new(), Vec::new());
     for round in 0..sizes.rounds {
         let of = format!("{}/{}", round + 1, sizes.rounds);
         eprintln!("backlog round {of}: {n} post-call jobs drained alone");
@@ -923,7 +927,9 @@ async fn backlog(env: &mut Env, profile: &str, sizes: Sizes) -> anyhow::Result<B
         worker.wait_ready(Duration::from_secs(60)).await;
         let idle = latency(env, profile, count, LIVE_RATE, &format!("bi{round}-"), "", &during_queue).await;
         stop(worker);
-        b.idle_rounds.push(idle?.0);
+        let (idle, _, idle_parts) = idle?;
+        b.idle_rounds.push(idle);
+        idle_segments.push(idle_parts);
 
         eprintln!("backlog round {of}: the same while {n} post-call jobs drain on that worker");
         let tag = format!("bb{round}-");
@@ -934,12 +940,15 @@ async fn backlog(env: &mut Env, profile: &str, sizes: Sizes) -> anyhow::Result<B
         worker.wait_ready(Duration::from_secs(60)).await;
         let both = live_with_backlog(env, profile, count, n, &format!("bl{round}-"), &tag, &during_queue).await;
         stop(worker);
-        let (live_ms, drain_rate, after) = both?;
+        let (live_ms, drain_rate, after, parts) = both?;
+        with_segments.push(parts);
         b.with_backlog_rounds.push(live_ms);
         b.with_live_rounds.push(drain_rate);
         b.live_jobs_after_backlog.push(after);
     }
     b.idle_ms = median_each(&b.idle_rounds);
+    b.idle_segments_ms = median_segments(&idle_segments);
+    b.with_backlog_segments_ms = median_segments(&with_segments);
     b.with_backlog_ms = median_each(&b.with_backlog_rounds);
     b.undisturbed_jobs_per_s = median(b.undisturbed_rounds.clone());
     b.with_live_jobs_per_s = median(b.with_live_rounds.clone());
@@ -961,9 +970,10 @@ async fn live_with_backlog(
     live_tag: &str,
     backlog_tag: &str,
     during_queue: &str,
-) -> anyhow::Result<([f64; 3], f64, usize)> {
+) -> anyhow::Result<([f64; 3], f64, usize, Segments)> {
     let bodies: Vec<Vec<u8>> =
         (0..count).map(|i| env.job(&format!("{live_tag}{i}"), Phase::DuringCall, profile, "/ok")).collect();
+    let clock = (Instant::now(), chrono::Utc::now());
     let mut sender = send_at_rate(env.broker.channel.clone(), bodies, LIVE_RATE, "", during_queue);
     let mut sent_at: Option<Vec<Instant>> = None;
     let mut arrivals: Vec<(Instant, Vec<u8>)> = Vec::with_capacity(count + n);
@@ -1002,7 +1012,7 @@ async fn live_with_backlog(
     if added.is_empty() {
         bail!("backlog: the backlog drained before any live job was sent; make it larger");
     }
-    Ok((spread(&added), drain_rate, after))
+    Ok((spread(&added), drain_rate, after, segments(&during, live_tag, &sent_at, clock)))
 }
 
 /// p50, p99 and max of sorted values.
@@ -1261,6 +1271,7 @@ fn handled_us(body: &Value) -> Option<f64> {
 }
 
 fn print_report(r: &Report) {
+    let parts = |s: &Segments| s.iter().map(|[p50, p99]| format!("{p50:.2}/{p99:.2}")).collect::<Vec<_>>().join(" · ");
     println!("| measure | authrelay | bare pipeline | ratio / target |");
     println!("|---|---|---|---|");
     if r.worker.jobs_per_s > 0.0 {
@@ -1285,8 +1296,6 @@ fn print_report(r: &Report) {
             "| … of which inside authrelay (job taken → result ready), {what} | {:.2} / {:.2} / {:.2} | – | – |",
             i[0], i[1], i[2]
         );
-        let parts =
-            |s: &Segments| s.iter().map(|[p50, p99]| format!("{p50:.2}/{p99:.2}")).collect::<Vec<_>>().join(" · ");
         println!(
             "| … p50/p99 of publish → taken · taken → result ready (minus upstream) · result ready → received, {what} | {} | {} | – |",
             parts(&l.authrelay_segments_ms),
@@ -1302,6 +1311,11 @@ fn print_report(r: &Report) {
         println!(
             "| backlog drain (jobs/s): alone vs while the live jobs run | {:.0} vs {:.0} | – | {:.2} (≥ 0.5) |",
             b.undisturbed_jobs_per_s, b.with_live_jobs_per_s, b.drain_ratio
+        );
+        println!(
+            "| … live p50/p99 of publish → taken · taken → result ready (minus upstream) · result ready → received: idle vs with the backlog | {} vs {} | – | – |",
+            parts(&b.idle_segments_ms),
+            parts(&b.with_backlog_segments_ms)
         );
     }
     print_extras(r);
