@@ -187,7 +187,7 @@ impl App {
             settings: RelaySettings::default(),
         };
         let relay = tokio::spawn(relay.run(shutdown.clone()));
-        tracing::info!(%addr, roles = %self.roles, "authrelay is running");
+        tracing::info!(%addr, roles = %self.roles, lanes = %self.config.worker.lanes, "authrelay is running");
         let server = axum::serve(self.listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         // Requests in progress (a long replay, say) get the grace period, not forever.
         let drain_limit = async {

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench pipeline -- full     # the numbers for the README (release build)
 //! cargo bench --bench pipeline -- drain    # throughput and CPU only (release build)
+//! cargo bench --bench pipeline -- backlog  # live calls while a post-call backlog drains (release build)
 //! cargo test --bench pipeline -- quick     # a smoke run in the debug build (CI)
 //! ```
 //!
@@ -13,7 +14,7 @@
 //! through the test harness (`authrelay-testkit`): everything it creates (a
 //! database, queues behind a random prefix) is removed at the end. Output: a
 //! Markdown table on stdout and `bench-results.json` (`bench-results-drain.json`
-//! in drain mode), in the package's directory.
+//! in drain mode, `bench-results-backlog.json` in backlog mode), in the package's directory.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -60,7 +61,16 @@ struct Sizes {
     scaling: bool,
     /// The drain rounds only (throughput and CPU), to compare builds quickly.
     drain_only: bool,
+    /// Post-call jobs in the backlog scenario (0: not run).
+    backlog_jobs: usize,
+    /// How long during-call jobs are sent at [`LIVE_RATE`] in the backlog scenario.
+    backlog_live_seconds: f64,
+    /// The backlog scenario only.
+    backlog_only: bool,
 }
+
+/// During-call jobs per second in the backlog scenario (the issue's measurement).
+const LIVE_RATE: f64 = 100.0;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -77,6 +87,9 @@ async fn main() -> anyhow::Result<()> {
                 memory_jobs: 10_000,
                 scaling: true,
                 drain_only: false,
+                backlog_jobs: 60_000,
+                backlog_live_seconds: 8.0,
+                backlog_only: false,
             })
             .await
         }
@@ -89,6 +102,9 @@ async fn main() -> anyhow::Result<()> {
                 memory_jobs: 150,
                 scaling: false,
                 drain_only: false,
+                backlog_jobs: 1500,
+                backlog_live_seconds: 1.0,
+                backlog_only: false,
             })
             .await
         }
@@ -101,10 +117,28 @@ async fn main() -> anyhow::Result<()> {
                 memory_jobs: 0,
                 scaling: false,
                 drain_only: true,
+                backlog_jobs: 0,
+                backlog_live_seconds: 0.0,
+                backlog_only: false,
             })
             .await
         }
-        Some(other) => bail!("unknown mode `{other}`: use full, quick or drain"),
+        Some("backlog") => {
+            bench(Sizes {
+                drain_jobs: 0,
+                rounds: 3,
+                latency_seconds: 0.0,
+                burst_jobs: 0,
+                memory_jobs: 0,
+                scaling: false,
+                drain_only: false,
+                backlog_jobs: 60_000,
+                backlog_live_seconds: 8.0,
+                backlog_only: true,
+            })
+            .await
+        }
+        Some(other) => bail!("unknown mode `{other}`: use full, quick, drain or backlog"),
     }
 }
 
@@ -434,9 +468,14 @@ impl Env {
         Ok(Process::spawn(command, None))
     }
 
-    /// An `authrelay run --roles worker` process on a port of its own.
+    /// An `authrelay run --roles worker` process on a port of its own. The
+    /// bench's own `AUTHRELAY_LIVE_FIRST*` variables are passed on, to compare
+    /// settings (`AUTHRELAY_LIVE_FIRST=off cargo bench --bench pipeline -- backlog`).
     fn worker(&self, extra: &[(&str, String)]) -> Process {
-        self.worker_bin.clone().envs(extra).spawn(&["run", "--roles", "worker"])
+        let passed: Vec<(String, String)> =
+            std::env::vars().filter(|(k, _)| k.starts_with("AUTHRELAY_LIVE_FIRST")).collect();
+        let passed: Vec<(&str, String)> = passed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        self.worker_bin.clone().envs(&passed).envs(extra).spawn(&["run", "--roles", "worker"])
     }
 
     /// Removes the bench's own queues; the test environment removes the rest
@@ -558,6 +597,14 @@ struct Latency {
     /// p50, p99, max of each round; the figures above are their medians.
     authrelay_rounds: Vec<[f64; 3]>,
     bare_rounds: Vec<[f64; 3]>,
+    /// authrelay's p99 − the bare pipeline's (ms; target at a tenth of peak ≤ 0.5).
+    p99_minus_bare_ms: f64,
+    /// authrelay's p99 ÷ the bare pipeline's (target at half of peak ≤ 1.1).
+    p99_ratio: f64,
+    /// Where the time goes: p50 and p99 (ms) of publish → taken, taken → result
+    /// ready (minus the upstream), result ready → received; medians of rounds.
+    authrelay_segments_ms: Segments,
+    bare_segments_ms: Segments,
 }
 
 /// The median of each of p50, p99 and max on its own, over rounds.
@@ -591,8 +638,12 @@ async fn bench(sizes: Sizes) -> anyhow::Result<()> {
     env.cleanup().await;
     let report = outcome?;
     print_report(&report);
-    // A drain-only run does not overwrite a full run's figures.
-    let file = if sizes.drain_only { "bench-results-drain.json" } else { "bench-results.json" };
+    // A drain-only or backlog-only run does not overwrite a full run's figures.
+    let file = match (sizes.drain_only, sizes.backlog_only) {
+        (true, _) => "bench-results-drain.json",
+        (_, true) => "bench-results-backlog.json",
+        _ => "bench-results.json",
+    };
     std::fs::write(file, serde_json::to_string_pretty(&report)?)?;
     eprintln!("wrote {file}");
     Ok(())
@@ -620,6 +671,37 @@ struct Report {
     scaling: Vec<Scaling>,
     /// The drain with signing profiles (HMAC, SigV4) against bearer, same rounds.
     signing: Vec<SigningCost>,
+    /// Live calls while a post-call backlog drains on the same worker.
+    backlog: Option<Backlog>,
+}
+
+/// During-call latency at [`LIVE_RATE`] on an idle worker and while a post-call
+/// backlog drains on it, and the backlog's drain rate without and with that
+/// live traffic; rounds alternate, medians reported.
+#[derive(Debug, Default, serde::Serialize)]
+struct Backlog {
+    jobs: usize,
+    live_rate_per_s: f64,
+    live_seconds: f64,
+    /// During-call added latency p50, p99, max (ms): idle worker, then with the backlog.
+    idle_ms: [f64; 3],
+    with_backlog_ms: [f64; 3],
+    /// The backlog drained alone, then while live traffic ran (jobs/s).
+    undisturbed_jobs_per_s: f64,
+    with_live_jobs_per_s: f64,
+    /// with_backlog p99 ÷ idle p99 (target ≤ 2).
+    p99_ratio: f64,
+    /// with_live ÷ undisturbed drain rate (target ≥ 0.5).
+    drain_ratio: f64,
+    idle_rounds: Vec<[f64; 3]>,
+    with_backlog_rounds: Vec<[f64; 3]>,
+    undisturbed_rounds: Vec<f64>,
+    with_live_rounds: Vec<f64>,
+    /// Live jobs per round sent after the backlog had drained (left out of `with_backlog_ms`).
+    live_jobs_after_backlog: Vec<usize>,
+    /// Where the live jobs' time goes (see [`Segments`]), idle and with the backlog; medians of rounds.
+    idle_segments_ms: Segments,
+    with_backlog_segments_ms: Segments,
 }
 
 /// What signing every request costs: a drain with a signing profile, as ratios to bearer's.
@@ -661,6 +743,10 @@ async fn oauth_burst(env: &mut Env, name: &str, n: usize) -> anyhow::Result<(u64
 async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
     let mut report = Report { sizes: format!("{sizes:?}"), ..Default::default() };
     let bearer = env.profile("bench-bearer", "bearer", json!({"token": TOKEN})).await?;
+    if sizes.backlog_only {
+        report.backlog = Some(backlog(env, &bearer, sizes).await?);
+        return Ok(report);
+    }
     let n = sizes.drain_jobs;
     // A quorum queue like the phase queues, so both pipelines pay the same broker costs.
     let mut quorum = FieldTable::default();
@@ -738,24 +824,34 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
         let count = (rate * sizes.latency_seconds).ceil() as usize;
         // Rounds alternate like the drain's: one run's p99 hangs on a few stalls.
         let (mut ours, mut theirs, mut inside) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut our_parts, mut their_parts) = (Vec::new(), Vec::new());
         for round in 0..sizes.rounds {
             let of = format!("{}/{}", round + 1, sizes.rounds);
             eprintln!("latency round {of}: {count} during-call jobs at {rate:.0}/s through authrelay");
-            let (added, own) =
+            let (added, own, parts) =
                 latency(env, &bearer, count, rate, &format!("l{slot}r{round}-"), "", &during_queue).await?;
             ours.push(added);
             inside.extend(own);
+            our_parts.push(parts);
             eprintln!("latency round {of}: the same through the bare pipeline");
             let bare_jobs = env.bare(128, 64, count)?;
             tokio::time::sleep(Duration::from_millis(300)).await;
             let bare_queue = env.bare_queue();
-            theirs.push(latency(env, &bearer, count, rate, &format!("bl{slot}r{round}-"), "", &bare_queue).await?.0);
+            let (added, _, parts) =
+                latency(env, &bearer, count, rate, &format!("bl{slot}r{round}-"), "", &bare_queue).await?;
+            theirs.push(added);
+            their_parts.push(parts);
             stop(bare_jobs);
         }
+        let (authrelay_ms, bare_ms) = (median_each(&ours), median_each(&theirs));
         report.latency[slot] = Latency {
             rate_per_s: rate,
-            authrelay_ms: median_each(&ours),
-            bare_ms: median_each(&theirs),
+            p99_minus_bare_ms: authrelay_ms[1] - bare_ms[1],
+            p99_ratio: authrelay_ms[1] / bare_ms[1].max(1e-9),
+            authrelay_ms,
+            bare_ms,
+            authrelay_segments_ms: median_segments(&our_parts),
+            bare_segments_ms: median_segments(&their_parts),
             inside_ms: median_each(&inside),
             authrelay_rounds: ours,
             bare_rounds: theirs,
@@ -805,7 +901,180 @@ async fn scenarios(env: &mut Env, sizes: Sizes) -> anyhow::Result<Report> {
         let drain = drain_authrelay(env, "w2-", n, &bearer, 2, &[]).await?;
         report.scaling.push(Scaling { label: "2 workers, default prefetch (64) each".into(), drain });
     }
+    if sizes.backlog_jobs > 0 {
+        report.backlog = Some(backlog(env, &bearer, sizes).await?);
+    }
     Ok(report)
+}
+
+/// Live calls first: during-call jobs at [`LIVE_RATE`] on an idle worker, and
+/// while the same worker drains a pre-filled post-call backlog; the backlog
+/// drained alone, and while that live traffic runs.
+async fn backlog(env: &mut Env, profile: &str, sizes: Sizes) -> anyhow::Result<Backlog> {
+    let (n, seconds) = (sizes.backlog_jobs, sizes.backlog_live_seconds);
+    let count = (LIVE_RATE * seconds).ceil() as usize;
+    let during_queue = env.broker.names.phase_queue(Phase::DuringCall);
+    let mut b = Backlog { jobs: n, live_rate_per_s: LIVE_RATE, live_seconds: seconds, ..Default::default() };
+    let (mut idle_segments, mut with_segments) = (Vec::new(), Vec::new());
+    for round in 0..sizes.rounds {
+        let of = format!("{}/{}", round + 1, sizes.rounds);
+        eprintln!("backlog round {of}: {n} post-call jobs drained alone");
+        let alone = drain_authrelay(env, &format!("ba{round}-"), n, profile, 1, &[]).await?;
+        b.undisturbed_rounds.push(alone.jobs_per_s);
+
+        eprintln!("backlog round {of}: {count} during-call jobs at {LIVE_RATE:.0}/s on an idle worker");
+        let mut worker = env.worker(&[]);
+        worker.wait_ready(Duration::from_secs(60)).await;
+        let idle = latency(env, profile, count, LIVE_RATE, &format!("bi{round}-"), "", &during_queue).await;
+        stop(worker);
+        let (idle, _, idle_parts) = idle?;
+        b.idle_rounds.push(idle);
+        idle_segments.push(idle_parts);
+
+        eprintln!("backlog round {of}: the same while {n} post-call jobs drain on that worker");
+        let tag = format!("bb{round}-");
+        let jobs: Vec<Vec<u8>> =
+            (0..n).map(|i| env.job(&format!("{tag}{i}"), Phase::PostCall, profile, "/ok")).collect();
+        env.publish_many(&env.broker.names.actions_exchange(), "post_call", jobs).await?;
+        let mut worker = env.worker(&[]);
+        worker.wait_ready(Duration::from_secs(60)).await;
+        let both = live_with_backlog(env, profile, count, n, &format!("bl{round}-"), &tag, &during_queue).await;
+        stop(worker);
+        let (live_ms, drain_rate, after, parts) = both?;
+        with_segments.push(parts);
+        b.with_backlog_rounds.push(live_ms);
+        b.with_live_rounds.push(drain_rate);
+        b.live_jobs_after_backlog.push(after);
+    }
+    b.idle_ms = median_each(&b.idle_rounds);
+    b.idle_segments_ms = median_segments(&idle_segments);
+    b.with_backlog_segments_ms = median_segments(&with_segments);
+    b.with_backlog_ms = median_each(&b.with_backlog_rounds);
+    b.undisturbed_jobs_per_s = median(b.undisturbed_rounds.clone());
+    b.with_live_jobs_per_s = median(b.with_live_rounds.clone());
+    b.p99_ratio = b.with_backlog_ms[1] / b.idle_ms[1].max(1e-9);
+    b.drain_ratio = b.with_live_jobs_per_s / b.undisturbed_jobs_per_s.max(1e-9);
+    Ok(b)
+}
+
+/// `count` during-call jobs at [`LIVE_RATE`] (tagged `live_tag`) while the
+/// `n` post-call jobs already queued (tagged `backlog_tag`) drain. Returns the
+/// live jobs' p50/p99/max added latency (ms) over those sent while the backlog
+/// was still draining, the backlog's drain rate while live jobs were being sent
+/// (jobs/s), and how many live jobs were sent after the backlog had drained.
+async fn live_with_backlog(
+    env: &mut Env,
+    profile: &str,
+    count: usize,
+    n: usize,
+    live_tag: &str,
+    backlog_tag: &str,
+    during_queue: &str,
+) -> anyhow::Result<([f64; 3], f64, usize, Segments)> {
+    let bodies: Vec<Vec<u8>> =
+        (0..count).map(|i| env.job(&format!("{live_tag}{i}"), Phase::DuringCall, profile, "/ok")).collect();
+    let clock = (Instant::now(), chrono::Utc::now());
+    let mut sender = send_at_rate(env.broker.channel.clone(), bodies, LIVE_RATE, "", during_queue);
+    let mut sent_at: Option<Vec<Instant>> = None;
+    let mut arrivals: Vec<(Instant, Vec<u8>)> = Vec::with_capacity(count + n);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    while arrivals.len() < count + n {
+        tokio::select! {
+            sent = &mut sender, if sent_at.is_none() => sent_at = Some(sent??),
+            next = tokio::time::timeout_at(deadline, env.results.next()) => match next {
+                Ok(Some(Ok(d))) => arrivals.push((Instant::now(), d.data)),
+                Ok(_) => bail!("results consumer closed"),
+                Err(_) => bail!("backlog: only {} of {} results", arrivals.len(), count + n),
+            },
+        }
+    }
+    let sent_at = match sent_at {
+        Some(sent_at) => sent_at,
+        None => sender.await??,
+    };
+    let received = parse_results(arrivals)?;
+    let is_backlog = |r: &Value| r["job_id"].as_str().is_some_and(|id| id.starts_with(backlog_tag));
+    if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
+        bail!("a backlog-scenario job did not succeed: {bad}");
+    }
+    let backlog_done: Vec<Instant> = received.iter().filter(|(_, r)| is_backlog(r)).map(|(at, _)| *at).collect();
+    let (first_sent, last_sent) = (sent_at[0], sent_at[sent_at.len() - 1]);
+    let backlog_end = backlog_done.iter().copied().max().unwrap_or(last_sent);
+    // The drain rate over the time live jobs were being sent (or until the backlog was done).
+    let window_end = backlog_end.min(last_sent);
+    let in_window = backlog_done.iter().filter(|at| **at >= first_sent && **at <= window_end).count();
+    let drain_rate = in_window as f64 / (window_end - first_sent).as_secs_f64().max(1e-6);
+    let live: Vec<(Instant, Value)> = received.into_iter().filter(|(_, r)| !is_backlog(r)).collect();
+    let during: Vec<(Instant, Value)> =
+        live.into_iter().filter(|(_, r)| sent_index(r, live_tag).is_some_and(|i| sent_at[i] <= backlog_end)).collect();
+    let after = count - during.len();
+    let added = added_latency(&during, live_tag, &sent_at);
+    if added.is_empty() {
+        bail!("backlog: the backlog drained before any live job was sent; make it larger");
+    }
+    Ok((spread(&added), drain_rate, after, segments(&during, live_tag, &sent_at, clock)))
+}
+
+/// p50, p99 and max of sorted values.
+fn spread(sorted: &[f64]) -> [f64; 3] {
+    [percentile(sorted, 50.0), percentile(sorted, 99.0), sorted.last().copied().unwrap_or(0.0)]
+}
+
+/// Which of the jobs tagged `tag` a result answers.
+fn sent_index(r: &Value, tag: &str) -> Option<usize> {
+    r["job_id"].as_str()?.strip_prefix(tag)?.parse().ok()
+}
+
+/// Publish → result time minus the upstream's own handling time (ms), sorted,
+/// of each result whose job is one of `sent_at`'s.
+fn added_latency(received: &[(Instant, Value)], tag: &str, sent_at: &[Instant]) -> Vec<f64> {
+    let mut added: Vec<f64> = received
+        .iter()
+        .filter_map(|(at, r)| {
+            let sent_at = sent_at.get(sent_index(r, tag)?)?;
+            let upstream_us = handled_us(&r["response"]["body"])?;
+            Some((*at - *sent_at).as_secs_f64() * 1000.0 - upstream_us / 1000.0)
+        })
+        .collect();
+    added.sort_by(f64::total_cmp);
+    added
+}
+
+/// Publishes `bodies` at `rate` per second on a task of its own; returns when
+/// each was published. It keeps its schedule and catches up after a stall
+/// rather than skipping sends, so the offered rate holds; it does not wait for
+/// confirms, so it keeps its pace.
+fn send_at_rate(
+    channel: lapin::Channel,
+    bodies: Vec<Vec<u8>>,
+    rate: f64,
+    exchange: &str,
+    routing_key: &str,
+) -> tokio::task::JoinHandle<anyhow::Result<Vec<Instant>>> {
+    let (exchange, routing_key) = (exchange.to_owned(), routing_key.to_owned());
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    tokio::spawn(async move {
+        let props = json_props();
+        let mut sent_at = Vec::with_capacity(bodies.len());
+        let mut next_send = tokio::time::Instant::now();
+        for body in &bodies {
+            tokio::time::sleep_until(next_send).await;
+            sent_at.push(Instant::now());
+            drop(
+                channel
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        routing_key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        body,
+                        props.clone(),
+                    )
+                    .await?,
+            );
+            next_send += interval;
+        }
+        anyhow::Ok(sent_at)
+    })
 }
 
 /// `n` post-call jobs pre-filled, then drained by `workers` authrelay
@@ -890,37 +1159,12 @@ async fn latency(
     tag: &str,
     exchange: &str,
     routing_key: &str,
-) -> anyhow::Result<([f64; 3], Option<[f64; 3]>)> {
+) -> anyhow::Result<([f64; 3], Option<[f64; 3]>, Segments)> {
     let bodies: Vec<Vec<u8>> =
         (0..count).map(|i| env.job(&format!("{tag}{i}"), Phase::DuringCall, profile, "/ok")).collect();
-    let mut sender = {
-        let channel = env.broker.channel.clone();
-        let (exchange, routing_key) = (exchange.to_owned(), routing_key.to_owned());
-        let interval = Duration::from_secs_f64(1.0 / rate);
-        tokio::spawn(async move {
-            let props = json_props();
-            let mut sent_at = Vec::with_capacity(bodies.len());
-            let mut next_send = tokio::time::Instant::now();
-            for body in &bodies {
-                tokio::time::sleep_until(next_send).await;
-                sent_at.push(Instant::now());
-                // Not waiting for the confirm, so the sender keeps its pace.
-                drop(
-                    channel
-                        .basic_publish(
-                            exchange.as_str().into(),
-                            routing_key.as_str().into(),
-                            BasicPublishOptions::default(),
-                            body,
-                            props.clone(),
-                        )
-                        .await?,
-                );
-                next_send += interval;
-            }
-            anyhow::Ok(sent_at)
-        })
-    };
+    // Results carry wall-clock times (the pipelines' own clocks are this machine's): one pair to convert.
+    let clock = (Instant::now(), chrono::Utc::now());
+    let mut sender = send_at_rate(env.broker.channel.clone(), bodies, rate, exchange, routing_key);
     let mut sent_at: Option<Vec<Instant>> = None;
     let mut arrivals: Vec<(Instant, Vec<u8>)> = Vec::with_capacity(count);
     let wait = Duration::from_secs_f64(count as f64 / rate) + Duration::from_secs(30);
@@ -949,23 +1193,11 @@ async fn latency(
         None => sender.await??,
     };
     let received = parse_results(arrivals)?;
-    let sent_at = |r: &Value| -> Option<Instant> {
-        let index: usize = r["job_id"].as_str()?.strip_prefix(tag)?.parse().ok()?;
-        sent_at.get(index).copied()
-    };
-    let mut added: Vec<f64> = received
-        .iter()
-        .filter_map(|(at, r)| {
-            let sent_at = sent_at(r)?;
-            let upstream_us = handled_us(&r["response"]["body"])?;
-            Some((*at - sent_at).as_secs_f64() * 1000.0 - upstream_us / 1000.0)
-        })
-        .collect();
+    let added = added_latency(&received, tag, &sent_at);
     if added.len() < count {
         bail!("latency: {} of {count} results were not this run's successful jobs", count - added.len());
     }
-    added.sort_by(f64::total_cmp);
-    let end_to_end = [percentile(&added, 50.0), percentile(&added, 99.0), added.last().copied().unwrap_or(0.0)];
+    let end_to_end = spread(&added);
     // authrelay's results say when it took the job and when the result was
     // ready: its own time, without the broker's queueing (the bare pipeline's do not).
     let mut inside: Vec<f64> = received
@@ -980,7 +1212,51 @@ async fn latency(
     inside.sort_by(f64::total_cmp);
     let inside =
         (!inside.is_empty()).then(|| [percentile(&inside, 50.0), percentile(&inside, 99.0), *inside.last().unwrap()]);
-    Ok((end_to_end, inside))
+    let segments = segments(&received, tag, &sent_at, clock);
+    Ok((end_to_end, inside, segments))
+}
+
+/// p50 and p99 (ms) of three parts of each job's time: publish → taken by the
+/// pipeline (`started_at`; broker and delivery), taken → result ready
+/// (`finished_at`, minus the upstream's own time), result ready → received by
+/// the bench (confirmed publish, routing, delivery). Both pipelines' results
+/// carry those times, so this says in which part authrelay's extra time goes.
+type Segments = [[f64; 2]; 3];
+
+fn segments(
+    received: &[(Instant, Value)],
+    tag: &str,
+    sent_at: &[Instant],
+    clock: (Instant, chrono::DateTime<chrono::Utc>),
+) -> Segments {
+    let wall =
+        |at: Instant| clock.1 + chrono::Duration::from_std(at.saturating_duration_since(clock.0)).unwrap_or_default();
+    let ms = |d: chrono::Duration| d.num_microseconds().unwrap_or(0) as f64 / 1000.0;
+    let mut parts: [Vec<f64>; 3] = Default::default();
+    for (arrived, r) in received {
+        let at =
+            |k: &str| chrono::DateTime::parse_from_rfc3339(r[k].as_str()?).ok().map(|t| t.with_timezone(&chrono::Utc));
+        let (Some(sent), Some(started), Some(finished), Some(upstream_us)) = (
+            sent_index(r, tag).and_then(|i| sent_at.get(i)),
+            at("started_at"),
+            at("finished_at"),
+            handled_us(&r["response"]["body"]),
+        ) else {
+            continue;
+        };
+        parts[0].push(ms(started - wall(*sent)));
+        parts[1].push(ms(finished - started) - upstream_us / 1000.0);
+        parts[2].push(ms(wall(*arrived) - finished));
+    }
+    parts.map(|mut part| {
+        part.sort_by(f64::total_cmp);
+        [percentile(&part, 50.0), percentile(&part, 99.0)]
+    })
+}
+
+/// The median of each figure on its own, over rounds.
+fn median_segments(rounds: &[Segments]) -> Segments {
+    std::array::from_fn(|i| std::array::from_fn(|j| median(rounds.iter().map(|r| r[i][j]).collect())))
 }
 
 fn parse_results(arrivals: Vec<(Instant, Vec<u8>)>) -> anyhow::Result<Vec<(Instant, Value)>> {
@@ -995,8 +1271,58 @@ fn handled_us(body: &Value) -> Option<f64> {
 }
 
 fn print_report(r: &Report) {
+    let parts = |s: &Segments| s.iter().map(|[p50, p99]| format!("{p50:.2}/{p99:.2}")).collect::<Vec<_>>().join(" · ");
     println!("| measure | authrelay | bare pipeline | ratio / target |");
     println!("|---|---|---|---|");
+    if r.worker.jobs_per_s > 0.0 {
+        print_drain(r);
+    }
+    for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]) {
+        if l.rate_per_s == 0.0 {
+            continue; // not measured (drain mode)
+        }
+        let [a, b] = [l.authrelay_ms, l.bare_ms];
+        let target = if what == "half of peak" {
+            format!("p99 {:.2} × bare (≤ 1.1)", l.p99_ratio)
+        } else {
+            format!("p99 {:+.2} ms vs bare (≤ +0.5)", l.p99_minus_bare_ms)
+        };
+        println!(
+            "| during-call added latency p50 / p99 / max (ms, median of rounds), {what} ({:.0}/s) | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | {target} |",
+            l.rate_per_s, a[0], a[1], a[2], b[0], b[1], b[2]
+        );
+        let i = l.inside_ms;
+        println!(
+            "| … of which inside authrelay (job taken → result ready), {what} | {:.2} / {:.2} / {:.2} | – | – |",
+            i[0], i[1], i[2]
+        );
+        println!(
+            "| … p50/p99 of publish → taken · taken → result ready (minus upstream) · result ready → received, {what} | {} | {} | – |",
+            parts(&l.authrelay_segments_ms),
+            parts(&l.bare_segments_ms)
+        );
+    }
+    if let Some(b) = &r.backlog {
+        let [i, w] = [b.idle_ms, b.with_backlog_ms];
+        println!(
+            "| during-call added latency p50 / p99 / max (ms) at {:.0}/s: idle worker vs while {} post-call jobs drain on it | {:.2} / {:.2} / {:.2} vs {:.2} / {:.2} / {:.2} | – | p99 {:.2} × idle (≤ 2) |",
+            b.live_rate_per_s, b.jobs, i[0], i[1], i[2], w[0], w[1], w[2], b.p99_ratio
+        );
+        println!(
+            "| backlog drain (jobs/s): alone vs while the live jobs run | {:.0} vs {:.0} | – | {:.2} (≥ 0.5) |",
+            b.undisturbed_jobs_per_s, b.with_live_jobs_per_s, b.drain_ratio
+        );
+        println!(
+            "| … live p50/p99 of publish → taken · taken → result ready (minus upstream) · result ready → received: idle vs with the backlog | {} vs {} | – | – |",
+            parts(&b.idle_segments_ms),
+            parts(&b.with_backlog_segments_ms)
+        );
+    }
+    print_extras(r);
+}
+
+/// The drain rows of the table.
+fn print_drain(r: &Report) {
     println!(
         "| drain throughput (jobs/s, median of rounds) | {:.0} | {:.0} | {:.2} (≥ 0.9) |",
         r.worker.jobs_per_s, r.bare.jobs_per_s, r.throughput_ratio
@@ -1027,21 +1353,10 @@ fn print_report(r: &Report) {
             cost.label, cost.drain.jobs_per_s, cost.drain.cpu_ms_per_job, cost.throughput_vs_bearer, cost.cpu_vs_bearer
         );
     }
-    for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]) {
-        if l.rate_per_s == 0.0 {
-            continue; // not measured (drain mode)
-        }
-        let [a, b] = [l.authrelay_ms, l.bare_ms];
-        println!(
-            "| during-call added latency p50 / p99 / max (ms, median of rounds), {what} ({:.0}/s) | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
-            l.rate_per_s, a[0], a[1], a[2], b[0], b[1], b[2]
-        );
-        let i = l.inside_ms;
-        println!(
-            "| … of which inside authrelay (job taken → result ready), {what} | {:.2} / {:.2} / {:.2} | – | – |",
-            i[0], i[1], i[2]
-        );
-    }
+}
+
+/// The burst, memory and scaling rows, and the rounds behind the medians.
+fn print_extras(r: &Report) {
     if r.burst_jobs > 0 {
         println!("| OAuth burst: token requests for {} jobs | {} | – | = 1 |", r.burst_jobs, r.burst_token_requests);
         println!("| OAuth burst p99 (ms) | {:.1} | – | – |", r.burst_p99_ms);
@@ -1065,17 +1380,30 @@ fn print_report(r: &Report) {
     }
     let rounds = |d: &[Drain]| d.iter().map(|d| format!("{:.0}", d.jobs_per_s)).collect::<Vec<_>>().join(", ");
     println!();
-    println!(
-        "Drain rounds (jobs/s): authrelay {}; bare {}. Medians above.",
-        rounds(&r.worker_rounds),
-        rounds(&r.bare_rounds)
-    );
+    if !r.worker_rounds.is_empty() {
+        println!(
+            "Drain rounds (jobs/s): authrelay {}; bare {}. Medians above.",
+            rounds(&r.worker_rounds),
+            rounds(&r.bare_rounds)
+        );
+    }
     let p99s = |rounds: &[[f64; 3]]| rounds.iter().map(|r| format!("{:.1}", r[1])).collect::<Vec<_>>().join(", ");
     for (l, what) in r.latency.iter().zip(["half of peak", "a tenth of peak"]).filter(|(l, _)| l.rate_per_s > 0.0) {
         println!(
             "Latency p99 rounds (ms), {what}: authrelay {}; bare {}.",
             p99s(&l.authrelay_rounds),
             p99s(&l.bare_rounds)
+        );
+    }
+    if let Some(b) = &r.backlog {
+        let rates = |v: &[f64]| v.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
+        println!(
+            "Backlog rounds: live p99 (ms) idle {}; with the backlog {}. Drain (jobs/s) alone {}; with live jobs {}. Live jobs sent after the backlog had drained (left out): {:?}.",
+            p99s(&b.idle_rounds),
+            p99s(&b.with_backlog_rounds),
+            rates(&b.undisturbed_rounds),
+            rates(&b.with_live_rounds),
+            b.live_jobs_after_backlog
         );
     }
 }

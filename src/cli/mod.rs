@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, App, Roles};
-use crate::config::{Config, DatabaseConfig, EnvSource};
+use crate::config::{Config, DatabaseConfig, EnvSource, LaneSelection};
 use crate::crypto::KeyRing;
 use crate::db::Database;
 use crate::profile::ProfileStore;
@@ -37,6 +37,10 @@ pub enum Command {
         /// Restrict this process to some roles, e.g. `--roles worker` to scale workers apart from the API.
         #[arg(long, default_value = "worker,api")]
         roles: Roles,
+        /// Consume only these phases' queues, e.g. `--lanes during_call,pre_call` for dedicated
+        /// live-call workers (default: AUTHRELAY_LANES, else all three).
+        #[arg(long)]
+        lanes: Option<LaneSelection>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -67,8 +71,11 @@ pub enum KeysCommand {
 /// Runs a parsed command. Returns the process exit code.
 pub async fn execute(command: Command, env: &dyn EnvSource) -> anyhow::Result<i32> {
     match command {
-        Command::Run { roles } => {
-            let config = Config::load(env)?;
+        Command::Run { roles, lanes } => {
+            let mut config = Config::load(env)?;
+            if let Some(lanes) = lanes {
+                config.worker.lanes = lanes;
+            }
             let app = App::build(config, roles).await?;
             let shutdown = CancellationToken::new();
             tokio::spawn(app::shutdown_on_signal(shutdown.clone()));

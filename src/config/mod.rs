@@ -21,9 +21,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::crypto::{CryptoError, KeyRing};
 
 mod circuit;
+mod lanes;
 mod variables;
 mod worker;
 pub use circuit::CircuitConfig;
+pub use lanes::{LaneSelection, LiveFirstConfig};
 pub use variables::{FOREIGN_VARIABLES, VARIABLES, is_known};
 pub use worker::{PhaseConfig, RetryDelays, TokenSharing, WorkerConfig, parse_duration};
 

@@ -55,6 +55,10 @@ pub const VARIABLES: &[&str] = &[
     "AUTHRELAY_CIRCUIT_FAILURES",
     "AUTHRELAY_CIRCUIT_OPEN_FOR",
     "AUTHRELAY_CIRCUIT_MAX_OPEN",
+    "AUTHRELAY_LANES",
+    "AUTHRELAY_LIVE_FIRST",
+    "AUTHRELAY_LIVE_FIRST_FLOOR",
+    "AUTHRELAY_LIVE_FIRST_GROW_EVERY",
 ];
 
 /// Variables read that are not authrelay's own: `RUST_LOG` stands in for

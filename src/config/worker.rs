@@ -83,6 +83,10 @@ pub struct WorkerConfig {
     pub health_flush_interval: Duration,
     /// When a destination's circuit opens, and for how long.
     pub circuit: CircuitConfig,
+    /// The phases whose queues this process consumes (`AUTHRELAY_LANES`, `--lanes`).
+    pub lanes: super::LaneSelection,
+    /// How the post-call lane yields to live work.
+    pub live_first: super::LiveFirstConfig,
 }
 
 impl WorkerConfig {
@@ -179,6 +183,8 @@ impl WorkerConfig {
                 interval => interval,
             },
             circuit: CircuitConfig::from_env(env)?,
+            lanes: super::lanes::lanes_from_env(env)?,
+            live_first: super::LiveFirstConfig::from_env(env)?,
         })
     }
 }

@@ -40,6 +40,7 @@ pub struct Metrics {
     replayed: IntCounterVec,
     throttled: IntCounterVec,
     circuit_transitions: IntCounterVec,
+    lane_concurrency: IntGaugeVec,
     /// The per-job series of each lane, resolved once (a label lookup per job
     /// would hash and lock on the hot path).
     lanes: Arc<[LaneMetrics; 3]>,
@@ -206,6 +207,16 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            lane_concurrency: b.register(
+                IntGaugeVec::new(
+                    Opts::new(
+                        "authrelay_lane_concurrency",
+                        "Jobs a lane may run at once now (post_call shrinks while live work runs)",
+                    ),
+                    &["phase"],
+                )
+                .expect("valid metric"),
+            ),
             lanes,
             destinations_blocked: b
                 .counter("authrelay_destinations_blocked_total", "Requests refused by the egress guard"),
@@ -279,6 +290,7 @@ impl Metrics {
             self.throttled(phase);
             self.consumer_stalls(phase);
             self.consumer_starts(Consumer::Lane(phase));
+            self.lane_concurrency(phase);
         }
         self.consumer_starts(Consumer::ProfileEvents);
         for result in TokenLookup::ALL {
@@ -358,6 +370,11 @@ impl Metrics {
     /// How often `consumer` was started or restarted.
     pub fn consumer_starts(&self, consumer: Consumer) -> IntCounter {
         self.consumer_starts.with_label_values(&[consumer.as_str()])
+    }
+
+    /// How many jobs `phase`'s lane may run at once now (0: the lane does not run here).
+    pub fn lane_concurrency(&self, phase: Phase) -> IntGauge {
+        self.lane_concurrency.with_label_values(&[phase.as_str()])
     }
 
     /// How often `phase`'s lane was found stalled and resubscribed.

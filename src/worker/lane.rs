@@ -1,6 +1,7 @@
 //! One consumer per phase, on its own channel with its own prefetch and
 //! concurrency, so a post-call backlog or a bulk replay never delays a
-//! during-call job.
+//! during-call job. Separate lanes still share the CPU, so the post-call lane
+//! also runs no more jobs at once than [`LiveFirst`] allows while live jobs run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +19,7 @@ use super::{WorkerContext, delivery};
 use crate::job::Phase;
 use crate::metrics::Consumer;
 use crate::queue::publisher::Publisher;
+use crate::traffic::live_first::{LiveFirst, is_live};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaneError {
@@ -74,7 +76,15 @@ pub async fn run(
     on_started();
     tracing::info!(lane = %phase, queue = %queue, prefetch = policy.prefetch, concurrency = policy.concurrency, "consuming");
 
+    let live = is_live(phase);
+    if live {
+        ctx.metrics.lane_concurrency(phase).set(i64::try_from(policy.concurrency).unwrap_or(i64::MAX));
+    } else {
+        ctx.live_first.show();
+    }
     let slots = Arc::new(Semaphore::new(policy.concurrency));
+    // Wakes a throttled background lane when one of its jobs ends.
+    let finished = Arc::new(Notify::new());
     let mut in_flight = JoinSet::new();
     let mut last_delivery = Instant::now();
     let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
@@ -87,10 +97,21 @@ pub async fn run(
             _ = stop.cancelled() => break Ok(()),
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
         };
+        if !live {
+            let in_use = || policy.concurrency - slots.available_permits();
+            if !room_for_background(&ctx.live_first, in_use, &finished, &stop).await {
+                break Ok(());
+            }
+        }
         let wake = loop {
             tokio::select! {
                 _ = stop.cancelled() => break Wake::Stop,
                 next = consumer.next() => break Wake::Delivery(next.map(|d| d.map(Box::new))),
+                // An idle background lane still counts its way back up after live
+                // work, so that its gauge tells the truth (only while it is throttled).
+                _ = tokio::time::sleep(ctx.live_first.grow_every()), if !live && ctx.live_first.is_throttled() => {
+                    ctx.live_first.background_limit();
+                }
                 _ = watchdog.tick() => {
                     // Nothing unacked and nothing arriving: if the queue has ready
                     // messages all the same, the consumer is stuck.
@@ -110,10 +131,13 @@ pub async fn run(
             Wake::Stalled => break Err(LaneError::Stalled(phase)),
             Wake::Delivery(Some(Ok(delivery))) => {
                 last_delivery = Instant::now();
-                let (ctx, publisher) = (ctx.clone(), publisher.clone());
+                let live_job = live.then(|| ctx.live_first.live_job());
+                let (ctx, publisher, finished) = (ctx.clone(), publisher.clone(), finished.clone());
                 in_flight.spawn(async move {
                     delivery::handle(&ctx, &publisher, phase, &delivery).await;
+                    drop(live_job);
                     drop(slot);
+                    finished.notify_one();
                 });
             }
             Wake::Delivery(Some(Err(source))) => break Err(amqp(source)),
@@ -150,6 +174,26 @@ pub async fn run(
     while in_flight.join_next().await.is_some() {}
     crate::queue::close_channel(&channel, "authrelay lane stopped").await;
     ended
+}
+
+/// Waits until the background lane may start one more job: its jobs in flight
+/// (`in_use`, the slot just taken included) within what live work leaves it.
+/// False when told to stop meanwhile.
+async fn room_for_background(
+    live_first: &LiveFirst,
+    in_use: impl Fn() -> usize,
+    finished: &Notify,
+    stop: &CancellationToken,
+) -> bool {
+    while in_use() > live_first.background_limit() {
+        // The limit grows only with time, one step per `grow_every`; jobs end any time.
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = finished.notified() => {}
+            _ = tokio::time::sleep(live_first.grow_every()) => {}
+        }
+    }
+    true
 }
 
 /// Takes finished job tasks out of the set. A task that ended other than by

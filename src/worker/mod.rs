@@ -22,7 +22,7 @@ pub mod supervisor;
 
 use std::sync::Arc;
 
-use crate::config::{Config, TokenSharing, WorkerConfig};
+use crate::config::{Config, LiveFirstConfig, TokenSharing, WorkerConfig};
 use crate::credentials::http_clients::HttpClients;
 use crate::credentials::oauth2::{TokenClient, TokenClientSettings};
 use crate::credentials::token_cache::{TokenCache, TokenCacheSettings};
@@ -34,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::profile::ProfileStore;
 use crate::profile::cache::ProfileCache;
 use crate::traffic::limits::{FleetShare, ProfileGates};
+use crate::traffic::live_first::LiveFirst;
 
 /// Everything a worker needs, shared by all lanes.
 pub struct WorkerContext {
@@ -45,6 +46,8 @@ pub struct WorkerContext {
     pub metrics: Metrics,
     /// What settled jobs said about their profiles' health, until the next flush.
     pub health: Arc<health::HealthRecorder>,
+    /// Shrinks the post-call lane while live jobs run.
+    pub live_first: Arc<LiveFirst>,
 }
 
 /// A client for target APIs or token endpoints could not be built (the TLS
@@ -78,7 +81,16 @@ impl WorkerContext {
         let limits = JobLimits { max_message_bytes: settings.max_job_bytes, ..Default::default() };
         let health = Arc::new(health::HealthRecorder::new(&metrics));
         let profiles = ProfileCache::new(settings.profile_cache_ttl);
-        Ok(Self { store, profiles, executor, settings, limits, metrics, health })
+        // A process without the post-call lane (`--lanes`) has nothing to hold back.
+        let runs_background = settings.lanes.contains(crate::phase::Phase::PostCall);
+        let live_first =
+            LiveFirstConfig { enabled: settings.live_first.enabled && runs_background, ..settings.live_first.clone() };
+        let live_first = Arc::new(LiveFirst::new(
+            &live_first,
+            settings.post_call.concurrency,
+            metrics.lane_concurrency(crate::phase::Phase::PostCall),
+        ));
+        Ok(Self { store, profiles, executor, settings, limits, metrics, health, live_first })
     }
 
     /// Drops every cached profile and token (after a reconnect: events may have been missed).

@@ -14,12 +14,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{WorkerContext, events, lane};
+use crate::config::LaneSelection;
 use crate::job::Phase;
 use crate::queue::connect::{self, HANDSHAKE_TIMEOUT, connect};
 use crate::queue::publisher::Publisher;
 use crate::queue::{Names, close_connection};
 use crate::readiness::{Latch, Readiness};
 use crate::reconnect::Backoff;
+use crate::traffic::live_first::is_live;
 
 /// How long lanes and the event consumer may take to stop once told to, beyond
 /// the shutdown grace period: a lane closes its channel within [`crate::queue::CLOSE_WAIT`].
@@ -51,33 +53,36 @@ pub enum SessionError {
 #[derive(Clone)]
 struct Latches {
     broker: Latch,
-    lanes: [Latch; 3],
+    /// Only the lanes this process runs (`--lanes`) count toward readiness.
+    lanes: [Option<Latch>; 3],
     events: Latch,
 }
 
 impl Latches {
-    fn register(readiness: &Readiness) -> Self {
+    fn register(readiness: &Readiness, lanes: LaneSelection) -> Self {
         Self {
             broker: readiness.latch("broker"),
             lanes: Phase::ALL.map(|phase| {
-                readiness.latch(match phase {
-                    Phase::PreCall => "consumer.pre_call",
-                    Phase::DuringCall => "consumer.during_call",
-                    Phase::PostCall => "consumer.post_call",
+                lanes.contains(phase).then(|| {
+                    readiness.latch(match phase {
+                        Phase::PreCall => "consumer.pre_call",
+                        Phase::DuringCall => "consumer.during_call",
+                        Phase::PostCall => "consumer.post_call",
+                    })
                 })
             }),
             events: readiness.latch("consumer.profile_events"),
         }
     }
 
-    fn lane(&self, phase: Phase) -> &Latch {
-        &self.lanes[phase.index()]
+    fn lane(&self, phase: Phase) -> Option<&Latch> {
+        self.lanes[phase.index()].as_ref()
     }
 
     /// Not ready from the moment anything fails, not only once everything stopped.
     fn all_unready(&self) {
         self.broker.set(false);
-        self.lanes.iter().for_each(|latch| latch.set(false));
+        self.lanes.iter().flatten().for_each(|latch| latch.set(false));
         self.events.set(false);
     }
 }
@@ -91,7 +96,7 @@ pub async fn supervise(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) {
-    let latches = Latches::register(&readiness);
+    let latches = Latches::register(&readiness, ctx.settings.lanes);
     let mut connection = Some(Arc::new(first));
     let mut delays = RECONNECT.delays();
     loop {
@@ -140,23 +145,30 @@ async fn session(
 ) -> Result<(), SessionError> {
     let setup = async {
         connect::declare_topology(conn, names).await.map_err(SessionError::Topology)?;
-        Publisher::open(conn, names.clone()).await.map_err(SessionError::Publisher)
+        let background = Publisher::open(conn, names.clone()).await.map_err(SessionError::Publisher)?;
+        let live = Publisher::open(conn, names.clone()).await.map_err(SessionError::Publisher)?;
+        Ok((background, live))
     };
     // Bounded: a connection lost mid-declare may leave a call unanswered.
     let Some(opened) = shutdown.run_until_cancelled(tokio::time::timeout(HANDSHAKE_TIMEOUT, setup)).await else {
         return Ok(());
     };
-    let publisher = Arc::new(opened.map_err(|_| SessionError::SetupTimedOut(HANDSHAKE_TIMEOUT))??);
+    let (publisher, live_publisher) = opened.map_err(|_| SessionError::SetupTimedOut(HANDSHAKE_TIMEOUT))??;
+    // Live lanes publish on a channel of their own: the broker runs each channel
+    // as one process, in order, so a live result would otherwise queue behind
+    // the post-call lane's publishes and wait for their confirms.
+    let (publisher, live_publisher) = (Arc::new(publisher), Arc::new(live_publisher));
     latches.broker.set(true);
 
     let stop = shutdown.child_token();
     // A connection-level error ends the session at once, before any consumer notices.
     let mut events_listener = conn.events_listener();
     let mut tasks: JoinSet<Result<(), SessionError>> = JoinSet::new();
-    for phase in Phase::ALL {
-        let (ctx, publisher, conn, stop, shutdown) =
-            (ctx.clone(), publisher.clone(), conn.clone(), stop.clone(), shutdown.clone());
-        let latch = latches.lane(phase).clone();
+    // Only the selected lanes consume; the topology above was declared in full.
+    for phase in ctx.settings.lanes.phases() {
+        let Some(latch) = latches.lane(phase).cloned() else { continue };
+        let publisher = if is_live(phase) { live_publisher.clone() } else { publisher.clone() };
+        let (ctx, conn, stop, shutdown) = (ctx.clone(), conn.clone(), stop.clone(), shutdown.clone());
         tasks.spawn(async move {
             let result = lane::run(ctx, publisher, &conn, phase, stop, shutdown, || latch.set(true)).await;
             latch.set(false);
@@ -219,5 +231,6 @@ async fn session(
         }
     }
     publisher.close().await;
+    live_publisher.close().await;
     failure.map_or(Ok(()), Err)
 }

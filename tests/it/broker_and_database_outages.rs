@@ -99,7 +99,8 @@ const MISSES: &str = r#"authrelay_profile_lookups_total{result="miss"}"#;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_cut_while_jobs_are_mid_request_loses_none_and_every_lane_resumes_within_10s() {
     let _turn = timed_turn().await;
-    let b = BehindProxy::start(&[]).await;
+    // Live-first off: with live jobs held, the post-call lane would otherwise run only a few of its 32.
+    let b = BehindProxy::start(&[("AUTHRELAY_LIVE_FIRST", "off".into())]).await;
     // Every lane's slots hold a request at the gate (32 + 64 + 32); more wait in prefetch buffers.
     b.target.hold();
     let jobs = b.batch("mid-request", 200);

@@ -22,6 +22,7 @@ mod client_certificates;
 mod credentials_applied;
 mod execution_rules;
 mod graceful_shutdown;
+mod lanes;
 mod malformed_messages;
 mod nested_amqp_headers;
 mod no_secret_in_results;

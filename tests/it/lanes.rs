@@ -1,0 +1,144 @@
+//! Which lanes a process runs (`--lanes`, `AUTHRELAY_LANES`), and the post-call
+//! lane giving way while live jobs run (live calls first, contract §9).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use authrelay::app::Roles;
+use authrelay::job::Phase;
+use authrelay_testkit::targets::serve;
+use authrelay_testkit::{JobExt as _, TestApp, TestBroker, TestEnv, eventually, job};
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+
+use crate::{WAIT, authrelay};
+
+/// A target that answers `/now` at once, and counts how many `/now` requests ran at once.
+#[derive(Default)]
+struct Counting {
+    requests: AtomicUsize,
+    running: AtomicUsize,
+    most_at_once: AtomicUsize,
+    /// Live jobs' requests held at `/hold` now.
+    holding: AtomicUsize,
+}
+
+async fn target() -> (String, Arc<Counting>) {
+    let state = Arc::new(Counting::default());
+    let router = Router::new()
+        .route(
+            "/now",
+            get(|State(c): State<Arc<Counting>>| async move {
+                c.requests.fetch_add(1, Ordering::SeqCst);
+                let running = c.running.fetch_add(1, Ordering::SeqCst) + 1;
+                c.most_at_once.fetch_max(running, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                c.running.fetch_sub(1, Ordering::SeqCst);
+                "ok"
+            }),
+        )
+        .route(
+            "/hold",
+            get(|State(c): State<Arc<Counting>>| async move {
+                c.holding.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                c.holding.fetch_sub(1, Ordering::SeqCst);
+                "ok"
+            }),
+        )
+        .with_state(state.clone());
+    (format!("http://{}", serve(router).await), state)
+}
+
+#[tokio::test]
+async fn a_process_run_with_lanes_during_call_runs_during_call_jobs_and_leaves_post_call_jobs_queued() {
+    let env = TestEnv::new();
+    let broker = TestBroker::new(env.names()).await;
+    let results = broker.tap().await;
+    let (url, counting) = target().await;
+    let process = authrelay(&env).serve(&["run", "--roles", "worker", "--lanes", "during_call"]).await;
+
+    broker.publish_job(&job("later", Phase::PostCall).to(&format!("{url}/now"))).await;
+    broker.publish_job(&job("live", Phase::DuringCall).to(&format!("{url}/now"))).await;
+    let result = results.next(WAIT).await;
+    assert_eq!((result["job_id"].as_str(), result["outcome"].as_str()), (Some("live"), Some("succeeded")), "{result}");
+    results.no_more(Duration::from_secs(2)).await;
+    assert_eq!(counting.requests.load(Ordering::SeqCst), 1, "only the during-call job reached the target");
+    let post_call = broker.names.phase_queue(Phase::PostCall);
+    assert_eq!(broker.message_count(&post_call).await, 1, "the post-call job waits in its queue");
+    assert_eq!(process.metric(r#"authrelay_lane_concurrency{phase="during_call"}"#).await, 64.0);
+    assert_eq!(process.metric(r#"authrelay_lane_concurrency{phase="post_call"}"#).await, 0.0);
+    let log = process.stop(Duration::from_secs(30));
+    assert!(!log.contains("panicked"), "{log}");
+
+    // A process with every lane (AUTHRELAY_LANES names them all) takes the job that waited.
+    let everything = authrelay(&env)
+        .env("AUTHRELAY_LANES", "pre_call,during_call,post_call")
+        .serve(&["run", "--roles", "worker"])
+        .await;
+    let result = results.next(WAIT).await;
+    assert_eq!((result["job_id"].as_str(), result["outcome"].as_str()), (Some("later"), Some("succeeded")), "{result}");
+    everything.stop(Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn an_unknown_or_empty_lane_list_ends_the_process_with_one_line_naming_the_value() {
+    let env = TestEnv::new();
+    let bin = authrelay(&env);
+    let out = bin.output(&["run", "--lanes", "during_call,postcall"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.contains("`postcall`") && first.contains("--lanes"), "{stderr}");
+
+    let out = bin.clone().env("AUTHRELAY_LANES", " , ").output(&["run"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("AUTHRELAY_LANES") && stderr.contains("names no phase"), "{stderr}");
+}
+
+#[tokio::test]
+async fn while_live_jobs_run_the_post_call_lane_shrinks_to_its_floor_and_grows_back_after() {
+    let mut env = TestEnv::new();
+    env.set("AUTHRELAY_POST_CALL_CONCURRENCY", "8")
+        .set("AUTHRELAY_LIVE_FIRST_FLOOR", "2")
+        .set("AUTHRELAY_LIVE_FIRST_GROW_EVERY", "10ms");
+    let app = TestApp::start(env, Roles { worker: true, api: false }).await;
+    let (url, counting) = target().await;
+    eventually(WAIT, "the worker is ready", async || (app.ready().await == Some(200)).then_some(())).await;
+
+    // Undisturbed, the post-call lane runs all 8 at once.
+    let batch = |tag: &str| -> Vec<_> {
+        (0..32).map(|i| job(&format!("{tag}-{i}"), Phase::PostCall).to(&format!("{url}/now"))).collect()
+    };
+    app.broker.publish_all(&batch("free")).await;
+    app.results.take(32, WAIT).await;
+    assert_eq!(counting.most_at_once.swap(0, Ordering::SeqCst), 8);
+
+    // Two during-call jobs held at their target for 3 s: each halves the lane
+    // (8 → 4 → 2, the floor), and meanwhile no more than that run at once.
+    for id in ["live-1", "live-2"] {
+        app.broker.publish_job(&job(id, Phase::DuringCall).to(&format!("{url}/hold"))).await;
+    }
+    eventually(WAIT, "both live jobs reach their target", async || {
+        (counting.holding.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    assert_eq!(app.metric(r#"authrelay_lane_concurrency{phase="post_call"}"#).await, 2.0);
+    app.broker.publish_all(&batch("throttled")).await;
+    let throttled = app.results.take(32, WAIT).await;
+    assert_eq!(counting.holding.load(Ordering::SeqCst), 2, "the batch was meant to run while the live jobs were held");
+    assert!(throttled.iter().all(|r| r["outcome"] == "succeeded"), "the backlog still drains");
+    let most = counting.most_at_once.swap(0, Ordering::SeqCst);
+    assert!((1..=2).contains(&most), "post-call requests at once while live jobs ran: {most}");
+
+    // Once the live jobs are done, the lane grows back to its full concurrency.
+    for live in app.results.take(2, WAIT).await {
+        assert_eq!(live["outcome"], "succeeded", "{live}");
+    }
+    app.metric_reaches(r#"authrelay_lane_concurrency{phase="post_call"}"#, 8.0, WAIT).await;
+    app.stop().await;
+}
