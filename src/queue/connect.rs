@@ -177,7 +177,13 @@ pub async fn connect_with_wait(url: &SecretString, wait: Duration) -> Result<Con
     let retry = |e: &lapin::Error, _| {
         tracing::warn!(target = %describe(url), error = %crate::error_text::Chain(e), "broker not reachable yet; retrying");
     };
-    retry_within(AT_START, wait, || connect(url), |_| true, retry).await.map_err(|source| BrokerError::Unreachable {
+    // Each attempt within what is left of `wait` (at least a moment): a peer that
+    // accepts TCP but never speaks AMQP must not hold the caller for a whole handshake timeout.
+    let attempt = || {
+        let left = wait.saturating_sub(started.elapsed()).max(Duration::from_millis(200));
+        connect_within(url, left.min(HANDSHAKE_TIMEOUT))
+    };
+    retry_within(AT_START, wait, attempt, |_| true, retry).await.map_err(|source| BrokerError::Unreachable {
         target: describe(url),
         waited: started.elapsed(),
         source,

@@ -8,7 +8,7 @@ use authrelay::job::Phase;
 use authrelay::queue::connect::connect;
 use authrelay::queue::rpc::{Answer, call};
 use authrelay_testkit::app::spawn_worker;
-use authrelay_testkit::targets::closed_addr;
+use authrelay_testkit::targets::{closed_addr, silent_server};
 use authrelay_testkit::{Binary, JobExt as _, TestBroker, TestEnv, job};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
@@ -168,6 +168,22 @@ async fn an_unreachable_broker_is_one_line_and_exit_2_within_the_timeout() {
     let last = err.lines().last().unwrap_or_default();
     assert!(last.starts_with("error: cannot reach RabbitMQ at 127.0.0.1:"), "{err}");
     assert!(!last.contains("guest:guest"), "no credentials in the message: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_that_never_speaks_amqp_holds_send_no_longer_than_its_timeout() {
+    let env = TestEnv::new();
+    let silent = silent_server().await;
+    let bin = authrelay(&env).env("AUTHRELAY_AMQP_URL", format!("amqp://guest:guest@{silent}/%2f"));
+    let j = job("send-silent-broker", Phase::DuringCall).to("http://127.0.0.1:9/");
+
+    let started = Instant::now();
+    let out = send(&bin, &["send", "--timeout", "1s", &job_file(&env, &j)], None).await;
+
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Not the 15 s a whole AMQP handshake may take at start-up.
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(stderr(&out).contains("cannot reach RabbitMQ"), "{}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread")]
