@@ -925,9 +925,9 @@ async fn backlog(env: &mut Env, profile: &str, sizes: Sizes) -> anyhow::Result<B
         eprintln!("backlog round {of}: {count} during-call jobs at {LIVE_RATE:.0}/s on an idle worker");
         let mut worker = env.worker(&[]);
         worker.wait_ready(Duration::from_secs(60)).await;
-        let idle = latency(env, profile, count, LIVE_RATE, &format!("bi{round}-"), "", &during_queue).await;
+        let idle = live_alone(env, profile, count, &format!("bi{round}-"), &during_queue).await;
         stop(worker);
-        let (idle, _, idle_parts) = idle?;
+        let (idle, idle_parts) = idle?;
         b.idle_rounds.push(idle);
         idle_segments.push(idle_parts);
 
@@ -957,11 +957,102 @@ async fn backlog(env: &mut Env, profile: &str, sizes: Sizes) -> anyhow::Result<B
     Ok(b)
 }
 
-/// `count` during-call jobs at [`LIVE_RATE`] (tagged `live_tag`) while the
-/// `n` post-call jobs already queued (tagged `backlog_tag`) drain. Returns the
-/// live jobs' p50/p99/max added latency (ms) over those sent while the backlog
-/// was still draining, the backlog's drain rate while live jobs were being sent
-/// (jobs/s), and how many live jobs were sent after the backlog had drained.
+/// The call platform's live side: a connection of its own publishes
+/// during-call jobs and receives their results (a queue bound to
+/// `during_call.*`), as a platform's live-call service would, apart from
+/// whoever drains the post-call results. (Sharing the bench's one connection,
+/// a live job's publish and result queued behind thousands of backlog results
+/// in the bench itself, which is not authrelay's time.)
+struct LivePath {
+    _connection: Connection,
+    channel: lapin::Channel,
+    results: lapin::Consumer,
+}
+
+impl LivePath {
+    async fn open(env: &Env) -> anyhow::Result<Self> {
+        let connection = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        let results_exchange = env.broker.names.results_exchange();
+        let queue = TestBroker::private_queue(&channel, Some((&results_exchange, "during_call.*"))).await;
+        let results = TestBroker::consume(&channel, queue.as_str()).await;
+        Ok(Self { _connection: connection, channel, results })
+    }
+
+    /// Sends `bodies` at [`LIVE_RATE`] and collects as many results: when each
+    /// was sent, and each result with its arrival.
+    async fn run(
+        &mut self,
+        bodies: Vec<Vec<u8>>,
+        during_queue: &str,
+    ) -> anyhow::Result<(Vec<Instant>, Vec<(Instant, Vec<u8>)>)> {
+        let count = bodies.len();
+        let mut sender = send_at_rate(self.channel.clone(), bodies, LIVE_RATE, "", during_queue);
+        let mut sent_at: Option<Vec<Instant>> = None;
+        let mut arrivals = Vec::with_capacity(count);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        while arrivals.len() < count {
+            tokio::select! {
+                sent = &mut sender, if sent_at.is_none() => sent_at = Some(sent??),
+                next = tokio::time::timeout_at(deadline, self.results.next()) => match next {
+                    Ok(Some(Ok(d))) => arrivals.push((Instant::now(), d.data)),
+                    Ok(_) => bail!("the live results consumer closed"),
+                    Err(_) => bail!("live: only {} of {count} results", arrivals.len()),
+                },
+            }
+        }
+        let sent_at = match sent_at {
+            Some(sent_at) => sent_at,
+            None => sender.await??,
+        };
+        Ok((sent_at, arrivals))
+    }
+}
+
+/// `count` during-call jobs at [`LIVE_RATE`] on an idle worker, over the live
+/// path: their p50/p99/max added latency (ms) and where it goes.
+async fn live_alone(
+    env: &mut Env,
+    profile: &str,
+    count: usize,
+    tag: &str,
+    during_queue: &str,
+) -> anyhow::Result<([f64; 3], Segments)> {
+    let bodies: Vec<Vec<u8>> =
+        (0..count).map(|i| env.job(&format!("{tag}{i}"), Phase::DuringCall, profile, "/ok")).collect();
+    let mut path = LivePath::open(env).await?;
+    let clock = (Instant::now(), chrono::Utc::now());
+    let (sent_at, arrivals) = path.run(bodies, during_queue).await?;
+    // The bench's own results queue got them too: take them out of the way.
+    collect_results(&mut env.results, count).await?;
+    let received = parse_results(arrivals)?;
+    if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
+        bail!("a live job did not succeed: {bad}");
+    }
+    let added = added_latency(&received, tag, &sent_at);
+    Ok((spread(&added), segments(&received, tag, &sent_at, clock)))
+}
+
+/// `n` results from the bench's results queue, with their arrival.
+async fn collect_results(results: &mut lapin::Consumer, n: usize) -> anyhow::Result<Vec<(Instant, Vec<u8>)>> {
+    let mut arrivals = Vec::with_capacity(n);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    while arrivals.len() < n {
+        match tokio::time::timeout_at(deadline, results.next()).await {
+            Ok(Some(Ok(d))) => arrivals.push((Instant::now(), d.data)),
+            Ok(_) => bail!("results consumer closed"),
+            Err(_) => bail!("only {} of {n} results", arrivals.len()),
+        }
+    }
+    Ok(arrivals)
+}
+
+/// `count` during-call jobs at [`LIVE_RATE`] (tagged `live_tag`, over the live
+/// path) while the `n` post-call jobs already queued (tagged `backlog_tag`)
+/// drain. Returns the live jobs' p50/p99/max added latency (ms) over those sent
+/// while the backlog was still draining, the backlog's drain rate while live
+/// jobs were being sent (jobs/s), and how many live jobs were sent after the
+/// backlog had drained.
 async fn live_with_backlog(
     env: &mut Env,
     profile: &str,
@@ -973,26 +1064,12 @@ async fn live_with_backlog(
 ) -> anyhow::Result<([f64; 3], f64, usize, Segments)> {
     let bodies: Vec<Vec<u8>> =
         (0..count).map(|i| env.job(&format!("{live_tag}{i}"), Phase::DuringCall, profile, "/ok")).collect();
+    let mut path = LivePath::open(env).await?;
     let clock = (Instant::now(), chrono::Utc::now());
-    let mut sender = send_at_rate(env.broker.channel.clone(), bodies, LIVE_RATE, "", during_queue);
-    let mut sent_at: Option<Vec<Instant>> = None;
-    let mut arrivals: Vec<(Instant, Vec<u8>)> = Vec::with_capacity(count + n);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    while arrivals.len() < count + n {
-        tokio::select! {
-            sent = &mut sender, if sent_at.is_none() => sent_at = Some(sent??),
-            next = tokio::time::timeout_at(deadline, env.results.next()) => match next {
-                Ok(Some(Ok(d))) => arrivals.push((Instant::now(), d.data)),
-                Ok(_) => bail!("results consumer closed"),
-                Err(_) => bail!("backlog: only {} of {} results", arrivals.len(), count + n),
-            },
-        }
-    }
-    let sent_at = match sent_at {
-        Some(sent_at) => sent_at,
-        None => sender.await??,
-    };
-    let received = parse_results(arrivals)?;
+    // The bench's results queue gets every result, live ones included.
+    let (live, all) = tokio::join!(path.run(bodies, during_queue), collect_results(&mut env.results, count + n));
+    let ((sent_at, live_arrivals), all) = (live?, all?);
+    let received = parse_results(all)?;
     let is_backlog = |r: &Value| r["job_id"].as_str().is_some_and(|id| id.starts_with(backlog_tag));
     if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
         bail!("a backlog-scenario job did not succeed: {bad}");
@@ -1004,7 +1081,7 @@ async fn live_with_backlog(
     let window_end = backlog_end.min(last_sent);
     let in_window = backlog_done.iter().filter(|at| **at >= first_sent && **at <= window_end).count();
     let drain_rate = in_window as f64 / (window_end - first_sent).as_secs_f64().max(1e-6);
-    let live: Vec<(Instant, Value)> = received.into_iter().filter(|(_, r)| !is_backlog(r)).collect();
+    let live = parse_results(live_arrivals)?;
     let during: Vec<(Instant, Value)> =
         live.into_iter().filter(|(_, r)| sent_index(r, live_tag).is_some_and(|i| sent_at[i] <= backlog_end)).collect();
     let after = count - during.len();
