@@ -472,8 +472,9 @@ impl Env {
     /// bench's own `AUTHRELAY_LIVE_FIRST*` variables are passed on, to compare
     /// settings (`AUTHRELAY_LIVE_FIRST=off cargo bench --bench pipeline -- backlog`).
     fn worker(&self, extra: &[(&str, String)]) -> Process {
-        let passed: Vec<(String, String)> =
-            std::env::vars().filter(|(k, _)| k.starts_with("AUTHRELAY_LIVE_FIRST")).collect();
+        let passed: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AUTHRELAY_LIVE_FIRST") || k == "TOKIO_WORKER_THREADS")
+            .collect();
         let passed: Vec<(&str, String)> = passed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         self.worker_bin.clone().envs(&passed).envs(extra).spawn(&["run", "--roles", "worker"])
     }
