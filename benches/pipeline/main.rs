@@ -472,9 +472,7 @@ impl Env {
     /// bench's own `AUTHRELAY_LIVE_FIRST*` variables are passed on, to compare
     /// settings (`AUTHRELAY_LIVE_FIRST=off cargo bench --bench pipeline -- backlog`).
     fn worker(&self, extra: &[(&str, String)]) -> Process {
-        let passed: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("AUTHRELAY_LIVE_FIRST") || k == "TOKIO_WORKER_THREADS")
-            .collect();
+        let passed: Vec<(String, String)> = std::env::vars().filter(|(k, _)| passed_to_workers(k)).collect();
         let passed: Vec<(&str, String)> = passed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         self.worker_bin.clone().envs(&passed).envs(extra).spawn(&["run", "--roles", "worker"])
     }
@@ -1484,4 +1482,12 @@ fn print_extras(r: &Report) {
             b.live_jobs_after_backlog
         );
     }
+}
+
+/// Settings of the bench's environment that reach its workers, for A/B runs:
+/// live-first, the post-call lane's prefetch and concurrency, tokio's threads.
+fn passed_to_workers(name: &str) -> bool {
+    name.starts_with("AUTHRELAY_LIVE_FIRST")
+        || name.starts_with("AUTHRELAY_POST_CALL_")
+        || name == "TOKIO_WORKER_THREADS"
 }
