@@ -414,7 +414,7 @@ async fn results_of_each_outcome_and_the_events_of_a_profile_validate() {
             "succeeded",
             None,
         ),
-        ("invalid", job("c-invalid", Phase::DuringCall).to("ftp://example.com/"), "rejected", Some("invalid_job")),
+        ("invalid", job("c-invalid", Phase::DuringCall).to("ftp://127.0.0.1/"), "rejected", Some("invalid_job")),
         (
             "missing",
             job("c-missing", Phase::DuringCall).to(&target.url()).profile("00000000-0000-4000-8000-000000000000"),
@@ -423,7 +423,7 @@ async fn results_of_each_outcome_and_the_events_of_a_profile_validate() {
         ),
         (
             "blocked",
-            job("c-blocked", Phase::DuringCall).to("http://169.254.169.254/latest"),
+            job("c-blocked", Phase::DuringCall).to("http://127.0.0.2/latest"),
             "rejected",
             Some("destination_blocked"),
         ),

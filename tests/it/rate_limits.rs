@@ -212,8 +212,14 @@ async fn a_429_with_retry_after_pauses_every_job_of_the_profile_in_every_worker(
     broker.publish_job(&first).await;
     eventually(WAIT, "the first request is refused", async || (!target.arrivals().is_empty()).then_some(())).await;
     let refused_at = target.arrivals()[0].0;
-    // After a beat, every worker knows of the pause.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The worker that got the 429 writes the pause at once; one beat later every worker has read it.
+    let db = env.db.client().await;
+    eventually(WAIT, "the pause is written for the fleet", async || {
+        let rows = db.query("SELECT 1 FROM profile_pauses", &[]).await.unwrap();
+        (!rows.is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(authrelay::traffic::fleet::BEAT + Duration::from_millis(500)).await;
     let paused: Vec<Value> = (0..6)
         .map(|i| {
             job(&format!("paused-{i}"), Phase::DuringCall)
