@@ -55,6 +55,10 @@ impl std::str::FromStr for LaneSelection {
     }
 }
 
+/// `AUTHRELAY_LIVE_FIRST_PREFETCH` unset: measured with the `backlog` bench
+/// (README, Live calls first).
+const DEFAULT_LIVE_FIRST_PREFETCH: u16 = 16;
+
 /// How the background (post-call) lane yields to live (pre- and during-call) work.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveFirstConfig {
@@ -64,6 +68,8 @@ pub struct LiveFirstConfig {
     pub floor: usize,
     /// Once live work is quiet, the background lane gets one slot back per this much time.
     pub grow_every: Duration,
+    /// The background lane's prefetch while live work runs (at most its configured prefetch).
+    pub prefetch: u16,
 }
 
 impl LiveFirstConfig {
@@ -96,7 +102,14 @@ impl LiveFirstConfig {
                 reason: "use a duration above 0 and at most 10s".into(),
             });
         }
-        Ok(Self { enabled, floor, grow_every })
+        let prefetch = parse_var(env, "AUTHRELAY_LIVE_FIRST_PREFETCH", DEFAULT_LIVE_FIRST_PREFETCH)?;
+        if prefetch == 0 {
+            return Err(ConfigError::Invalid {
+                var: "AUTHRELAY_LIVE_FIRST_PREFETCH".into(),
+                reason: "use at least 1 (the backlog must keep draining)".into(),
+            });
+        }
+        Ok(Self { enabled, floor, grow_every, prefetch })
     }
 }
 
@@ -143,11 +156,13 @@ mod tests {
     fn live_first_settings_have_working_defaults_and_refuse_nonsense() {
         let defaults = LiveFirstConfig::from_env(&env(&[])).unwrap();
         assert!(defaults.enabled);
-        assert_eq!((defaults.floor, defaults.grow_every), (4, Duration::from_millis(10)));
+        assert_eq!((defaults.floor, defaults.grow_every, defaults.prefetch), (4, Duration::from_millis(10), 16));
         for (var, bad) in [
             ("AUTHRELAY_LIVE_FIRST", "maybe"),
             ("AUTHRELAY_LIVE_FIRST_FLOOR", "0"),
             ("AUTHRELAY_LIVE_FIRST_GROW_EVERY", "0ms"),
+            ("AUTHRELAY_LIVE_FIRST_PREFETCH", "0"),
+            ("AUTHRELAY_LIVE_FIRST_PREFETCH", "65536"),
         ] {
             let err = LiveFirstConfig::from_env(&env(&[(var, bad)])).unwrap_err().to_string();
             assert!(err.contains(var), "{var}={bad}: {err}");

@@ -59,6 +59,7 @@ pub const VARIABLES: &[&str] = &[
     "AUTHRELAY_LIVE_FIRST",
     "AUTHRELAY_LIVE_FIRST_FLOOR",
     "AUTHRELAY_LIVE_FIRST_GROW_EVERY",
+    "AUTHRELAY_LIVE_FIRST_PREFETCH",
 ];
 
 /// Variables read that are not authrelay's own: `RUST_LOG` stands in for

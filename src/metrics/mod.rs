@@ -41,6 +41,7 @@ pub struct Metrics {
     throttled: IntCounterVec,
     circuit_transitions: IntCounterVec,
     lane_concurrency: IntGaugeVec,
+    lane_prefetch: IntGaugeVec,
     /// The per-job series of each lane, resolved once (a label lookup per job
     /// would hash and lock on the hot path).
     lanes: Arc<[LaneMetrics; 3]>,
@@ -217,6 +218,16 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            lane_prefetch: b.register(
+                IntGaugeVec::new(
+                    Opts::new(
+                        "authrelay_lane_prefetch",
+                        "Deliveries a lane's consumer may hold unacked now (post_call reaches less deep while live work runs)",
+                    ),
+                    &["phase"],
+                )
+                .expect("valid metric"),
+            ),
             lanes,
             destinations_blocked: b
                 .counter("authrelay_destinations_blocked_total", "Requests refused by the egress guard"),
@@ -291,6 +302,7 @@ impl Metrics {
             self.consumer_stalls(phase);
             self.consumer_starts(Consumer::Lane(phase));
             self.lane_concurrency(phase);
+            self.lane_prefetch(phase);
         }
         self.consumer_starts(Consumer::ProfileEvents);
         for result in TokenLookup::ALL {
@@ -375,6 +387,11 @@ impl Metrics {
     /// How many jobs `phase`'s lane may run at once now (0: the lane does not run here).
     pub fn lane_concurrency(&self, phase: Phase) -> IntGauge {
         self.lane_concurrency.with_label_values(&[phase.as_str()])
+    }
+
+    /// The prefetch `phase`'s lane consumes at now (0 for a lane this process does not run).
+    pub fn lane_prefetch(&self, phase: Phase) -> IntGauge {
+        self.lane_prefetch.with_label_values(&[phase.as_str()])
     }
 
     /// How often `phase`'s lane was found stalled and resubscribed.

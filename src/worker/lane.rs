@@ -1,20 +1,20 @@
 //! One consumer per phase, on its own channel with its own prefetch and
 //! concurrency, so a post-call backlog or a bulk replay never delays a
-//! during-call job. Separate lanes still share the CPU, so the post-call lane
-//! also runs no more jobs at once than [`LiveFirst`] allows while live jobs run.
+//! during-call job. Separate lanes still share the CPU and the broker, so while
+//! live jobs run the post-call lane also runs no more jobs at once than
+//! [`LiveFirst`] allows, and re-subscribes with a shallower prefetch.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt as _;
 use lapin::Connection;
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::subscription::Subscription;
 use super::{WorkerContext, delivery};
 use crate::job::Phase;
 use crate::metrics::Consumer;
@@ -56,25 +56,15 @@ pub async fn run(
     let amqp = |source| LaneError::Amqp { lane: phase, source };
     let policy = ctx.settings.phase(phase).clone();
     let queue = publisher.names().phase_queue(phase);
-    let subscribe = async {
-        let channel = connection.create_channel().await?;
-        channel.basic_qos(policy.prefetch, BasicQosOptions::default()).await?;
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                format!("authrelay-{}-{}", phase.as_str(), uuid::Uuid::new_v4().simple()).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok((channel, consumer))
-    };
+    let subscribe = Subscription::open(connection, &queue, phase, policy.prefetch);
     // A connection lost mid-subscribe may leave a call unanswered: stopping wins.
     let Some(subscribed) = stop.run_until_cancelled(subscribe).await else { return Ok(()) };
-    let (channel, mut consumer) = subscribed.map_err(amqp)?;
+    let mut subscription = subscribed.map_err(amqp)?;
     ctx.metrics.consumer_starts(Consumer::Lane(phase)).inc();
     on_started();
     tracing::info!(lane = %phase, queue = %queue, prefetch = policy.prefetch, concurrency = policy.concurrency, "consuming");
+    let prefetch_gauge = ctx.metrics.lane_prefetch(phase);
+    prefetch_gauge.set(i64::from(policy.prefetch));
 
     let live = is_live(phase);
     if live {
@@ -102,11 +92,22 @@ pub async fn run(
             if !room_for_background(&ctx.live_first, in_use, &finished, &stop).await {
                 break Ok(());
             }
+            // Reach less deep into the queue while live work runs (see LiveFirst::prefetch).
+            let prefetch = ctx.live_first.prefetch(policy.prefetch);
+            match stop.run_until_cancelled(subscription.resubscribe(prefetch)).await {
+                None => break Ok(()),
+                Some(Err(source)) => break Err(amqp(source)),
+                Some(Ok(true)) => {
+                    prefetch_gauge.set(i64::from(prefetch));
+                    tracing::debug!(lane = %phase, prefetch, "re-subscribed");
+                }
+                Some(Ok(false)) => {}
+            }
         }
         let wake = loop {
             tokio::select! {
                 _ = stop.cancelled() => break Wake::Stop,
-                next = consumer.next() => break Wake::Delivery(next.map(|d| d.map(Box::new))),
+                next = subscription.next() => break Wake::Delivery(next.map(|d| d.map(Box::new))),
                 // An idle background lane still counts its way back up after live
                 // work, so that its gauge tells the truth (only while it is throttled).
                 _ = tokio::time::sleep(ctx.live_first.grow_every()), if !live && ctx.live_first.is_throttled() => {
@@ -118,7 +119,7 @@ pub async fn run(
                     reap(&mut in_flight, phase);
                     if in_flight.is_empty()
                         && last_delivery.elapsed() >= WATCHDOG_PERIOD
-                        && ready_messages(&channel, &queue).await > 0
+                        && ready_messages(subscription.channel(), &queue).await > 0
                     {
                         ctx.metrics.consumer_stalls(phase).inc();
                         break Wake::Stalled;
@@ -148,8 +149,8 @@ pub async fn run(
     };
 
     let quick = Duration::from_secs(1);
-    if channel.status().connected() {
-        let _ = tokio::time::timeout(quick, channel.basic_cancel(consumer.tag(), BasicCancelOptions::default())).await;
+    if subscription.channel().status().connected() {
+        let _ = tokio::time::timeout(quick, subscription.cancel()).await;
     }
     // On shutdown, in-flight jobs get the grace period to finish and settle. When
     // the connection failed instead, they cannot settle on it: stop them now (the
@@ -172,7 +173,7 @@ pub async fn run(
     }
     in_flight.abort_all();
     while in_flight.join_next().await.is_some() {}
-    crate::queue::close_channel(&channel, "authrelay lane stopped").await;
+    crate::queue::close_channel(subscription.channel(), "authrelay lane stopped").await;
     ended
 }
 

@@ -18,6 +18,7 @@ pub mod events;
 pub mod health;
 pub mod lane;
 pub mod step;
+mod subscription;
 pub mod supervisor;
 
 use std::sync::Arc;

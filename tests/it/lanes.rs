@@ -142,3 +142,66 @@ async fn while_live_jobs_run_the_post_call_lane_shrinks_to_its_floor_and_grows_b
     app.metric_reaches(r#"authrelay_lane_concurrency{phase="post_call"}"#, 8.0, WAIT).await;
     app.stop().await;
 }
+
+/// The prefetch of each consumer on `queue`, as the broker reports it.
+async fn consumer_prefetches(queue: &str) -> Vec<u16> {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(["list_consumers", "--quiet", "--no-table-headers", "queue_name", "prefetch_count"])
+        .output()
+        .await
+        .expect("rabbitmqctl runs (it comes with the broker)");
+    assert!(out.status.success(), "rabbitmqctl: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(name, _)| *name == queue)
+        .map(|(_, prefetch)| prefetch.trim().parse().expect("a prefetch count"))
+        .collect()
+}
+
+#[tokio::test]
+async fn while_live_jobs_run_the_post_call_consumer_reaches_less_deep_into_its_queue_and_loses_nothing() {
+    let mut env = TestEnv::new();
+    env.set("AUTHRELAY_POST_CALL_PREFETCH", "20")
+        .set("AUTHRELAY_POST_CALL_CONCURRENCY", "2")
+        .set("AUTHRELAY_LIVE_FIRST_FLOOR", "1")
+        .set("AUTHRELAY_LIVE_FIRST_PREFETCH", "4");
+    let app = TestApp::start(env, Roles { worker: true, api: false }).await;
+    let (url, counting) = target().await;
+    eventually(WAIT, "the worker is ready", async || (app.ready().await == Some(200)).then_some(())).await;
+    let post_call = app.broker.names.phase_queue(Phase::PostCall);
+    let prefetch_gauge = r#"authrelay_lane_prefetch{phase="post_call"}"#;
+
+    // A backlog that takes seconds to drain (40 ms a request, at most 2 at once).
+    let backlog: Vec<_> = (0..400).map(|i| job(&format!("b-{i}"), Phase::PostCall).to(&format!("{url}/now"))).collect();
+    app.broker.publish_all(&backlog).await;
+    assert_eq!(consumer_prefetches(&post_call).await, [20], "undisturbed: the lane's own prefetch");
+    assert_eq!(app.metric(prefetch_gauge).await, 20.0);
+
+    // A live job held at its target: the broker now sees one consumer at the shallow prefetch.
+    app.broker.publish_job(&job("live", Phase::DuringCall).to(&format!("{url}/hold"))).await;
+    eventually(WAIT, "the post-call consumer at prefetch 4", async || {
+        (consumer_prefetches(&post_call).await == [4]).then_some(())
+    })
+    .await;
+    assert_eq!(counting.holding.load(Ordering::SeqCst), 1, "the live job was still held");
+    assert_eq!(app.metric(prefetch_gauge).await, 4.0);
+
+    // Once it is done, the lane goes back to its own prefetch while the backlog still drains.
+    eventually(WAIT, "the live job is done", async || (counting.holding.load(Ordering::SeqCst) == 0).then_some(()))
+        .await;
+    eventually(WAIT, "the post-call consumer at prefetch 20 again", async || {
+        (consumer_prefetches(&post_call).await == [20]).then_some(())
+    })
+    .await;
+    assert!(app.broker.message_count(&post_call).await > 0, "the backlog was meant to be still draining");
+
+    // Every job ran exactly once across the re-subscriptions.
+    let results = app.results.take(401, Duration::from_secs(60)).await;
+    let ids: std::collections::BTreeSet<_> = results.iter().map(|r| r["job_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 401, "a job's result came twice");
+    assert!(results.iter().all(|r| r["outcome"] == "succeeded"));
+    app.results.no_more(Duration::from_secs(1)).await;
+    assert_eq!(counting.requests.load(Ordering::SeqCst), 400, "each post-call job reached the target once");
+    app.stop().await;
+}
