@@ -21,6 +21,9 @@ use crate::metrics::Metrics;
 pub const BEAT: Duration = Duration::from_secs(2);
 /// A process not heard of for this long no longer takes a share.
 pub const ALIVE_FOR: Duration = Duration::from_secs(7);
+/// Every this many beats (about a minute), a beat also deletes the leftovers
+/// of dead processes and of pauses long over: they only grow the tables slowly.
+const CLEAN_UP_EVERY: u32 = 30;
 /// Gates of profiles not used for this long are forgotten.
 const GATE_IDLE: Duration = Duration::from_secs(600);
 
@@ -36,7 +39,7 @@ impl Fleet {
     /// Joins the fleet and learns its size before the first job runs (a process
     /// that started from an empty fleet would otherwise take the whole limit).
     pub async fn join(&self) {
-        if let Err(e) = self.beat().await {
+        if let Err(e) = self.beat(true).await {
             tracing::warn!(error = %Chain(&e), "cannot register with the fleet yet; limits count this process alone");
         }
     }
@@ -48,6 +51,7 @@ impl Fleet {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
         let mut failing = false;
+        let mut beats = 0u32;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -58,7 +62,8 @@ impl Fleet {
                     }
                 }
                 _ = ticks.tick() => {
-                    match self.beat().await {
+                    beats = beats.wrapping_add(1);
+                    match self.beat(beats % CLEAN_UP_EVERY == 0).await {
                         Ok(()) if std::mem::take(&mut failing) => tracing::info!("fleet membership written again"),
                         Ok(()) => {}
                         // The last known size stays: shares do not jump while the database is away.
@@ -77,8 +82,8 @@ impl Fleet {
     }
 
     /// Says this process is alive; passes on the pauses heard here; reads who
-    /// else is alive, and the fleet's pauses.
-    async fn beat(&self) -> Result<(), DbError> {
+    /// else is alive, and the fleet's pauses; with `clean_up`, deletes leftovers.
+    async fn beat(&self, clean_up: bool) -> Result<(), DbError> {
         let shared = self.share_pauses().await;
         let client = self.pool.get().await?;
         client
@@ -107,9 +112,11 @@ impl Fleet {
             let left = Duration::from_millis(row.get::<_, i64>(1).max(0) as u64).min(MAX_PAUSE);
             self.gates.pause_locally(row.get(0), now.checked_add(left).unwrap_or(now));
         }
-        // Leftovers of processes that died without leaving, and of pauses long over.
-        client.execute("DELETE FROM fleet_members WHERE seen_at < now() - interval '1 hour'", &[]).await?;
-        client.execute("DELETE FROM profile_pauses WHERE paused_until < now() - interval '1 minute'", &[]).await?;
+        if clean_up {
+            // Leftovers of processes that died without leaving, and of pauses long over.
+            client.execute("DELETE FROM fleet_members WHERE seen_at < now() - interval '1 hour'", &[]).await?;
+            client.execute("DELETE FROM profile_pauses WHERE paused_until < now() - interval '1 minute'", &[]).await?;
+        }
         shared
     }
 
