@@ -63,7 +63,7 @@ impl Fleet {
                 }
                 _ = ticks.tick() => {
                     beats = beats.wrapping_add(1);
-                    match self.beat(beats % CLEAN_UP_EVERY == 0).await {
+                    match self.beat(beats.is_multiple_of(CLEAN_UP_EVERY)).await {
                         Ok(()) if std::mem::take(&mut failing) => tracing::info!("fleet membership written again"),
                         Ok(()) => {}
                         // The last known size stays: shares do not jump while the database is away.
