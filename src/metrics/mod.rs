@@ -222,7 +222,7 @@ impl Metrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "authrelay_lane_prefetch",
-                        "Deliveries a lane's consumer may hold unacked now (post_call reaches less deep while live work runs)",
+                        "The prefetch of the consumer a lane receives new deliveries on (post_call reaches less deep while live work runs)",
                     ),
                     &["phase"],
                 )

@@ -33,10 +33,16 @@ pub enum LaneError {
     ConsumerEnded(Phase),
     #[error("the {0} lane's queue has ready messages but none arrived for a while; resubscribing")]
     Stalled(Phase),
+    #[error("the {0} lane could not change its prefetch in time (is the queue without a leader?)")]
+    ResubscribeTimedOut(Phase),
 }
 
 /// How long a lane that just acked its last jobs waits before closing its channel on shutdown.
 const ACK_SETTLE_PAUSE: Duration = Duration::from_millis(500);
+
+/// How long changing a lane's prefetch may take: a consume and a cancel, each
+/// through the quorum queue's log, which can stall while the queue has no leader.
+const RESUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often an idle lane checks that it is not missing ready messages.
 const WATCHDOG_PERIOD: std::time::Duration = std::time::Duration::from_secs(15);
@@ -56,17 +62,19 @@ pub async fn run(
     let amqp = |source| LaneError::Amqp { lane: phase, source };
     let policy = ctx.settings.phase(phase).clone();
     let queue = publisher.names().phase_queue(phase);
-    let subscribe = Subscription::open(connection, &queue, phase, policy.prefetch);
+    let live = is_live(phase);
+    // A background lane that starts while live work runs starts shallow.
+    let prefetch = if live { policy.prefetch } else { ctx.live_first.prefetch(policy.prefetch) };
+    let subscribe = Subscription::open(connection, &queue, phase, prefetch);
     // A connection lost mid-subscribe may leave a call unanswered: stopping wins.
     let Some(subscribed) = stop.run_until_cancelled(subscribe).await else { return Ok(()) };
     let mut subscription = subscribed.map_err(amqp)?;
     ctx.metrics.consumer_starts(Consumer::Lane(phase)).inc();
     on_started();
-    tracing::info!(lane = %phase, queue = %queue, prefetch = policy.prefetch, concurrency = policy.concurrency, "consuming");
+    tracing::info!(lane = %phase, queue = %queue, prefetch, concurrency = policy.concurrency, "consuming");
     let prefetch_gauge = ctx.metrics.lane_prefetch(phase);
-    prefetch_gauge.set(i64::from(policy.prefetch));
+    prefetch_gauge.set(i64::from(prefetch));
 
-    let live = is_live(phase);
     if live {
         ctx.metrics.lane_concurrency(phase).set(i64::try_from(policy.concurrency).unwrap_or(i64::MAX));
     } else {
@@ -94,14 +102,14 @@ pub async fn run(
             }
             // Reach less deep into the queue while live work runs (see LiveFirst::prefetch).
             let prefetch = ctx.live_first.prefetch(policy.prefetch);
-            match stop.run_until_cancelled(subscription.resubscribe(prefetch)).await {
-                None => break Ok(()),
-                Some(Err(source)) => break Err(amqp(source)),
-                Some(Ok(true)) => {
+            match tokio::time::timeout(RESUBSCRIBE_TIMEOUT, subscription.resubscribe(prefetch)).await {
+                Err(_) => break Err(LaneError::ResubscribeTimedOut(phase)),
+                Ok(Err(source)) => break Err(amqp(source)),
+                Ok(Ok(true)) => {
                     prefetch_gauge.set(i64::from(prefetch));
                     tracing::debug!(lane = %phase, prefetch, "re-subscribed");
                 }
-                Some(Ok(false)) => {}
+                Ok(Ok(false)) => {}
             }
         }
         let wake = loop {
@@ -174,6 +182,7 @@ pub async fn run(
     in_flight.abort_all();
     while in_flight.join_next().await.is_some() {}
     crate::queue::close_channel(subscription.channel(), "authrelay lane stopped").await;
+    prefetch_gauge.set(0);
     ended
 }
 

@@ -61,6 +61,10 @@ impl Subscription {
     /// current prefetch, or while an earlier re-subscription's deliveries are
     /// still being handed out (so at most two consumers exist, and a lane that
     /// flips quickly does not pile up buffers). Returns whether it re-subscribed.
+    ///
+    /// Not to be cut short (the consumer being created would be left
+    /// unowned, taking deliveries nobody reads): bound it with a timeout that
+    /// ends the lane instead, which closes the channel.
     pub async fn resubscribe(&mut self, prefetch: u16) -> Result<bool, lapin::Error> {
         if prefetch == self.prefetch || self.retiring.is_some() {
             return Ok(false);
@@ -69,8 +73,8 @@ impl Subscription {
         let consumer = consume(&self.channel, &self.queue, self.phase, prefetch).await?;
         let old = std::mem::replace(&mut self.consumer, consumer);
         self.prefetch = prefetch;
+        let old = self.retiring.insert(old);
         self.channel.basic_cancel(old.tag(), BasicCancelOptions::default()).await?;
-        self.retiring = Some(old);
         Ok(true)
     }
 
