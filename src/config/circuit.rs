@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use super::worker::duration_var;
-use super::{ConfigError, EnvSource, parse_var};
+use super::{ConfigError, EnvSource, duration_var, parse_var};
 
 /// `AUTHRELAY_CIRCUIT_*`.
 #[derive(Debug, Clone, PartialEq)]

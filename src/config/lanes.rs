@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use super::worker::parse_duration;
-use super::{ConfigError, EnvSource, non_empty, parse_var};
+use super::{ConfigError, EnvSource, non_empty, parse_duration, parse_var};
 use crate::phase::Phase;
 
 /// The phases whose queues this process consumes; the topology is declared in full either way.

@@ -27,7 +27,7 @@ mod worker;
 pub use circuit::CircuitConfig;
 pub use lanes::{LaneSelection, LiveFirstConfig};
 pub use variables::{FOREIGN_VARIABLES, VARIABLES, is_known};
-pub use worker::{PhaseConfig, RetryDelays, TokenSharing, WorkerConfig, parse_duration};
+pub use worker::{PhaseConfig, RetryDelays, TokenSharing, WorkerConfig};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/authrelay";
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -280,6 +280,30 @@ where
         Some(raw) => raw
             .parse()
             .map_err(|e: T::Err| ConfigError::Invalid { var: var.to_owned(), reason: format!("`{raw}`: {e}") }),
+    }
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h`, `1d` (a bare number is milliseconds).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{raw}` is not a duration such as 250ms, 5s, 2m, 1h"))?;
+    let seconds = match unit.trim() {
+        "" | "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86400.0,
+        other => return Err(format!("unknown unit `{other}` in `{raw}` (use ms, s, m, h, d)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{raw}` is out of range"))
+}
+
+fn duration_var(env: &dyn EnvSource, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+    match non_empty(env, var) {
+        None => Ok(default),
+        Some(raw) => parse_duration(&raw).map_err(|reason| ConfigError::Invalid { var: var.to_owned(), reason }),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{CircuitConfig, ConfigError, EnvSource, non_empty, parse_var};
+use super::{CircuitConfig, ConfigError, EnvSource, duration_var, non_empty, parse_duration, parse_var};
 
 /// How retries of one phase are spaced.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,30 +186,6 @@ impl WorkerConfig {
             lanes: super::lanes::lanes_from_env(env)?,
             live_first: super::LiveFirstConfig::from_env(env)?,
         })
-    }
-}
-
-/// Parses `250ms`, `5s`, `2m`, `1h`, `1d` (a bare number is milliseconds).
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let raw = raw.trim();
-    let split = raw.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{raw}` is not a duration such as 250ms, 5s, 2m, 1h"))?;
-    let seconds = match unit.trim() {
-        "" | "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        other => return Err(format!("unknown unit `{other}` in `{raw}` (use ms, s, m, h, d)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{raw}` is out of range"))
-}
-
-pub(super) fn duration_var(env: &dyn EnvSource, var: &str, default: Duration) -> Result<Duration, ConfigError> {
-    match non_empty(env, var) {
-        None => Ok(default),
-        Some(raw) => parse_duration(&raw).map_err(|reason| ConfigError::Invalid { var: var.to_owned(), reason }),
     }
 }
 
