@@ -1023,27 +1023,13 @@ async fn live_alone(
     let clock = (Instant::now(), chrono::Utc::now());
     let (sent_at, arrivals) = path.run(bodies, during_queue).await?;
     // The bench's own results queue got them too: take them out of the way.
-    collect_results(&mut env.results, count).await?;
+    env.collect_raw(count, Duration::from_secs(600)).await?;
     let received = parse_results(arrivals)?;
     if let Some((_, bad)) = received.iter().find(|(_, r)| r["outcome"] != "succeeded") {
         bail!("a live job did not succeed: {bad}");
     }
     let added = added_latency(&received, tag, &sent_at);
     Ok((spread(&added), segments(&received, tag, &sent_at, clock)))
-}
-
-/// `n` results from the bench's results queue, with their arrival.
-async fn collect_results(results: &mut lapin::Consumer, n: usize) -> anyhow::Result<Vec<(Instant, Vec<u8>)>> {
-    let mut arrivals = Vec::with_capacity(n);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    while arrivals.len() < n {
-        match tokio::time::timeout_at(deadline, results.next()).await {
-            Ok(Some(Ok(d))) => arrivals.push((Instant::now(), d.data)),
-            Ok(_) => bail!("results consumer closed"),
-            Err(_) => bail!("only {} of {n} results", arrivals.len()),
-        }
-    }
-    Ok(arrivals)
 }
 
 /// `count` during-call jobs at [`LIVE_RATE`] (tagged `live_tag`, over the live
@@ -1066,7 +1052,8 @@ async fn live_with_backlog(
     let mut path = LivePath::open(env).await?;
     let clock = (Instant::now(), chrono::Utc::now());
     // The bench's results queue gets every result, live ones included.
-    let (live, all) = tokio::join!(path.run(bodies, during_queue), collect_results(&mut env.results, count + n));
+    let (live, all) =
+        tokio::join!(path.run(bodies, during_queue), env.collect_raw(count + n, Duration::from_secs(600)));
     let ((sent_at, live_arrivals), all) = (live?, all?);
     let received = parse_results(all)?;
     let is_backlog = |r: &Value| r["job_id"].as_str().is_some_and(|id| id.starts_with(backlog_tag));

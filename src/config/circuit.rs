@@ -46,13 +46,8 @@ impl CircuitConfig {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use crate::config::tests::env;
 
     #[test]
     fn defaults_follow_the_contract_and_values_parse() {

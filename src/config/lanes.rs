@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, EnvSource, non_empty, parse_duration, parse_var};
+use super::{ConfigError, EnvSource, duration_var, non_empty, parse_var};
 use crate::phase::Phase;
 
 /// The phases whose queues this process consumes; the topology is declared in full either way.
@@ -91,10 +91,7 @@ impl LiveFirstConfig {
             });
         }
         let var = "AUTHRELAY_LIVE_FIRST_GROW_EVERY";
-        let grow_every = match non_empty(env, var) {
-            None => Duration::from_millis(10),
-            Some(raw) => parse_duration(&raw).map_err(|reason| ConfigError::Invalid { var: var.into(), reason })?,
-        };
+        let grow_every = duration_var(env, var, Duration::from_millis(10))?;
         if grow_every.is_zero() || grow_every > Duration::from_secs(10) {
             return Err(ConfigError::Invalid {
                 var: var.into(),
@@ -122,13 +119,8 @@ pub(super) fn lanes_from_env(env: &dyn EnvSource) -> Result<LaneSelection, Confi
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use crate::config::tests::env;
 
     #[test]
     fn lanes_parse_in_any_order_and_default_to_all() {

@@ -191,13 +191,8 @@ impl WorkerConfig {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use crate::config::tests::env;
 
     #[test]
     fn durations_and_retry_schedules_parse() {

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 
 use crate::config::RetryDelays;
 use crate::job::JobError;
+use crate::traffic::with_jitter;
 
 /// Statuses the contract retries: 408, 425, 429, 500, 502, 503, 504.
 pub fn is_retryable_status(status: StatusCode) -> bool {
@@ -32,15 +33,6 @@ pub fn delay_before_next(delays: &RetryDelays, attempts: u32, jitter: f64) -> Du
         }
     };
     with_jitter(base, jitter)
-}
-
-/// `delay` ± `jitter` (a fraction of it), at random.
-pub fn with_jitter(delay: Duration, jitter: f64) -> Duration {
-    if jitter <= 0.0 {
-        return delay;
-    }
-    let factor = 1.0 + jitter * (2.0 * fastrand::f64() - 1.0);
-    delay.mul_f64(factor.max(0.0))
 }
 
 /// A failed attempt's error as the job's rules make it (contract §9): for a

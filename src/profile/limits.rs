@@ -86,7 +86,8 @@ impl ProfileLimits {
         };
         let burst = count("burst", "requests that may go at once");
         let max_concurrency = count("max_concurrency", "requests in flight at once");
-        if burst.is_some() && rate_per_s.is_none() && !object.contains_key("rate_per_s") {
+        // (A rate_per_s given but refused has its own error already.)
+        if burst.is_some() && object.get("rate_per_s").is_none_or(Value::is_null) {
             errors.add(format!("{field}.burst"), "applies to a rate: set rate_per_s too");
         }
         if !errors.is_empty() {
@@ -138,6 +139,8 @@ mod tests {
     fn refuses_what_is_not_a_limit_naming_the_field() {
         assert_eq!(fields(json!({"rate_per_s": 0})), ["limits.rate_per_s"]);
         assert_eq!(fields(json!({"rate_per_s": -1})), ["limits.rate_per_s"]);
+        assert_eq!(fields(json!({"burst": 3})), ["limits.burst"]);
+        assert_eq!(fields(json!({"rate_per_s": null, "burst": 3, "max_concurrency": 2})), ["limits.burst"]);
         assert_eq!(fields(json!({"rate_per_s": 1e-300})), ["limits.rate_per_s"]);
         assert_eq!(fields(json!({"rate_per_s": "10"})), ["limits.rate_per_s"]);
         assert_eq!(fields(json!({"rate_per_s": 1, "burst": 0})), ["limits.burst"]);

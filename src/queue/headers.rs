@@ -29,6 +29,17 @@ pub const TURN: &str = "x-authrelay-turn";
 pub const CLEARED_BY_REPLAY: &[&str] =
     &[ATTEMPTS, DEADLINE, ERROR, ERROR_KIND, FAILED_AT, PHASE, DEADLINE_OVERRIDE, TURN, "x-death"];
 
+/// A copy of `headers` without the ones named in `left_out`.
+pub fn copy_without(headers: Option<&FieldTable>, left_out: &[&str]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (name, value) in headers.iter().flat_map(|t| t.inner()) {
+        if !left_out.contains(&name.as_str()) {
+            table.insert(name.clone(), value.clone());
+        }
+    }
+    table
+}
+
 /// Reads an integer header however the publisher typed it.
 pub fn read_u32(headers: Option<&FieldTable>, name: &str) -> Option<u32> {
     let value = headers?.inner().get(name)?;

@@ -192,14 +192,7 @@ pub async fn replay(
 /// The parked message's properties with a fresh start: no attempt count, no
 /// fixed deadline, no parking headers; marked as replayed.
 fn fresh_properties(original: &BasicProperties, expired: bool) -> BasicProperties {
-    let mut table = FieldTable::default();
-    if let Some(old) = original.headers() {
-        for (name, value) in old.inner() {
-            if !headers::CLEARED_BY_REPLAY.contains(&name.as_str()) {
-                table.insert(name.clone(), value.clone());
-            }
-        }
-    }
+    let mut table = headers::copy_without(original.headers().as_ref(), headers::CLEARED_BY_REPLAY);
     set_header(&mut table, headers::REPLAYED_AT, text(Utc::now().to_rfc3339()));
     if expired {
         // Asked for explicitly: let the worker apply its phase deadline from now.

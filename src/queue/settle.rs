@@ -127,12 +127,7 @@ pub async fn settle(
             let phase = *phase;
             let queue = publisher.delay_queue(phase, *delay).await.map_err(PublishError::from)?;
             // A turn is only good for the delay it was reserved for.
-            let mut table = FieldTable::default();
-            for (name, value) in delivery.properties.headers().iter().flat_map(|t| t.inner()) {
-                if name.as_str() != headers::TURN {
-                    table.insert(name.clone(), value.clone());
-                }
-            }
+            let mut table = headers::copy_without(delivery.properties.headers().as_ref(), &[headers::TURN]);
             set_header(&mut table, headers::ATTEMPTS, AMQPValue::LongLongInt(i64::from(*attempts)));
             set_header(&mut table, headers::DEADLINE, text(deadline.to_rfc3339()));
             if let Some(turn) = turn {

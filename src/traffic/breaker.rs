@@ -323,7 +323,7 @@ impl Breakers {
 
 /// `period` ±[`JITTER`].
 fn jittered(period: Duration) -> Duration {
-    period.mul_f64(1.0 + JITTER * (2.0 * fastrand::f64() - 1.0))
+    super::with_jitter(period, JITTER)
 }
 
 #[cfg(test)]

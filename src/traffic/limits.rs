@@ -197,7 +197,13 @@ impl ProfileGates {
                     None
                 } else {
                     let wait = match limits.rate_per_s {
-                        Some(rate) => self.schedule(&mut state, limits, rate, now, patience, prepaid)?,
+                        Some(rate) => {
+                            self.schedule(&mut state, limits, rate, now, patience, prepaid).inspect_err(|_| {
+                                // This job leaves the free slot alone: a release that woke it
+                                // goes on to the next waiter.
+                                gate.freed.notify_one();
+                            })?
+                        }
                         None => Duration::ZERO,
                     };
                     state.in_flight += 1;
@@ -458,6 +464,33 @@ mod tests {
         drop(gates.admit(id, Some(&limits), patient(), false).await.unwrap());
         // 20 per second for 4 processes: one every 200 ms here.
         assert_eq!((Instant::now() - start).as_millis(), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_refused_after_a_release_passes_the_release_on() {
+        let gates = Arc::new(gates(1, 0));
+        let id = Uuid::new_v4();
+        let limits = ProfileLimits { rate_per_s: Some(1.0), burst: None, max_concurrency: Some(1) };
+        let first = gates.admit(id, Some(&limits), patient(), false).await.unwrap();
+        let start = Instant::now();
+        let admit = |patience: Patience| {
+            let gates = gates.clone();
+            tokio::spawn(async move { gates.admit(id, Some(&limits), patience, false).await.map(|_| Instant::now()) })
+        };
+        // Both wait for the slot; the hurried one first, and its turn would come too late.
+        let hurried = admit(within(Duration::from_millis(500), Duration::from_secs(3600)));
+        tokio::task::yield_now().await;
+        let patient_job = admit(patient());
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(first);
+        assert!(hurried.await.unwrap().is_err(), "its turn would come after its deadline");
+        let admitted = tokio::time::timeout(Duration::from_secs(10), patient_job)
+            .await
+            .expect("the release reached the patient job")
+            .unwrap()
+            .unwrap();
+        assert_eq!((admitted - start).as_millis(), 1000, "at its turn");
     }
 
     #[tokio::test(start_paused = true)]

@@ -101,15 +101,17 @@ pub async fn run(
                 break Ok(());
             }
             // Reach less deep into the queue while live work runs (see LiveFirst::prefetch).
+            // One atomic read per job; the broker is asked only when it changes.
             let prefetch = ctx.live_first.prefetch(policy.prefetch);
-            match tokio::time::timeout(RESUBSCRIBE_TIMEOUT, subscription.resubscribe(prefetch)).await {
-                Err(_) => break Err(LaneError::ResubscribeTimedOut(phase)),
-                Ok(Err(source)) => break Err(amqp(source)),
-                Ok(Ok(true)) => {
-                    prefetch_gauge.set(i64::from(prefetch));
-                    tracing::debug!(lane = %phase, prefetch, "re-subscribed");
+            if subscription.can_move_to(prefetch) {
+                match tokio::time::timeout(RESUBSCRIBE_TIMEOUT, subscription.resubscribe(prefetch)).await {
+                    Err(_) => break Err(LaneError::ResubscribeTimedOut(phase)),
+                    Ok(Err(source)) => break Err(amqp(source)),
+                    Ok(Ok(())) => {
+                        prefetch_gauge.set(i64::from(prefetch));
+                        tracing::debug!(lane = %phase, prefetch, "re-subscribed");
+                    }
                 }
-                Ok(Ok(false)) => {}
             }
         }
         let wake = loop {

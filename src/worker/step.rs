@@ -19,8 +19,8 @@ use crate::metrics::{DeferReason, ProfileLookup};
 use crate::profile::StoreError;
 use crate::profile::cache::CachedProfile;
 use crate::profile::health::JobUse;
-use crate::queue::headers;
 use crate::queue::settle::{Disposition, ParkReason};
+use crate::queue::{headers, topology};
 
 /// One processed delivery.
 #[derive(Debug)]
@@ -189,5 +189,8 @@ fn rejected(identity: &JobIdentity, error: JobError, attempts: u32, received_at:
 fn reserved_turn(amqp_headers: Option<&FieldTable>) -> Option<DateTime<Utc>> {
     let dead_lettered = amqp_headers.is_some_and(|h| h.inner().contains_key("x-death"));
     let turn = headers::read_time(amqp_headers, headers::TURN).filter(|_| dead_lettered)?;
-    (turn < Utc::now() + chrono::Duration::hours(25)).then_some(turn)
+    // The longest delay tier, and an hour for clocks that disagree.
+    let longest = topology::DELAY_TIERS.last().map_or(86_400, |(_, secs)| *secs);
+    let furthest = chrono::Duration::seconds(i64::try_from(longest).unwrap_or(i64::MAX) + 3600);
+    (turn < Utc::now() + furthest).then_some(turn)
 }

@@ -57,25 +57,26 @@ impl Subscription {
         }
     }
 
-    /// Consumes at `prefetch` from now on. Does nothing when that is the
-    /// current prefetch, or while an earlier re-subscription's deliveries are
-    /// still being handed out (so at most two consumers exist, and a lane that
-    /// flips quickly does not pile up buffers). Returns whether it re-subscribed.
+    /// Whether [`Self::resubscribe`] may move to `prefetch` now: not when that is
+    /// the current prefetch, nor while an earlier re-subscription's deliveries
+    /// are still being handed out (so at most two consumers exist, and a lane
+    /// that flips quickly does not pile up buffers).
+    pub fn can_move_to(&self, prefetch: u16) -> bool {
+        prefetch != self.prefetch && self.retiring.is_none()
+    }
+
+    /// Consumes at `prefetch` from now on (when [`Self::can_move_to`] it).
     ///
     /// Not to be cut short (the consumer being created would be left
     /// unowned, taking deliveries nobody reads): bound it with a timeout that
     /// ends the lane instead, which closes the channel.
-    pub async fn resubscribe(&mut self, prefetch: u16) -> Result<bool, lapin::Error> {
-        if prefetch == self.prefetch || self.retiring.is_some() {
-            return Ok(false);
-        }
+    pub async fn resubscribe(&mut self, prefetch: u16) -> Result<(), lapin::Error> {
         // The new consumer first, so that the queue is never without one.
         let consumer = consume(&self.channel, &self.queue, self.phase, prefetch).await?;
         let old = std::mem::replace(&mut self.consumer, consumer);
         self.prefetch = prefetch;
         let old = self.retiring.insert(old);
-        self.channel.basic_cancel(old.tag(), BasicCancelOptions::default()).await?;
-        Ok(true)
+        self.channel.basic_cancel(old.tag(), BasicCancelOptions::default()).await
     }
 
     /// Cancels the consumer (on stop; a retiring one is cancelled already): the

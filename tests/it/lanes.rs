@@ -1,98 +1,32 @@
 //! Which lanes a process runs (`--lanes`, `AUTHRELAY_LANES`), and the post-call
 //! lane giving way while live jobs run (live calls first, contract §9).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use authrelay::app::Roles;
 use authrelay::job::Phase;
-use authrelay_testkit::targets::serve;
+use authrelay_testkit::targets::Target;
 use authrelay_testkit::{JobExt as _, TestApp, TestBroker, TestEnv, eventually, job};
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 
 use crate::{WAIT, authrelay};
 
-/// A target that answers `/now` at once, and counts how many `/now` requests ran at once.
-#[derive(Default)]
-struct Counting {
-    requests: AtomicUsize,
-    running: AtomicUsize,
-    most_at_once: AtomicUsize,
-    /// Live jobs' requests held at `/hold` or `/held` now.
-    holding: AtomicUsize,
-    /// `/held` answers once this is set (and `release` notified).
-    released: std::sync::atomic::AtomicBool,
-    release: tokio::sync::Notify,
-}
-
-impl Counting {
-    /// Lets every request held at `/held` answer, now and from now on.
-    fn release(&self) {
-        self.released.store(true, Ordering::SeqCst);
-        self.release.notify_waiters();
-    }
-}
-
-async fn target() -> (String, Arc<Counting>) {
-    let state = Arc::new(Counting::default());
-    let router = Router::new()
-        .route(
-            "/now",
-            get(|State(c): State<Arc<Counting>>| async move {
-                c.requests.fetch_add(1, Ordering::SeqCst);
-                let running = c.running.fetch_add(1, Ordering::SeqCst) + 1;
-                c.most_at_once.fetch_max(running, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(40)).await;
-                c.running.fetch_sub(1, Ordering::SeqCst);
-                "ok"
-            }),
-        )
-        .route(
-            "/hold",
-            get(|State(c): State<Arc<Counting>>| async move {
-                c.holding.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                c.holding.fetch_sub(1, Ordering::SeqCst);
-                "ok"
-            }),
-        )
-        .route(
-            "/held",
-            get(|State(c): State<Arc<Counting>>| async move {
-                c.holding.fetch_add(1, Ordering::SeqCst);
-                loop {
-                    // Created before the check: a release in between still wakes it.
-                    let released = c.release.notified();
-                    if c.released.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    released.await;
-                }
-                c.holding.fetch_sub(1, Ordering::SeqCst);
-                "ok"
-            }),
-        )
-        .with_state(state.clone());
-    (format!("http://{}", serve(router).await), state)
-}
+/// Post-call requests take this long at their target, so that a backlog lasts.
+const POST_CALL_TIME: Duration = Duration::from_millis(40);
 
 #[tokio::test]
 async fn a_process_run_with_lanes_during_call_runs_during_call_jobs_and_leaves_post_call_jobs_queued() {
     let env = TestEnv::new();
     let broker = TestBroker::new(env.names()).await;
     let results = broker.tap().await;
-    let (url, counting) = target().await;
+    let (post, live) = (Target::start(Duration::ZERO).await, Target::start(Duration::ZERO).await);
     let process = authrelay(&env).serve(&["run", "--roles", "worker", "--lanes", "during_call"]).await;
 
-    broker.publish_job(&job("later", Phase::PostCall).to(&format!("{url}/now"))).await;
-    broker.publish_job(&job("live", Phase::DuringCall).to(&format!("{url}/now"))).await;
+    broker.publish_job(&job("later", Phase::PostCall).to(&post.url())).await;
+    broker.publish_job(&job("live", Phase::DuringCall).to(&live.url())).await;
     let result = results.next(WAIT).await;
     assert_eq!((result["job_id"].as_str(), result["outcome"].as_str()), (Some("live"), Some("succeeded")), "{result}");
     results.no_more(Duration::from_secs(2)).await;
-    assert_eq!(counting.requests.load(Ordering::SeqCst), 1, "only the during-call job reached the target");
+    assert_eq!(post.most_in_flight(), 0, "only the during-call job reached its target");
     let post_call = broker.names.phase_queue(Phase::PostCall);
     assert_eq!(broker.message_count(&post_call).await, 1, "the post-call job waits in its queue");
     assert_eq!(process.metric(r#"authrelay_lane_concurrency{phase="during_call"}"#).await, 64.0);
@@ -134,35 +68,36 @@ async fn while_live_jobs_run_the_post_call_lane_shrinks_to_its_floor_and_grows_b
         .set("AUTHRELAY_LIVE_FIRST_FLOOR", "2")
         .set("AUTHRELAY_LIVE_FIRST_GROW_EVERY", "10ms");
     let app = TestApp::start(env, Roles { worker: true, api: false }).await;
-    let (url, counting) = target().await;
-    eventually(WAIT, "the worker is ready", async || (app.ready().await == Some(200)).then_some(())).await;
+    app.ready_within(200, WAIT).await;
 
     // Undisturbed, the post-call lane runs all 8 at once.
-    let batch = |tag: &str| -> Vec<_> {
-        (0..32).map(|i| job(&format!("{tag}-{i}"), Phase::PostCall).to(&format!("{url}/now"))).collect()
+    let batch = |tag: &str, target: &Target| -> Vec<_> {
+        (0..32).map(|i| job(&format!("{tag}-{i}"), Phase::PostCall).to(&target.url())).collect()
     };
-    app.broker.publish_all(&batch("free")).await;
+    let free = Target::start(POST_CALL_TIME).await;
+    app.broker.publish_all(&batch("free", &free)).await;
     app.results.take(32, WAIT).await;
-    assert_eq!(counting.most_at_once.swap(0, Ordering::SeqCst), 8);
+    assert_eq!(free.most_in_flight(), 8);
 
-    // Two during-call jobs held at their target for 3 s: each halves the lane
+    // Two during-call jobs held at their target until released: each halves the lane
     // (8 → 4 → 2, the floor), and meanwhile no more than that run at once.
+    let live = Target::start(Duration::ZERO).await;
+    live.hold();
     for id in ["live-1", "live-2"] {
-        app.broker.publish_job(&job(id, Phase::DuringCall).to(&format!("{url}/hold"))).await;
+        app.broker.publish_job(&job(id, Phase::DuringCall).to(&live.url())).await;
     }
-    eventually(WAIT, "both live jobs reach their target", async || {
-        (counting.holding.load(Ordering::SeqCst) == 2).then_some(())
-    })
-    .await;
+    live.in_flight_reaches(2, WAIT).await;
     assert_eq!(app.metric(r#"authrelay_lane_concurrency{phase="post_call"}"#).await, 2.0);
-    app.broker.publish_all(&batch("throttled")).await;
+    let throttled_target = Target::start(POST_CALL_TIME).await;
+    app.broker.publish_all(&batch("throttled", &throttled_target)).await;
     let throttled = app.results.take(32, WAIT).await;
-    assert_eq!(counting.holding.load(Ordering::SeqCst), 2, "the batch was meant to run while the live jobs were held");
+    assert_eq!(live.in_flight(), 2, "the batch ran while the live jobs were held");
     assert!(throttled.iter().all(|r| r["outcome"] == "succeeded"), "the backlog still drains");
-    let most = counting.most_at_once.swap(0, Ordering::SeqCst);
+    let most = throttled_target.most_in_flight();
     assert!((1..=2).contains(&most), "post-call requests at once while live jobs ran: {most}");
 
     // Once the live jobs are done, the lane grows back to its full concurrency.
+    live.release();
     for live in app.results.take(2, WAIT).await {
         assert_eq!(live["outcome"], "succeeded", "{live}");
     }
@@ -203,26 +138,28 @@ async fn while_live_jobs_run_the_post_call_consumer_reaches_less_deep_into_its_q
         .set("AUTHRELAY_LIVE_FIRST_FLOOR", "1")
         .set("AUTHRELAY_LIVE_FIRST_PREFETCH", "4");
     let app = TestApp::start(env, Roles { worker: true, api: false }).await;
-    let (url, counting) = target().await;
-    eventually(WAIT, "the worker is ready", async || (app.ready().await == Some(200)).then_some(())).await;
+    app.ready_within(200, WAIT).await;
     let post_call = app.broker.names.phase_queue(Phase::PostCall);
     let prefetch_gauge = r#"authrelay_lane_prefetch{phase="post_call"}"#;
 
     // A backlog that takes seconds to drain (40 ms a request, at most 2 at once).
-    let backlog: Vec<_> = (0..400).map(|i| job(&format!("b-{i}"), Phase::PostCall).to(&format!("{url}/now"))).collect();
+    let post = Target::start(POST_CALL_TIME).await;
+    let backlog: Vec<_> = (0..400).map(|i| job(&format!("b-{i}"), Phase::PostCall).to(&post.url())).collect();
     app.broker.publish_all(&backlog).await;
     consumers_reach(&post_call, &[20]).await;
     assert_eq!(app.metric(prefetch_gauge).await, 20.0, "undisturbed: the lane's own prefetch");
 
     // A live job held at its target: the broker now sees one consumer, at the shallow prefetch.
-    app.broker.publish_job(&job("live", Phase::DuringCall).to(&format!("{url}/held"))).await;
+    let live = Target::start(Duration::ZERO).await;
+    live.hold();
+    app.broker.publish_job(&job("live", Phase::DuringCall).to(&live.url())).await;
     consumers_reach(&post_call, &[4]).await;
     assert_eq!(app.metric(prefetch_gauge).await, 4.0);
-    assert_eq!(counting.holding.load(Ordering::SeqCst), 1, "the live job is still held");
+    assert_eq!(live.in_flight(), 1, "the live job is still held");
 
     // Once it is done, the lane goes back to its own prefetch while the backlog still drains
     // (a lane changes its prefetch only as it takes jobs).
-    counting.release();
+    live.release();
     consumers_reach(&post_call, &[20]).await;
     assert_eq!(app.metric(prefetch_gauge).await, 20.0);
 
@@ -232,6 +169,6 @@ async fn while_live_jobs_run_the_post_call_consumer_reaches_less_deep_into_its_q
     assert_eq!(ids.len(), 401, "a job's result came twice");
     assert!(results.iter().all(|r| r["outcome"] == "succeeded"));
     app.results.no_more(Duration::from_secs(1)).await;
-    assert_eq!(counting.requests.load(Ordering::SeqCst), 400, "each post-call job reached the target once");
+    assert_eq!(post.repeated_requests(), 0, "each post-call job reached its target once");
     app.stop().await;
 }
